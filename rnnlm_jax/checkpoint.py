@@ -1,0 +1,55 @@
+"""Checkpoints: the only module that touches orbax.
+
+A run directory keeps two checkpoint slots, each holding one checkpoint:
+``checkpoints/latest`` (written every few hundred steps and at epoch ends, to
+resume from) and ``checkpoints/best`` (the lowest validation loss so far).
+Orbax writes each checkpoint into a temporary folder and renames it when
+complete, so a run killed mid-write leaves the previous checkpoint intact.
+Each checkpoint holds the whole TrainState (params, optimizer state, carry,
+step, key) and a JSON record (data position, vocabulary, metrics).
+"""
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+SLOTS = ("latest", "best")
+
+
+def _manager(workdir: str, slot: str) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=1, create=True, enable_async_checkpointing=False)
+  path = os.path.join(os.path.abspath(workdir), "checkpoints", slot)
+  return ocp.CheckpointManager(path, options=options)
+
+
+def save(workdir: str, slot: str, state: Any, record: dict) -> None:
+  """Writes ``state`` and the JSON-able ``record`` to a slot, atomically."""
+  step = int(jax.device_get(state.step))
+  with _manager(workdir, slot) as mngr:
+    mngr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)),
+        force=True)
+    mngr.wait_until_finished()
+
+
+def latest_step(workdir: str, slot: str) -> int | None:
+  path = os.path.join(workdir, "checkpoints", slot)
+  if not os.path.isdir(path):
+    return None
+  with _manager(workdir, slot) as mngr:
+    return mngr.latest_step()
+
+
+def restore(workdir: str, slot: str, target: Any) -> tuple[Any, dict]:
+  """Restores (state, record) from a slot; ``target`` gives the structure."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  with _manager(workdir, slot) as mngr:
+    step = mngr.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/{slot}")
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
+  return restored["state"], restored["record"]

@@ -1,0 +1,200 @@
+"""The typed, frozen configuration the library works with.
+
+Experiment files are ml_collections ConfigDicts (see experiments/configs);
+``from_dict`` turns one into these dataclasses at the library boundary and
+rejects unknown keys, wrong types and impossible values with one clear line.
+The defaults below are the single source of every default.
+"""
+
+import dataclasses
+import typing
+from typing import Any
+
+from rnnlm_jax import cells as cells_lib
+
+
+class ConfigError(ValueError):
+  """A configuration value that cannot work."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  cell: str = "lstm"
+  vocab_size: int = 0  # 0: taken from the vocabulary built from the data.
+  embed_dim: int = 0  # 0: equal to hidden.
+  hidden: int = 200
+  num_layers: int = 2
+  dropout: float = 0.0  # Zaremba-style: on embeddings, between layers, on output.
+  tie_weights: bool = False
+  init_scale: float = 0.1  # Uniform(-s, s); <= 0 for PyTorch's 1/sqrt(H).
+  unroll: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  source: str = "synthetic"  # synthetic | files | hub
+  dir: str = ""  # files: a folder of train/valid/test text files.
+  local_name: str = ""  # files: sub-folder of $RNNLM_DATA used when dir is empty.
+  hf_path: str = ""  # hub: e.g. "wikitext".
+  hf_name: str = ""  # hub: e.g. "wikitext-2-v1".
+  text_column: str = "text"
+  level: str = "word"  # word | char
+  split_fractions: tuple = (0.9, 0.05, 0.05)  # for a single-file corpus.
+  encoding_errors: str = "strict"  # strict | replace
+  vocab_max_size: int = 0
+  vocab_min_count: int = 1
+  cache_dir: str = ""
+  mode: str = "stream"  # stream (truncated BPTT) | sentence
+  reset_at_eos: bool = False  # stream mode: zero the state at each <eos>.
+  batch_size: int = 20
+  bptt: int = 35
+  eval_batch_size: int = 10
+  max_sentence_len: int = 64
+  synthetic_sentences: tuple = (20000, 2000, 2000)  # train, valid, test.
+  synthetic_seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  name: str = "sgd"  # sgd | momentum | adam | adamw
+  learning_rate: float = 1.0
+  momentum: float = 0.9
+  weight_decay: float = 0.0
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  clip_norm: float = 5.0  # Global-norm clipping; 0 disables it.
+  schedule: str = "constant"  # constant | epoch_decay | plateau | warmup_cosine
+  decay_factor: float = 0.5  # epoch_decay: lr * factor ** max(0, epoch + 1 - k)
+  decay_after_epochs: int = 4  # epoch_decay: k
+  warmup_steps: int = 0  # warmup_cosine
+  min_lr_ratio: float = 0.0  # warmup_cosine: final lr / peak lr
+  plateau_factor: float = 0.25  # plateau: lr multiplier on a plateau
+  plateau_patience: int = 0  # plateau: epochs without improvement tolerated
+  grad_accum_steps: int = 1  # -1: a whole epoch per update (full-batch GD).
+  # mean: per-token mean; sum_time: summed over time, mean over batch (as in
+  # Zaremba et al.'s code, which their lr 1 and clip 5 assume).
+  loss_reduction: str = "mean"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  num_epochs: int = 1
+  seed: int = 0
+  log_every: int = 100  # Steps between metric fetches (host syncs).
+  checkpoint_every: int = 500  # Steps between 'latest' checkpoints.
+  max_steps: int = 0  # > 0: stop early (smoke tests, benchmarks).
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  name: str = "default"
+  model: ModelConfig = ModelConfig()
+  data: DataConfig = DataConfig()
+  optim: OptimConfig = OptimConfig()
+  train: TrainConfig = TrainConfig()
+
+
+_CHOICES = {
+    "model.cell": tuple(cells_lib.CELLS),
+    "data.source": ("synthetic", "files", "hub"),
+    "data.level": ("word", "char"),
+    "data.encoding_errors": ("strict", "replace"),
+    "data.mode": ("stream", "sentence"),
+    "optim.name": ("sgd", "momentum", "adam", "adamw"),
+    "optim.schedule": ("constant", "epoch_decay", "plateau", "warmup_cosine"),
+    "optim.loss_reduction": ("mean", "sum_time"),
+}
+_POSITIVE = ("model.hidden", "model.num_layers", "model.unroll",
+             "data.batch_size", "data.bptt", "data.eval_batch_size",
+             "data.max_sentence_len", "data.vocab_min_count",
+             "train.num_epochs", "train.log_every", "train.checkpoint_every")
+_NON_NEGATIVE = ("model.vocab_size", "model.embed_dim", "model.dropout",
+                 "data.vocab_max_size", "optim.learning_rate",
+                 "optim.clip_norm", "optim.weight_decay", "optim.warmup_steps",
+                 "optim.plateau_patience", "train.max_steps")
+
+
+def _build(cls, values: dict, prefix: str):
+  hints = typing.get_type_hints(cls)
+  fields = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - fields)
+  if unknown:
+    raise ConfigError(f"unknown config key {prefix}{unknown[0]}")
+  kwargs = {}
+  for name, value in values.items():
+    kind = hints[name]
+    key = prefix + name
+    if dataclasses.is_dataclass(kind):
+      if not isinstance(value, dict):
+        raise ConfigError(f"config key {key} must be a group")
+      kwargs[name] = _build(kind, value, key + ".")
+    else:
+      kwargs[name] = _coerce(kind, value, key)
+  return cls(**kwargs)
+
+
+def _coerce(kind, value, key):
+  if kind is tuple:
+    if not isinstance(value, (list, tuple)):
+      raise ConfigError(f"config key {key} must be a list, got {value!r}")
+    return tuple(value)
+  if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    raise ConfigError(
+        f"config key {key} must be {kind.__name__}, got {value!r}")
+  return value
+
+
+def _get(cfg: Config, dotted: str):
+  obj = cfg
+  for part in dotted.split("."):
+    obj = getattr(obj, part)
+  return obj
+
+
+def validate(cfg: Config) -> Config:
+  for key, choices in _CHOICES.items():
+    if _get(cfg, key) not in choices:
+      raise ConfigError(
+          f"{key}={_get(cfg, key)!r} is not one of {list(choices)}")
+  for key in _POSITIVE:
+    if _get(cfg, key) <= 0:
+      raise ConfigError(f"{key} must be positive, got {_get(cfg, key)}")
+  for key in _NON_NEGATIVE:
+    if _get(cfg, key) < 0:
+      raise ConfigError(f"{key} must be >= 0, got {_get(cfg, key)}")
+  if not 0.0 <= cfg.model.dropout < 1.0:
+    raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+  if cfg.optim.grad_accum_steps == 0 or cfg.optim.grad_accum_steps < -1:
+    raise ConfigError("optim.grad_accum_steps must be >= 1, or -1 for a "
+                      f"whole epoch, got {cfg.optim.grad_accum_steps}")
+  m = cfg.model
+  if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
+    raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
+  if cfg.data.source == "hub" and not cfg.data.hf_path:
+    raise ConfigError("data.source='hub' needs data.hf_path")
+  if len(cfg.data.split_fractions) != 3 or abs(sum(cfg.data.split_fractions) - 1) > 1e-6:
+    raise ConfigError("data.split_fractions must be three fractions summing to 1")
+  return cfg
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+  """A validated Config from nested plain dicts (e.g. ConfigDict.to_dict())."""
+  return validate(_build(Config, values, ""))
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+  return dataclasses.asdict(cfg)
+
+
+def replace(cfg: Config, **groups) -> Config:
+  """Config with whole groups or fields replaced: replace(cfg, model={...})."""
+  values = to_dict(cfg)
+  for group, changes in groups.items():
+    if isinstance(changes, dict):
+      values[group].update(changes)
+    else:
+      values[group] = changes
+  return from_dict(values)

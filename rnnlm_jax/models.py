@@ -1,0 +1,97 @@
+"""The recurrent language model: embedding -> stacked cells -> softmax.
+
+Parameters are a plain pytree:
+
+  {"embed": [V, E],
+   "layers": [cell params, ...],           # one dict per layer (see cells)
+   "out": {"w": [H, V], "b": [V]}}         # no "w" when weights are tied
+
+Dropout (Zaremba et al. 2014) acts on the non-recurrent connections only: the
+embeddings, the outputs passed between layers, and the top layer's output.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import scan
+from rnnlm_jax.config import ModelConfig
+
+
+def embed_dim(cfg: ModelConfig) -> int:
+  return cfg.embed_dim or cfg.hidden
+
+
+def init_lm(key, cfg: ModelConfig):
+  """Initial parameters of the language model described by cfg."""
+  if cfg.vocab_size <= 0:
+    raise ValueError("model.vocab_size must be set before init_lm")
+  cell = cells_lib.get_cell(cfg.cell)
+  k_emb, k_out_w, k_out_b, *k_layers = jax.random.split(key, 3 + cfg.num_layers)
+  scale = cfg.init_scale if cfg.init_scale > 0 else cfg.hidden ** -0.5
+  u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -scale, scale)
+  layers = [
+      cells_lib.init_params(cell, k, embed_dim(cfg) if l == 0 else cfg.hidden,
+                            cfg.hidden, cfg.init_scale)
+      for l, k in enumerate(k_layers)
+  ]
+  out = {"b": u(k_out_b, (cfg.vocab_size,))}
+  if not cfg.tie_weights:
+    out["w"] = u(k_out_w, (cfg.hidden, cfg.vocab_size))
+  return {"embed": u(k_emb, (cfg.vocab_size, embed_dim(cfg))),
+          "layers": layers, "out": out}
+
+
+def init_carry(cfg: ModelConfig, batch: int):
+  """Zero state: a tuple with one carry (tuple of [B, H] arrays) per layer."""
+  cell = cells_lib.get_cell(cfg.cell)
+  return tuple(cells_lib.init_carry(cell, batch, cfg.hidden)
+               for _ in range(cfg.num_layers))
+
+
+def output_weights(params):
+  return params["out"]["w"] if "w" in params["out"] else params["embed"].T
+
+
+def _dropout(key, rate, x):
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def hidden_states(params, cfg: ModelConfig, carry, x_BT, reset_BT=None,
+                  dropout_key=None):
+  """Top-layer states h_BTH and the final carry.
+
+  Args:
+    params: model parameters.
+    cfg: model config.
+    carry: state from init_carry or from the previous segment.
+    x_BT: int token ids.
+    reset_BT: optional bool mask; zero the state before consuming x_BT[b, t].
+    dropout_key: a PRNG key turns dropout on (training); None turns it off.
+  """
+  cell = cells_lib.get_cell(cfg.cell)
+  use_dropout = dropout_key is not None and cfg.dropout > 0
+  keys = (jax.random.split(dropout_key, cfg.num_layers + 1)
+          if use_dropout else None)
+  drop = lambda l, h: _dropout(keys[l], cfg.dropout, h) if use_dropout else h
+
+  x_TBE = jnp.take(params["embed"], x_BT.T, axis=0)
+  x_TBE = drop(0, x_TBE)
+  reset_TB = None if reset_BT is None else reset_BT.T
+  carry, h_TBH = scan.run_stack(cell, params["layers"], carry, x_TBE, reset_TB,
+                                between=drop, unroll=cfg.unroll)
+  h_TBH = drop(cfg.num_layers, h_TBH)
+  return jnp.swapaxes(h_TBH, 0, 1), carry
+
+
+def apply_lm(params, cfg: ModelConfig, carry, x_BT, reset_BT=None,
+             dropout_key=None):
+  """Next-token logits.
+
+  Returns:
+    (logits_BTV, final carry).
+  """
+  h_BTH, carry = hidden_states(params, cfg, carry, x_BT, reset_BT, dropout_key)
+  logits_BTV = h_BTH @ output_weights(params) + params["out"]["b"]
+  return logits_BTV, carry

@@ -1,0 +1,91 @@
+"""Optimizers and learning-rate schedules, all from optax.
+
+Non-finite gradients never reach the parameters: the update is skipped
+(optax.apply_if_finite / MultiSteps' skip_not_finite) and the training loop
+stops with the step range at its next metrics fetch.
+"""
+
+import optax
+
+from rnnlm_jax.config import OptimConfig
+
+# Consecutive non-finite updates tolerated before apply_if_finite gives up;
+# the host-side check stops training long before that.
+_MAX_BAD_UPDATES = 1_000_000
+
+
+def updates_per_epoch(cfg: OptimConfig, steps_per_epoch: int) -> int:
+  """Optimizer updates per epoch once gradient accumulation is applied."""
+  k = accum_steps(cfg, steps_per_epoch)
+  return max(1, steps_per_epoch // k)
+
+
+def accum_steps(cfg: OptimConfig, steps_per_epoch: int) -> int:
+  return steps_per_epoch if cfg.grad_accum_steps == -1 else cfg.grad_accum_steps
+
+
+def make_schedule(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
+  """Learning rate as a function of the optimizer's update count."""
+  per_epoch = updates_per_epoch(cfg, steps_per_epoch)
+  if cfg.schedule in ("constant", "plateau"):
+    return optax.constant_schedule(cfg.learning_rate)
+  if cfg.schedule == "epoch_decay":
+    # Epoch i (from 0) runs at lr * factor ** max(0, i + 1 - k).
+    return optax.exponential_decay(
+        cfg.learning_rate, transition_steps=per_epoch,
+        decay_rate=cfg.decay_factor,
+        transition_begin=max(0, cfg.decay_after_epochs - 1) * per_epoch,
+        staircase=True)
+  if cfg.schedule == "warmup_cosine":
+    total = max(per_epoch * num_epochs, cfg.warmup_steps + 1)
+    return optax.warmup_cosine_decay_schedule(
+        0.0, cfg.learning_rate, cfg.warmup_steps, total,
+        end_value=cfg.learning_rate * cfg.min_lr_ratio)
+  raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+def _base(cfg: OptimConfig, lr):
+  if cfg.name == "sgd":
+    return optax.sgd(lr)
+  if cfg.name == "momentum":
+    return optax.sgd(lr, momentum=cfg.momentum)
+  if cfg.name == "adam":
+    return optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+  if cfg.name == "adamw":
+    return optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                       weight_decay=cfg.weight_decay)
+  raise ValueError(f"unknown optimizer {cfg.name!r}")
+
+
+def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
+  """The full gradient transformation and its learning-rate schedule.
+
+  Gradient accumulation (optax.MultiSteps) turns one update into the mean of
+  k micro-batch gradients: grad_accum_steps=1 with batch size 1 is online
+  SGD, 1 with batch B is minibatch SGD, and -1 is full-batch gradient descent
+  (one update per epoch).
+
+  The 'plateau' schedule is optax.contrib.reduce_on_plateau fed with the
+  training loss averaged over each epoch; the train step passes the loss as
+  the ``value`` extra argument.
+
+  Returns:
+    (optax.GradientTransformationExtraArgs, schedule(update_count) -> lr).
+  """
+  schedule = make_schedule(cfg, steps_per_epoch, num_epochs)
+  parts = []
+  if cfg.clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(cfg.clip_norm))
+  parts.append(_base(cfg, schedule))
+  if cfg.schedule == "plateau":
+    parts.append(optax.contrib.reduce_on_plateau(
+        factor=cfg.plateau_factor, patience=cfg.plateau_patience + 1,
+        accumulation_size=updates_per_epoch(cfg, steps_per_epoch)))
+  tx = optax.chain(*parts)
+  k = accum_steps(cfg, steps_per_epoch)
+  if k > 1:
+    tx = optax.MultiSteps(tx, every_k_schedule=k,
+                          should_skip_update_fn=optax.skip_not_finite)
+    return optax.with_extra_args_support(tx.gradient_transformation()), schedule
+  return optax.with_extra_args_support(
+      optax.apply_if_finite(tx, _MAX_BAD_UPDATES)), schedule

@@ -1,0 +1,97 @@
+"""The train state and the compiled train and evaluation steps.
+
+Everything a run needs to continue exactly lives in TrainState: parameters,
+optimizer state, the truncated-BPTT carry, the step counter and the PRNG key.
+Per-step randomness is jax.random.fold_in(key, step), so a resumed run draws
+the same dropout masks as an uninterrupted one.
+"""
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from rnnlm_jax import losses
+from rnnlm_jax import models
+from rnnlm_jax.config import ModelConfig
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  carry: Any
+  key: jax.Array
+
+
+def init_train_state(key, cfg: ModelConfig, tx, batch_size: int) -> TrainState:
+  init_key, state_key = jax.random.split(key)
+  params = models.init_lm(init_key, cfg)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=tx.init(params),
+                    carry=models.init_carry(cfg, batch_size),
+                    key=jax.random.key_data(state_key))
+
+
+def _select(batches, index):
+  return {k: jax.lax.dynamic_index_in_dim(v, index, keepdims=False)
+          for k, v in batches.items()}
+
+
+def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
+  """A jitted ``train_step(state, batches) -> (state, metrics)``.
+
+  ``batches`` holds one epoch on the device as arrays [S, B, T] ("x", "y",
+  "mask", "reset"); the step takes segment ``state.step % S``, so no data
+  crosses from the host during an epoch and the position in the data is a
+  function of the step. The carry enters each segment through stop_gradient:
+  truncated BPTT. The state is donated.
+  """
+
+  def train_step(state: TrainState, batches):
+    num_segments = batches["x"].shape[0]
+    batch = _select(batches, state.step % num_segments)
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+    carry = jax.lax.stop_gradient(state.carry)
+
+    def loss_fn(params):
+      logits, new_carry = models.apply_lm(params, cfg, carry, batch["x"],
+                                          batch["reset"], key)
+      nll_BT = losses.token_nll(logits, batch["y"])
+      objective = losses.training_loss(nll_BT, batch["mask"], loss_reduction)
+      return objective, (new_carry, losses.masked_sums(nll_BT, batch["mask"]))
+
+    grads, (new_carry, (nll, count)) = jax.grad(loss_fn, has_aux=True)(
+        state.params)
+    mean_nll = nll / jnp.maximum(count, 1.0)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params,
+                                   value=mean_nll)
+    params = jax.tree.map(jnp.add, state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params,
+                              opt_state=opt_state, carry=new_carry)
+    grad_norm = optax.global_norm(grads)
+    return new_state, {"nll": nll, "count": count, "grad_norm": grad_norm}
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def make_evaluate(cfg: ModelConfig):
+  """A jitted ``evaluate(params, carry, batches) -> (nll_sum, count, carry)``.
+
+  Runs every segment of a split in one compiled lax.scan, carrying the state
+  across segments; only the forward pass is built.
+  """
+
+  def evaluate(params, carry, batches):
+    def body(c, batch):
+      logits, c = models.apply_lm(params, cfg, c, batch["x"], batch["reset"])
+      nll_BT = losses.token_nll(logits, batch["y"])
+      return c, losses.masked_sums(nll_BT, batch["mask"])
+
+    carry, (nll_S, count_S) = jax.lax.scan(body, carry, batches)
+    return nll_S.sum(), count_S.sum(), carry
+
+  return jax.jit(evaluate)

@@ -1,0 +1,123 @@
+"""Language-model invariants: finite-difference gradients, truncated BPTT
+with a carried state, causality, and the loss of an uninformed model."""
+
+import math
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnlm_jax import cells
+from rnnlm_jax import losses
+from rnnlm_jax import models
+from rnnlm_jax import scan
+from rnnlm_jax.config import ModelConfig
+
+V, B, T = 13, 2, 12
+
+
+def tiny(cell, **kw):
+  return ModelConfig(cell=cell, vocab_size=V, hidden=5, embed_dim=4,
+                     num_layers=2, init_scale=0.4, **kw)
+
+
+def tokens(seed=0, shape=(B, T)):
+  return jax.random.randint(jax.random.key(seed), shape, 0, V)
+
+
+def mean_loss(params, cfg, x, y, carry=None):
+  carry = models.init_carry(cfg, x.shape[0]) if carry is None else carry
+  carry = jax.tree.map(lambda c: c.astype(params["embed"].dtype), carry)
+  logits, _ = models.apply_lm(params, cfg, carry, x)
+  return losses.token_nll(logits.astype(params["embed"].dtype), y).mean()
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_gradients_match_finite_differences(cell):
+  cfg = tiny(cell)
+  x, y = tokens(1), tokens(2)
+  with jax.enable_x64(True):
+    params = jax.tree.map(lambda a: a.astype(jnp.float64),
+                          models.init_lm(jax.random.key(0), cfg))
+    loss = lambda p: mean_loss(p, cfg, x, y)
+    grads = jax.grad(loss)(params)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    gflat, _ = jax.flatten_util.ravel_pytree(grads)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+      direction = rng.normal(size=flat.shape)
+      direction /= np.linalg.norm(direction)
+      eps = 1e-5
+      plus = loss(unravel(flat + eps * direction))
+      minus = loss(unravel(flat - eps * direction))
+      numeric = (plus - minus) / (2 * eps)
+      np.testing.assert_allclose(float(gflat @ direction), float(numeric),
+                                 rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_chunked_tbptt_equals_one_long_pass(cell):
+  cfg = tiny(cell)
+  params = models.init_lm(jax.random.key(3), cfg)
+  x = tokens(4, (B, 3 * T))
+  long_logits, long_carry = models.apply_lm(
+      params, cfg, models.init_carry(cfg, B), x)
+  carry, chunks = models.init_carry(cfg, B), []
+  for i in range(3):
+    logits, carry = models.apply_lm(params, cfg, carry, x[:, i * T:(i + 1) * T])
+    chunks.append(logits)
+  np.testing.assert_allclose(jnp.concatenate(chunks, axis=1), long_logits,
+                             rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(carry), jax.tree.leaves(long_carry)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_causality(cell):
+  """The top-layer state at t has no gradient from inputs after t."""
+  cfg = tiny(cell)
+  params = models.init_lm(jax.random.key(5), cfg)
+  emb_TBE = jnp.take(params["embed"], tokens(6).T, axis=0)
+  t = 5
+
+  def state_at_t(e_TBE):
+    _, h_TBH = scan.run_stack(cells.get_cell(cell), params["layers"],
+                              models.init_carry(cfg, B), e_TBE)
+    return h_TBH[t].sum()
+
+  g_TBE = jax.grad(state_at_t)(emb_TBE)
+  assert float(jnp.abs(g_TBE[t + 1:]).max()) == 0.0
+  assert all(float(jnp.abs(g_TBE[k]).max()) > 0.0 for k in range(t + 1))
+
+
+@pytest.mark.parametrize("cell", ["rnn_sigmoid", "lstm", "gru"])
+def test_zero_output_layer_gives_log_v(cell):
+  cfg = tiny(cell)
+  params = models.init_lm(jax.random.key(7), cfg)
+  params["out"] = {"w": jnp.zeros((5, V)), "b": jnp.zeros((V,))}
+  loss = mean_loss(params, cfg, tokens(8), tokens(9))
+  np.testing.assert_allclose(float(loss), math.log(V), rtol=1e-6)
+
+
+def test_tied_weights_use_the_embedding():
+  cfg = ModelConfig(cell="lstm", vocab_size=V, hidden=6, num_layers=1,
+                    tie_weights=True)
+  params = models.init_lm(jax.random.key(0), cfg)
+  assert "w" not in params["out"]
+  np.testing.assert_array_equal(models.output_weights(params),
+                                params["embed"].T)
+
+
+def test_dropout_only_with_a_key():
+  cfg = tiny("lstm", dropout=0.5)
+  params = models.init_lm(jax.random.key(0), cfg)
+  x, carry = tokens(1), models.init_carry(cfg, B)
+  a, _ = models.apply_lm(params, cfg, carry, x)
+  b, _ = models.apply_lm(params, cfg, carry, x)
+  c, _ = models.apply_lm(params, cfg, carry, x, dropout_key=jax.random.key(1))
+  d, _ = models.apply_lm(params, cfg, carry, x, dropout_key=jax.random.key(1))
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(c, d)
+  assert float(jnp.abs(a - c).max()) > 1e-3
