@@ -20,7 +20,8 @@ SLOTS = ("latest", "best")
 
 def _manager(workdir: str, slot: str) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=1, create=True, enable_async_checkpointing=False)
+      max_to_keep=1, create=True, enable_async_checkpointing=False,
+      cleanup_tmp_directories=True)
   path = os.path.join(os.path.abspath(workdir), "checkpoints", slot)
   return ocp.CheckpointManager(path, options=options)
 

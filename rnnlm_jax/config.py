@@ -39,7 +39,7 @@ class DataConfig:
   hf_name: str = ""  # hub: e.g. "wikitext-2-v1".
   text_column: str = "text"
   level: str = "word"  # word | char
-  split_fractions: tuple = (0.9, 0.05, 0.05)  # for a single-file corpus.
+  split_fractions: tuple = ()  # (train, valid, test) cut of a single-file corpus.
   encoding_errors: str = "strict"  # strict | replace
   vocab_max_size: int = 0
   vocab_min_count: int = 1
@@ -170,13 +170,20 @@ def validate(cfg: Config) -> Config:
   if cfg.optim.grad_accum_steps == 0 or cfg.optim.grad_accum_steps < -1:
     raise ConfigError("optim.grad_accum_steps must be >= 1, or -1 for a "
                       f"whole epoch, got {cfg.optim.grad_accum_steps}")
+  if cfg.train.checkpoint_every % cfg.train.log_every:
+    # Checkpoints fall on metric fetches, so a resumed run logs the same
+    # windows as an uninterrupted one.
+    raise ConfigError("train.checkpoint_every must be a multiple of "
+                      "train.log_every")
   m = cfg.model
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
   if cfg.data.source == "hub" and not cfg.data.hf_path:
     raise ConfigError("data.source='hub' needs data.hf_path")
-  if len(cfg.data.split_fractions) != 3 or abs(sum(cfg.data.split_fractions) - 1) > 1e-6:
-    raise ConfigError("data.split_fractions must be three fractions summing to 1")
+  fr = cfg.data.split_fractions
+  if fr and (len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6):
+    raise ConfigError("data.split_fractions must be empty or three fractions "
+                      f"summing to 1, got {list(fr)}")
   return cfg
 
 

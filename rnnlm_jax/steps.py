@@ -72,7 +72,7 @@ def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
     params = jax.tree.map(jnp.add, state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state, carry=new_carry)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     return new_state, {"nll": nll, "count": count, "grad_norm": grad_norm}
 
   return jax.jit(train_step, donate_argnums=0)

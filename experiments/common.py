@@ -1,0 +1,78 @@
+"""What every experiment script shares: config resolution, run directories,
+and turning library errors into one line and a non-zero exit."""
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import sys
+
+from absl import logging
+
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import data
+from rnnlm_jax import train
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+DATA_ENV = "RNNLM_DATA"
+
+# Errors that are the user's input, reported as one line.
+USER_ERRORS = (config_lib.ConfigError, data.DataError, train.IncompatibleRun,
+               train.TrainingDiverged, FileNotFoundError)
+
+
+def resolve_config(config_dict) -> config_lib.Config:
+  """Typed config from a ConfigDict, with the corpus location resolved.
+
+  A 'files' corpus with no data.dir is looked up as $RNNLM_DATA/<local_name>;
+  without RNNLM_DATA it falls back to the hub dataset (hf_path) if the config
+  names one.
+  """
+  cfg = config_lib.from_dict(config_dict.to_dict())
+  d = cfg.data
+  if d.source != "files" or d.dir:
+    return cfg
+  root = os.environ.get(DATA_ENV)
+  if root and d.local_name:
+    return config_lib.replace(
+        cfg, data={"dir": os.path.abspath(os.path.join(root, d.local_name))})
+  if d.hf_path:
+    return config_lib.replace(cfg, data={"source": "hub"})
+  raise config_lib.ConfigError(
+      f"config {cfg.name!r} reads local files: pass --config.data.dir=FOLDER "
+      f"or set {DATA_ENV}")
+
+
+def default_workdir(cfg: config_lib.Config) -> str:
+  """runs/<name>-<hash of the config>: the same command finds its own run
+  again (and resumes it); a changed config gets a fresh directory."""
+  resolved = dataclasses.replace(cfg, train=config_lib.TrainConfig())
+  blob = json.dumps(config_lib.to_dict(resolved), sort_keys=True)
+  digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
+  return os.path.join("runs", f"{cfg.name}-{digest}")
+
+
+def write_command(workdir: str, module: str, argv: list[str]) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "cmd.sh")
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write("#!/bin/sh\n" + shlex.join(["python", "-m", module, *argv]) + "\n")
+  os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def one_line_errors():
+  """Turns a user error into 'error: ...' on stderr and exit status 1.
+
+  Also quiets the INFO logs of libraries (orbax logs every file it writes).
+  """
+  logging.set_verbosity(logging.WARNING)
+  try:
+    yield
+  except USER_ERRORS as e:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,49 @@
+"""Online, minibatch and full-batch gradient descent on the synthetic corpus.
+
+  python -m experiments.train --config=experiments/configs/gd_modes.py:online
+  python -m experiments.train --config=experiments/configs/gd_modes.py:minibatch
+  python -m experiments.train --config=experiments/configs/gd_modes.py:batch
+
+The same small tanh RNN and corpus (2,000 training sentences), SGD, three
+ways of turning data into updates:
+  online     one stream (batch 1), an update after every segment
+  minibatch  32 streams, an update after every segment
+  batch      32 streams, gradients accumulated over the whole epoch and
+             applied once per epoch (optax.MultiSteps)
+Measured results: see RESULTS.
+"""
+
+from experiments.configs import base
+
+RESULTS = {"online": "not yet run", "minibatch": "not yet run",
+           "batch": "not yet run"}
+
+VARIANTS = {
+    #            batch  accum  lr    epochs
+    "online": (1, 1, 0.05, 5),
+    "minibatch": (32, 1, 0.5, 20),
+    "batch": (32, -1, 2.0, 100),
+}
+
+
+def get_config(variant: str = "minibatch"):
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+  batch, accum, lr, epochs = VARIANTS[variant]
+  c = base.get_base_config()
+  c.name = f"gd_{variant}"
+  c.data.synthetic_sentences = (2000, 300, 300)
+  c.data.batch_size = batch
+  c.data.bptt = 20
+  c.data.eval_batch_size = 10
+  c.model.cell = "rnn_tanh"
+  c.model.hidden = 64
+  c.model.num_layers = 1
+  c.optim.name = "sgd"
+  c.optim.learning_rate = lr
+  c.optim.clip_norm = 1.0
+  c.optim.grad_accum_steps = accum
+  c.train.num_epochs = epochs
+  c.train.log_every = 50
+  c.train.checkpoint_every = 500
+  return c

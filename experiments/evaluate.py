@@ -1,0 +1,45 @@
+"""Perplexity (and bits per character) of a run's checkpoint.
+
+  python -m experiments.evaluate --workdir=runs/ptb_lstm_small-1a2b3c4d
+  python -m experiments.evaluate --workdir=... --eval_batch_size=1   # the literature's protocol
+
+Reads the run directory's config, vocabulary and checkpoint; the state is
+carried across each whole split and every token (each <eos> included) is
+predicted exactly once.
+"""
+
+import json
+
+from absl import app
+from absl import flags
+
+from experiments import common
+from rnnlm_jax import evaluation
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
+_SLOT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"],
+                          "Which checkpoint to evaluate.")
+_SPLITS = flags.DEFINE_list("splits", ["valid", "test"], "Splits to evaluate.")
+_BATCH = flags.DEFINE_integer("eval_batch_size", 0,
+                              "Parallel streams; 0 takes the run's config.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Corpus folder, if it moved since training.")
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  with common.one_line_errors():
+    results = evaluation.evaluate_run(
+        _WORKDIR.value, _SLOT.value, _SPLITS.value, _BATCH.value or None,
+        _DATA_DIR.value)
+  if _JSON.value:
+    print(json.dumps(results, sort_keys=True))
+  else:
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in results.items()))
+
+
+if __name__ == "__main__":
+  app.run(main)

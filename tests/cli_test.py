@@ -1,0 +1,114 @@
+"""The command lines end to end: smoke training, a real kill and resume,
+evaluation, and one clear error line for bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = "--config=experiments/configs/smoke.py"
+
+
+def run(*args, timeout=300):
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def train_losses(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [(r["step"], r["train_loss"]) for r in map(json.loads, f)
+            if "train_loss" in r]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("smoke"))
+  proc = run("experiments.train", SMOKE, f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  return workdir, proc.stdout
+
+
+def test_smoke_training_ends_with_the_summary_line(smoke_run):
+  workdir, out = smoke_run
+  last = out.strip().splitlines()[-1]
+  fields = dict(kv.split("=") for kv in last.split())
+  assert set(fields) == {"valid_ppl", "test_ppl", "floor_ppl"}
+  assert float(fields["floor_ppl"]) < float(fields["test_ppl"])
+  assert "tok/s" in out and "eta" in out
+  assert (Path(workdir) / "cmd.sh").read_text().count("experiments.train") == 1
+
+
+def test_evaluate_reports_the_same_perplexity(smoke_run):
+  workdir, out = smoke_run
+  trained = dict(kv.split("=") for kv in out.strip().splitlines()[-1].split())
+  proc = run("experiments.evaluate", f"--workdir={workdir}", "--json")
+  assert proc.returncode == 0, proc.stderr
+  got = json.loads(proc.stdout)
+  assert abs(got["test_ppl"] - float(trained["test_ppl"])) < 1e-3
+
+
+def test_killed_run_resumes_exactly(smoke_run, tmp_path):
+  full_dir, _ = smoke_run
+  workdir = str(tmp_path / "killed")
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "experiments.train", SMOKE, f"--workdir={workdir}"],
+      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  latest = Path(workdir) / "checkpoints" / "latest"
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if latest.is_dir() and any(p.name.isdigit() and int(p.name) >= 80
+                               for p in latest.iterdir()):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "the run ended before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  resumed = run("experiments.train", SMOKE, f"--workdir={workdir}")
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resumed from step" in resumed.stdout
+  assert train_losses(workdir) == train_losses(full_dir)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.model.cell=lstn"], "model.cell='lstn' is not one of"),
+    (["--config.model.hidden=0"], "model.hidden must be positive"),
+    (["--config=experiments/configs/ptb_lstm.py:small",
+      "--config.data.dir=/nonexistent/ptb"], "data folder not found"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
+  proc = run("experiments.train", SMOKE, *args, f"--workdir={tmp_path}/w")
+  assert proc.returncode != 0
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_config_typo_is_rejected(tmp_path):
+  proc = run("experiments.train", SMOKE, "--config.model.hiden=3",
+             f"--workdir={tmp_path}/w")
+  assert proc.returncode != 0
+  assert "hiden" in proc.stderr
+
+
+def test_empty_and_non_utf8_corpus_files(tmp_path):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  (corpus / "train.txt").write_text("a b c\n")
+  (corpus / "valid.txt").write_text("")
+  (corpus / "test.txt").write_bytes(b"a \xff b\n")
+  args = ["--config=experiments/configs/ptb_lstm.py:small",
+          f"--config.data.dir={corpus}", f"--workdir={tmp_path}/w"]
+  proc = run("experiments.train", *args)
+  assert proc.returncode != 0
+  assert proc.stderr.count("\n") == 1 and "empty" in proc.stderr
+  (corpus / "valid.txt").write_text("a b\n")
+  proc = run("experiments.train", *args)
+  assert proc.returncode != 0 and "byte" in proc.stderr.lower(), proc.stderr
+  assert not (tmp_path / "w" / "checkpoints").exists()

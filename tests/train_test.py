@@ -1,0 +1,117 @@
+"""The training loop: one compile, learning, exact resume, NaN stops."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import smoke
+from rnnlm_jax import checkpoint
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import corpus as corpus_lib
+from rnnlm_jax import optim
+from rnnlm_jax import steps
+from rnnlm_jax import train
+
+
+def tiny_config(**overrides):
+  c = smoke.get_config()
+  c.data.synthetic_sentences = (150, 30, 30)
+  c.train.log_every = 5
+  c.train.checkpoint_every = 10
+  cfg = config_lib.from_dict(c.to_dict())
+  return config_lib.replace(cfg, **overrides) if overrides else cfg
+
+
+def train_records(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  return [(r["step"], r["train_loss"], r["grad_norm"]) for r in rows
+          if "train_loss" in r]
+
+
+def final_params(workdir, cfg):
+  corpus = corpus_lib.load_corpus(cfg.data)
+  cfg = train.with_vocab_size(cfg, len(corpus.vocab))
+  tx, _ = optim.make_optimizer(cfg.optim, 10, cfg.train.num_epochs)
+  target = steps.init_train_state(jax.random.key(0), cfg.model, tx,
+                                  cfg.data.batch_size)
+  state, _ = checkpoint.restore(workdir, "latest", target)
+  return state
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  cfg = tiny_config()
+  workdir = str(tmp_path_factory.mktemp("full"))
+  results = train.train_and_evaluate(cfg, workdir, log=lambda s: None)
+  return cfg, workdir, results
+
+
+def test_training_lowers_the_loss_and_writes_the_run_directory(uninterrupted):
+  cfg, workdir, results = uninterrupted
+  records = train_records(workdir)
+  assert records[-1][1] < records[0][1] - 0.5
+  for name in ("config.json", "vocab.json", "metrics.jsonl", "results.json"):
+    assert os.path.exists(os.path.join(workdir, name))
+  with open(os.path.join(workdir, "vocab.json")) as f:
+    vocab_size = sum(1 for _ in f)
+  assert results["valid_ppl"] < vocab_size / 2  # Far better than uniform.
+  assert results["floor_ppl"] < results["test_ppl"]
+  assert results["test_tokens"] == sum(
+      len(s.split()) + 1 for s in _synthetic_split(cfg, "test"))
+
+
+def _synthetic_split(cfg, split):
+  from rnnlm_jax import synthetic
+  n = cfg.data.synthetic_sentences
+  return synthetic.make_corpus(*n, cfg.data.synthetic_seed)[split]
+
+
+def test_resume_continues_exactly(uninterrupted, tmp_path):
+  cfg, full_dir, _ = uninterrupted
+  workdir = str(tmp_path)
+  stopped = config_lib.replace(cfg, train={"max_steps": 30})
+  train.train_and_evaluate(stopped, workdir, log=lambda s: None)
+  assert checkpoint.latest_step(workdir, "latest") == 30
+  logs = []
+  train.train_and_evaluate(cfg, workdir, log=logs.append)
+  assert any("resumed from step 30" in line for line in logs)
+  assert train_records(workdir) == train_records(full_dir)
+  a, b = final_params(workdir, cfg), final_params(full_dir, cfg)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_incompatible_run_directory_is_refused(uninterrupted):
+  cfg, workdir, _ = uninterrupted
+  other = config_lib.replace(cfg, model={"hidden": 32})
+  with pytest.raises(train.IncompatibleRun, match="model.hidden is 16 there"):
+    train.train_and_evaluate(other, workdir, log=lambda s: None)
+
+
+def test_nan_stops_training_with_the_step(tmp_path):
+  cfg = tiny_config(model={"cell": "rnn_relu"},
+                    optim={"name": "sgd", "learning_rate": 1e30,
+                           "clip_norm": 0.0})
+  with pytest.raises(train.TrainingDiverged, match=r"non-finite training loss at step \d+"):
+    train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  assert checkpoint.latest_step(str(tmp_path), "latest") is None
+
+
+def test_train_step_compiles_once():
+  cfg = tiny_config()
+  corpus = corpus_lib.load_corpus(cfg.data)
+  cfg = train.with_vocab_size(cfg, len(corpus.vocab))
+  batches = jax.device_put(corpus_lib.train_batches(corpus, cfg.data, 0, 0))
+  tx, _ = optim.make_optimizer(cfg.optim, batches["x"].shape[0], 1)
+  state = steps.init_train_state(jax.random.key(0), cfg.model, tx,
+                                 cfg.data.batch_size)
+  step = steps.make_train_step(cfg.model, tx)
+  for _ in range(3):
+    state, _ = step(state, batches)
+  state = state.replace(carry=jax.tree.map(np.zeros_like, state.carry))
+  state, _ = step(state, batches)
+  assert step._cache_size() == 1
