@@ -84,7 +84,9 @@ def test_killed_run_resumes_exactly(smoke_run, tmp_path):
       "--config.data.dir=/nonexistent/ptb"], "data folder not found"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
-  proc = run("experiments.train", SMOKE, *args, f"--workdir={tmp_path}/w")
+  if not args[0].startswith("--config="):
+    args = [SMOKE, *args]
+  proc = run("experiments.train", *args, f"--workdir={tmp_path}/w")
   assert proc.returncode != 0
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], proc.stderr

@@ -9,6 +9,7 @@ import pytest
 
 from experiments.configs import smoke
 from rnnlm_jax import checkpoint
+from rnnlm_jax import models
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import optim
@@ -112,6 +113,6 @@ def test_train_step_compiles_once():
   step = steps.make_train_step(cfg.model, tx)
   for _ in range(3):
     state, _ = step(state, batches)
-  state = state.replace(carry=jax.tree.map(np.zeros_like, state.carry))
+  state = state.replace(carry=models.init_carry(cfg.model, cfg.data.batch_size))
   state, _ = step(state, batches)
   assert step._cache_size() == 1
