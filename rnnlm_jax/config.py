@@ -43,7 +43,7 @@ class DataConfig:
   encoding_errors: str = "strict"  # strict | replace
   vocab_max_size: int = 0
   vocab_min_count: int = 1
-  cache_dir: str = ""
+  cache_dir: str = "~/.cache/rnnlm_jax"  # Tokenized ids; "" disables the cache.
   mode: str = "stream"  # stream (truncated BPTT) | sentence
   reset_at_eos: bool = False  # stream mode: zero the state at each <eos>.
   batch_size: int = 20

@@ -4,6 +4,7 @@ batches of one epoch or one evaluation split.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def load_corpus(cfg: DataConfig, vocab: data.Vocab | None = None) -> Corpus:
     source["dir"] = ""
   vocab, ids = data.load_corpus(source, cfg.level, cfg.vocab_max_size,
                                 cfg.vocab_min_count, vocab,
-                                cfg.cache_dir or None)
+                                os.path.expanduser(cfg.cache_dir) or None)
   return Corpus(vocab, ids, {})
 
 

@@ -116,3 +116,33 @@ def test_train_step_compiles_once():
   state = state.replace(carry=models.init_carry(cfg.model, cfg.data.batch_size))
   state, _ = step(state, batches)
   assert step._cache_size() == 1
+
+
+@pytest.mark.parametrize("data_overrides", [
+    {"mode": "sentence", "max_sentence_len": 12},
+    {"reset_at_eos": True},
+])
+def test_other_data_modes_train_and_count_every_token(data_overrides, tmp_path):
+  cfg = tiny_config(data=data_overrides, train={"num_epochs": 1})
+  results = train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  assert results["test_tokens"] == sum(
+      len(s.split()) + 1 for s in _synthetic_split(cfg, "test"))
+  assert results["test_ppl"] < 186
+
+
+def test_reset_at_eos_makes_sentences_independent():
+  """With resets, a sentence's losses do not depend on what preceded it."""
+  cfg = tiny_config(data={"reset_at_eos": True})
+  corpus = corpus_lib.load_corpus(cfg.data)
+  cfg = train.with_vocab_size(cfg, len(corpus.vocab))
+  params = models.init_lm(jax.random.key(0), cfg.model)
+  eos = corpus.start_id
+  sentence = np.array([eos, 5, 9, 7, eos])
+  for prefix in ([eos, 3, 4], [eos, 8, 8, 8, 2]):
+    x = np.concatenate([prefix, sentence])[None]
+    logits, _ = models.apply_lm(params, cfg.model,
+                                models.init_carry(cfg.model, 1), x, x == eos)
+    tail = np.asarray(logits[0, -len(sentence):])
+    if prefix[1] == 3:
+      first = tail
+  np.testing.assert_allclose(first, tail, rtol=1e-6, atol=1e-6)

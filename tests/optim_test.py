@@ -1,0 +1,82 @@
+"""Optimizer wiring: schedules, plateau, accumulation, non-finite skips."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rnnlm_jax import optim
+from rnnlm_jax.config import OptimConfig
+
+
+def lrs_per_epoch(cfg, steps_per_epoch, epochs):
+  _, schedule = optim.make_optimizer(cfg, steps_per_epoch, epochs)
+  return [float(schedule(e * steps_per_epoch)) for e in range(epochs)]
+
+
+def test_epoch_decay_follows_zaremba():
+  cfg = OptimConfig(learning_rate=1.0, schedule="epoch_decay",
+                    decay_factor=0.5, decay_after_epochs=4)
+  assert lrs_per_epoch(cfg, 7, 7) == [1, 1, 1, 1, 0.5, 0.25, 0.125]
+  _, schedule = optim.make_optimizer(cfg, 7, 7)
+  assert float(schedule(4 * 7 - 1)) == 1.0  # Constant within an epoch.
+
+
+def test_warmup_cosine_peaks_after_warmup():
+  cfg = OptimConfig(learning_rate=2.0, schedule="warmup_cosine",
+                    warmup_steps=10, min_lr_ratio=0.1)
+  _, schedule = optim.make_optimizer(cfg, 10, 5)
+  assert float(schedule(0)) == 0.0
+  assert float(schedule(10)) == pytest.approx(2.0)
+  assert float(schedule(50)) == pytest.approx(0.2)
+
+
+def run_updates(cfg, grads_seq, steps_per_epoch, values=None):
+  tx, _ = optim.make_optimizer(cfg, steps_per_epoch, 10)
+  params = {"w": jnp.zeros(2)}
+  state = tx.init(params)
+  history = []
+  for i, g in enumerate(grads_seq):
+    value = jnp.float32(1.0 if values is None else values[i])
+    updates, state = tx.update({"w": jnp.asarray(g, jnp.float32)}, state,
+                               params, value=value)
+    params = optax.apply_updates(params, updates)
+    history.append(np.asarray(params["w"]))
+  return history
+
+
+def test_plateau_cuts_the_rate_when_the_loss_stops_improving():
+  cfg = OptimConfig(learning_rate=1.0, clip_norm=0.0, schedule="plateau",
+                    plateau_factor=0.5, plateau_patience=0)
+  # 2 steps per epoch; the loss never improves after the first epoch.
+  history = run_updates(cfg, [[1.0, 0.0]] * 8, steps_per_epoch=2,
+                        values=[1.0] * 8)
+  steps = -np.diff(np.concatenate([[0.0], [h[0] for h in history]]))
+  assert steps[0] == 1.0
+  assert steps[-1] < 1.0
+
+
+def test_accumulation_applies_the_mean_every_k_steps():
+  cfg = OptimConfig(learning_rate=1.0, clip_norm=0.0, grad_accum_steps=3)
+  history = run_updates(cfg, [[3.0, 0], [6.0, 0], [0.0, 0], [1.0, 0]], 10)
+  assert [h[0] for h in history] == [0.0, 0.0, -3.0, -3.0]
+
+
+def test_full_batch_is_one_update_per_epoch():
+  cfg = OptimConfig(learning_rate=1.0, clip_norm=0.0, grad_accum_steps=-1)
+  history = run_updates(cfg, [[1.0, 0]] * 8, steps_per_epoch=4)
+  assert [h[0] for h in history] == [0, 0, 0, -1, -1, -1, -1, -2]
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_non_finite_gradients_are_never_applied(accum):
+  cfg = OptimConfig(learning_rate=1.0, clip_norm=5.0, grad_accum_steps=accum)
+  history = run_updates(cfg, [[np.nan, 1.0]] * 4, 10)
+  assert all(np.all(h == 0.0) for h in history)
+
+
+def test_clipping_bounds_the_global_norm():
+  cfg = OptimConfig(learning_rate=1.0, clip_norm=1.0)
+  (p,) = run_updates(cfg, [[30.0, 40.0]], 10)
+  np.testing.assert_allclose(p, [-0.6, -0.8], rtol=1e-6)
