@@ -262,6 +262,27 @@ def train_and_evaluate(cfg: Config, workdir: str,
   return results
 
 
+def init_run_from_params(cfg: Config, workdir: str, params,
+                         vocab: data.Vocab) -> None:
+  """A run directory holding given parameters (imported weights, say) as its
+  step-0 'best' and 'latest' checkpoints, so that evaluation and sampling
+  treat it like any trained run."""
+  if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    raise IncompatibleRun(f"{workdir} already holds a run; use a new --workdir")
+  cfg = with_vocab_size(cfg, len(vocab))
+  prepare_workdir(workdir, cfg)
+  vocab.save(os.path.join(workdir, VOCAB_FILE))
+  write_json_atomic(os.path.join(workdir, CONFIG_FILE), config_lib.to_dict(cfg))
+  tx, _ = optim.make_optimizer(cfg.optim, 1, 1)
+  state = steps.init_train_state(jax.random.key(cfg.train.seed), cfg.model,
+                                 tx, cfg.data.batch_size)
+  state = state.replace(params=params, opt_state=tx.init(params))
+  record = {"step": 0, "epoch": 0, "segment": 0,
+            "best_valid_loss": float("inf"), "vocab_size": len(vocab)}
+  for slot in checkpoint.SLOTS:
+    checkpoint.save(workdir, slot, state, record)
+
+
 def final_evaluation(cfg: Config, workdir: str, corpus, evaluator, state) -> dict:
   """valid/test metrics of the best checkpoint (the latest state if the run
   never validated), with the synthetic corpus's floor."""

@@ -114,3 +114,25 @@ def test_empty_and_non_utf8_corpus_files(tmp_path):
   proc = run("experiments.train", *args)
   assert proc.returncode != 0 and "byte" in proc.stderr.lower(), proc.stderr
   assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
+  """Export a trained run as a PyTorch state_dict + word list, import it as a
+  new run, and evaluate: the perplexity is the original's."""
+  from rnnlm_jax import data, evaluation, interop, train
+  workdir, _ = smoke_run
+  cfg = train.load_run_config(workdir)
+  params, _ = evaluation.load_params(workdir, cfg, "best")
+  state_dict = tmp_path / "model.safetensors"
+  interop.save_state_dict_arrays(str(state_dict), interop.params_to_torch(params, cfg.model))
+  words = tmp_path / "words.txt"
+  words.write_text("\n".join(data.Vocab.load(f"{workdir}/vocab.json").tokens) + "\n")
+  imported = tmp_path / "imported"
+  proc = run("experiments.import_torch", SMOKE, f"--state_dict={state_dict}",
+             f"--words={words}", "--cell=lstm", f"--workdir={imported}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  original = run("experiments.evaluate", f"--workdir={workdir}", "--json")
+  again = run("experiments.evaluate", f"--workdir={imported}", "--json")
+  assert again.returncode == 0, again.stderr[-2000:]
+  a, b = json.loads(original.stdout), json.loads(again.stdout)
+  assert abs(a["test_ppl"] - b["test_ppl"]) < 1e-4 * a["test_ppl"]

@@ -1,0 +1,57 @@
+"""Makes a run directory from PyTorch word_language_model weights.
+
+  python -m experiments.import_torch --state_dict=model.safetensors \
+      --words=words.txt --cell=lstm --workdir=runs/imported \
+      --config=experiments/configs/ptb_lstm.py:small --config.data.dir=path/to/ptb
+  python -m experiments.evaluate --workdir=runs/imported --eval_batch_size=1
+
+The model's sizes come from the arrays; the config supplies the corpus and
+evaluation settings. The word list (one word per line, line i is id i, as
+``corpus.dictionary.idx2word``) becomes the run's vocabulary.
+"""
+
+import dataclasses
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import common
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import interop
+from rnnlm_jax import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config giving the corpus and evaluation settings.",
+    lock_config=True)
+_STATE_DICT = flags.DEFINE_string("state_dict", None, ".npz or .safetensors",
+                                  required=True)
+_WORDS = flags.DEFINE_string("words", None, "Word list file.", required=True)
+_CELL = flags.DEFINE_enum("cell", "lstm", ["lstm", "gru", "rnn_tanh", "rnn_relu"],
+                          "The PyTorch model's cell (nn.RNN: tanh or relu).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "New run directory.",
+                               required=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  with common.one_line_errors():
+    if _CONFIG.value is None:
+      raise config_lib.ConfigError("--config is required (it names the corpus)")
+    cfg = common.resolve_config(_CONFIG.value)
+    params, model = interop.load_torch_lm(_STATE_DICT.value, _CELL.value)
+    vocab = interop.vocab_from_word_list(interop.read_word_list(_WORDS.value))
+    if len(vocab) != model.vocab_size:
+      raise config_lib.ConfigError(
+          f"the word list has {len(vocab)} words but the weights "
+          f"{model.vocab_size}")
+    cfg = config_lib.validate(dataclasses.replace(cfg, model=model))
+    train.init_run_from_params(cfg, _WORKDIR.value, params, vocab)
+    common.write_command(_WORKDIR.value, "experiments.import_torch", sys.argv[1:])
+  print(f"run directory: {_WORKDIR.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
