@@ -2,7 +2,6 @@
 and turning library errors into one line and a non-zero exit."""
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -13,14 +12,15 @@ from absl import logging
 
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import data
+from rnnlm_jax import rundir
 from rnnlm_jax import train
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DATA_ENV = "RNNLM_DATA"
 
 # Errors that are the user's input, reported as one line.
-USER_ERRORS = (config_lib.ConfigError, data.DataError, train.IncompatibleRun,
-               train.TrainingDiverged, FileNotFoundError)
+USER_ERRORS = (config_lib.ConfigError, data.DataError, rundir.IncompatibleRun,
+               train.TrainingDiverged, OSError)
 
 
 def resolve_config(config_dict) -> config_lib.Config:
@@ -47,20 +47,18 @@ def resolve_config(config_dict) -> config_lib.Config:
 
 def default_workdir(cfg: config_lib.Config) -> str:
   """runs/<name>-<hash of the config>: the same command finds its own run
-  again (and resumes it); a changed config gets a fresh directory."""
-  resolved = dataclasses.replace(cfg, train=config_lib.TrainConfig())
-  blob = json.dumps(config_lib.to_dict(resolved), sort_keys=True)
+  again (and resumes it); a config that makes a different run (any key but
+  those a run may change on resume) gets a fresh directory."""
+  blob = json.dumps(rundir.identity(cfg), sort_keys=True)
   digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
   return os.path.join("runs", f"{cfg.name}-{digest}")
 
 
-def write_command(workdir: str, module: str, argv: list[str]) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, "cmd.sh")
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write("#!/bin/sh\n" + shlex.join(["python", "-m", module, *argv]) + "\n")
-  os.replace(tmp, path)
+def command_line(module: str, argv: list[str], workdir: str,
+                 workdir_given: bool) -> str:
+  """The command that reproduces this run, its run directory included."""
+  args = list(argv) if workdir_given else [*argv, f"--workdir={workdir}"]
+  return shlex.join(["python", "-m", module, *args])
 
 
 @contextlib.contextmanager

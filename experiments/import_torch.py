@@ -48,8 +48,10 @@ def main(argv):
           f"the word list has {len(vocab)} words but the weights "
           f"{model.vocab_size}")
     cfg = config_lib.validate(dataclasses.replace(cfg, model=model))
-    train.init_run_from_params(cfg, _WORKDIR.value, params, vocab)
-    common.write_command(_WORKDIR.value, "experiments.import_torch", sys.argv[1:])
+    train.init_run_from_params(
+        cfg, _WORKDIR.value, params, vocab,
+        common.command_line("experiments.import_torch", sys.argv[1:],
+                            _WORKDIR.value, True))
   print(f"run directory: {_WORKDIR.value}")
 
 

@@ -33,11 +33,10 @@ def main(argv):
     cfg = common.resolve_config(_CONFIG.value)
     workdir = _WORKDIR.value or common.default_workdir(cfg)
     print(f"run directory: {workdir}", flush=True)
-    common.write_command(workdir, "experiments.train",
-                         [a for a in sys.argv[1:] if not a.startswith("--workdir")]
-                         + [f"--workdir={workdir}"])
+    command = common.command_line("experiments.train", sys.argv[1:], workdir,
+                                  _WORKDIR.present)
     results = train.train_and_evaluate(
-        cfg, workdir, log=lambda s: print(s, flush=True))
+        cfg, workdir, log=lambda s: print(s, flush=True), command=command)
   print(train.summary_line(results), flush=True)
 
 

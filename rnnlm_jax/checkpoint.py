@@ -54,3 +54,15 @@ def restore(workdir: str, slot: str, target: Any) -> tuple[Any, dict]:
     restored = mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
   return restored["state"], restored["record"]
+
+
+def restore_params(workdir: str, slot: str) -> tuple[Any, dict]:
+  """(params, record) of a slot, whatever optimizer the run used: the
+  parameters come back as the nested dicts and lists they were saved as."""
+  with _manager(workdir, slot) as mngr:
+    step = mngr.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no {slot!r} checkpoint in {workdir}")
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()))
+  return restored["state"]["params"], restored["record"]

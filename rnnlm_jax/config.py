@@ -65,12 +65,16 @@ class OptimConfig:
   eps: float = 1e-8
   clip_norm: float = 5.0  # Global-norm clipping; 0 disables it.
   schedule: str = "constant"  # constant | epoch_decay | plateau | warmup_cosine
-  decay_factor: float = 0.5  # epoch_decay: lr * factor ** max(0, epoch + 1 - k)
-  decay_after_epochs: int = 4  # epoch_decay: k
+  # epoch_decay: k epochs at the full rate, then lr * factor ** (epoch + 1 - k)
+  # for epochs counted from 0 (TensorFlow's PTB recipe of Zaremba et al.).
+  decay_factor: float = 0.5
+  decay_after_epochs: int = 4
   warmup_steps: int = 0  # warmup_cosine
   min_lr_ratio: float = 0.0  # warmup_cosine: final lr / peak lr
-  plateau_factor: float = 0.25  # plateau: lr multiplier on a plateau
-  plateau_patience: int = 0  # plateau: epochs without improvement tolerated
+  # plateau: multiply the lr by plateau_factor when the validation loss has
+  # not improved for more than plateau_patience epochs.
+  plateau_factor: float = 0.25
+  plateau_patience: int = 0
   grad_accum_steps: int = 1  # -1: a whole epoch per update (full-batch GD).
   # mean: per-token mean; sum_time: summed over time, mean over batch (as in
   # Zaremba et al.'s code, which their lr 1 and clip 5 assume).
@@ -106,6 +110,7 @@ _CHOICES = {
     "optim.loss_reduction": ("mean", "sum_time"),
 }
 _POSITIVE = ("model.hidden", "model.num_layers", "model.unroll",
+             "optim.decay_after_epochs",
              "data.batch_size", "data.bptt", "data.eval_batch_size",
              "data.max_sentence_len", "data.vocab_min_count",
              "train.num_epochs", "train.log_every", "train.checkpoint_every")

@@ -12,7 +12,7 @@ from rnnlm_jax import data
 from rnnlm_jax import synthetic
 from rnnlm_jax.config import DataConfig
 
-SPLITS = ("train", "valid", "test")
+SPLITS = data.SPLITS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -424,7 +424,14 @@ def _load_hub(src: dict[str, Any]) -> dict[str, list[str]]:
 
     where = src["hf_path"] + (f"/{src['hf_name']}" if src.get("hf_name") else "")
     with _quiet_datasets(datasets):
-        dd = datasets.load_dataset(src["hf_path"], src.get("hf_name"), cache_dir=src.get("hf_cache_dir"))
+        try:
+            dd = datasets.load_dataset(src["hf_path"], src.get("hf_name"), cache_dir=src.get("hf_cache_dir"))
+        except Exception as e:  # Network, hub and builder errors alike.
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DataError(
+                f"could not load hub dataset {where} ({type(e).__name__}: {first}); "
+                "give a local folder with data.dir or set RNNLM_DATA"
+            ) from None
     if not isinstance(dd, Mapping):
         raise DataError(f"hub dataset {where} did not load as a dict of splits")
     out: dict[str, list[str]] = {}

@@ -1,4 +1,4 @@
-"""Evaluation of a saved run: its config, vocabulary and checkpoint."""
+"""Perplexity over whole splits, for the training loop and for saved runs."""
 
 import os
 
@@ -8,42 +8,71 @@ from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import data
-from rnnlm_jax import optim
+from rnnlm_jax import metrics as metrics_lib
+from rnnlm_jax import models
+from rnnlm_jax import rundir
 from rnnlm_jax import steps
-from rnnlm_jax import train
+from rnnlm_jax.config import Config
 
 
-def load_params(workdir: str, cfg: config_lib.Config, slot: str = "best"):
-  """Parameters and record from a run directory's checkpoint slot."""
-  if checkpoint.latest_step(workdir, slot) is None:
-    raise FileNotFoundError(f"no {slot!r} checkpoint in {workdir}")
-  # The optimizer's state shape does not depend on steps per epoch.
-  tx, _ = optim.make_optimizer(cfg.optim, 1, 1)
-  target = steps.init_train_state(jax.random.key(0), cfg.model, tx,
-                                  cfg.data.batch_size)
-  state, record = checkpoint.restore(workdir, slot, target)
-  return state.params, record
+class Evaluator:
+  """Compiled evaluation over whole splits; each split's batches are put on
+  the device once, on first use."""
+
+  def __init__(self, cfg: Config, corpus: corpus_lib.Corpus,
+               batch_size: int | None = None):
+    self.cfg = cfg
+    self.corpus = corpus
+    self.batch_size = batch_size or cfg.data.eval_batch_size
+    self.fn = steps.make_evaluate(cfg.model)
+    self.batches = {}
+
+  def _batches(self, split: str):
+    if split not in self.batches:
+      self.batches[split] = jax.device_put(corpus_lib.eval_batches(
+          self.corpus, self.cfg.data, split, self.batch_size))
+    return self.batches[split]
+
+  def nll(self, params, split: str) -> tuple[float, int]:
+    """(mean nll per token, number of tokens) over the whole split."""
+    carry = models.init_carry(self.cfg.model, self.batch_size)
+    total, count, _ = jax.device_get(self.fn(params, carry, self._batches(split)))
+    return float(total) / max(float(count), 1.0), int(count)
+
+  def report(self, params, splits=("valid", "test")) -> dict:
+    """Loss, perplexity, bits per character (char level), token counts and
+    the synthetic corpus's floor."""
+    results = {}
+    for split in splits:
+      nll, count = self.nll(params, split)
+      results.update(split_metrics(nll, split, self.cfg.data.level))
+      results[f"{split}_tokens"] = count
+    if self.corpus.floor_ppl:
+      results["floor_ppl"] = self.corpus.floor_ppl["test"]
+      results["valid_floor_ppl"] = self.corpus.floor_ppl["valid"]
+    return results
+
+
+def split_metrics(nll: float, split: str, level: str) -> dict:
+  out = {f"{split}_loss": nll, f"{split}_ppl": metrics_lib.perplexity(nll)}
+  if level == "char":
+    out[f"{split}_bpc"] = metrics_lib.bits(nll)
+  return out
 
 
 def evaluate_run(workdir: str, slot: str = "best",
                  splits=("valid", "test"), batch_size: int | None = None,
                  data_dir: str | None = None) -> dict:
-  """Mean loss, perplexity (and bits per character) of each split."""
-  cfg = train.load_run_config(workdir)
-  if data_dir:
-    cfg = config_lib.replace(cfg, data={"dir": data_dir})
+  """Metrics of a run directory's checkpoint on the given splits."""
   for split in splits:
     if split not in corpus_lib.SPLITS:
       raise ValueError(f"unknown split {split!r}; choose from {corpus_lib.SPLITS}")
-  vocab = data.Vocab.load(os.path.join(workdir, train.VOCAB_FILE))
+  cfg = rundir.load_run_config(workdir)
+  if data_dir:
+    cfg = config_lib.replace(cfg, data={"dir": data_dir, "source": "files"})
+  vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
   corpus = corpus_lib.load_corpus(cfg.data, vocab)
-  params, record = load_params(workdir, cfg, slot)
-  evaluator = train.Evaluator(cfg, corpus, batch_size)
-  results = {"step": record["step"], "eval_batch_size": evaluator.batch_size}
-  for split in splits:
-    nll, count = evaluator.nll(params, split)
-    results.update(train.split_metrics(nll, split, cfg.data.level))
-    results[f"{split}_tokens"] = count
-  if corpus.floor_ppl:
-    results["floor_ppl"] = corpus.floor_ppl["test"]
-  return results
+  params, record = checkpoint.restore_params(workdir, slot)
+  evaluator = Evaluator(cfg, corpus, batch_size)
+  return {"step": record["step"], "eval_batch_size": evaluator.batch_size,
+          **evaluator.report(params, splits)}

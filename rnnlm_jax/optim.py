@@ -27,7 +27,7 @@ def accum_steps(cfg: OptimConfig, steps_per_epoch: int) -> int:
 def make_schedule(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   """Learning rate as a function of the optimizer's update count."""
   per_epoch = updates_per_epoch(cfg, steps_per_epoch)
-  if cfg.schedule in ("constant", "plateau"):
+  if cfg.schedule in ("constant", "plateau"):  # plateau: see make_plateau.
     return optax.constant_schedule(cfg.learning_rate)
   if cfg.schedule == "epoch_decay":
     # Epoch i (from 0) runs at lr * factor ** max(0, i + 1 - k).
@@ -65,10 +65,6 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   SGD, 1 with batch B is minibatch SGD, and -1 is full-batch gradient descent
   (one update per epoch).
 
-  The 'plateau' schedule is optax.contrib.reduce_on_plateau fed with the
-  training loss averaged over each epoch; the train step passes the loss as
-  the ``value`` extra argument.
-
   Returns:
     (optax.GradientTransformationExtraArgs, schedule(update_count) -> lr).
   """
@@ -77,10 +73,6 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   if cfg.clip_norm > 0:
     parts.append(optax.clip_by_global_norm(cfg.clip_norm))
   parts.append(_base(cfg, schedule))
-  if cfg.schedule == "plateau":
-    parts.append(optax.contrib.reduce_on_plateau(
-        factor=cfg.plateau_factor, patience=cfg.plateau_patience + 1,
-        accumulation_size=updates_per_epoch(cfg, steps_per_epoch)))
   tx = optax.chain(*parts)
   k = accum_steps(cfg, steps_per_epoch)
   if k > 1:
@@ -89,3 +81,11 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
     return optax.with_extra_args_support(tx.gradient_transformation()), schedule
   return optax.with_extra_args_support(
       optax.apply_if_finite(tx, _MAX_BAD_UPDATES)), schedule
+
+
+def make_plateau(cfg: OptimConfig):
+  """optax's reduce_on_plateau, stepped once per epoch with the validation
+  loss; its ``scale`` multiplies every update. With another schedule the
+  scale stays 1 (the transformation is never stepped)."""
+  return optax.contrib.reduce_on_plateau(
+      factor=cfg.plateau_factor, patience=cfg.plateau_patience + 1)

@@ -44,8 +44,7 @@ def run_layer(cell: cells_lib.Cell, params, carry, x_TBI, reset_TB=None,
 
   def body_with_reset(c, inputs):
     xw_BG, reset_B = inputs
-    keep_B1 = jnp.logical_not(reset_B)[:, None].astype(xw_BG.dtype)
-    c = tuple(keep_B1 * a for a in c)
+    c = tuple(jnp.where(reset_B[:, None], jnp.zeros_like(a), a) for a in c)
     return cell.step(params, c, xw_BG)
   return jax.lax.scan(body_with_reset, carry, (xw_TBG, reset_TB),
                       reverse=reverse, unroll=unroll)

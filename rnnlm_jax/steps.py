@@ -25,15 +25,29 @@ class TrainState:
   opt_state: Any
   carry: Any
   key: jax.Array
+  # optax reduce_on_plateau state, stepped on the host with the validation
+  # loss once per epoch; its scale multiplies every update (1 unless the
+  # plateau schedule is on).
+  plateau: Any
 
 
-def init_train_state(key, cfg: ModelConfig, tx, batch_size: int) -> TrainState:
+def init_train_state(key, cfg: ModelConfig, tx, batch_size: int,
+                     plateau_tx=None) -> TrainState:
   init_key, state_key = jax.random.split(key)
   params = models.init_lm(init_key, cfg)
+  plateau_tx = plateau_tx or optax.contrib.reduce_on_plateau()
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params),
                     carry=models.init_carry(cfg, batch_size),
-                    key=jax.random.key_data(state_key))
+                    key=jax.random.key_data(state_key),
+                    plateau=plateau_tx.init(params))
+
+
+def step_plateau(state: TrainState, plateau_tx, valid_loss: float) -> TrainState:
+  """Feeds one validation loss to the plateau schedule."""
+  _, plateau = plateau_tx.update(jnp.zeros(()), state.plateau,
+                                 value=jnp.float32(valid_loss))
+  return state.replace(plateau=plateau)
 
 
 def _select(batches, index):
@@ -66,10 +80,9 @@ def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
 
     grads, (new_carry, (nll, count)) = jax.grad(loss_fn, has_aux=True)(
         state.params)
-    mean_nll = nll / jnp.maximum(count, 1.0)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params,
-                                   value=mean_nll)
-    params = jax.tree.map(jnp.add, state.params, updates)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    scale = state.plateau.scale
+    params = jax.tree.map(lambda p, u: p + scale * u, state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state, carry=new_carry)
     grad_norm = optax.tree.norm(grads)

@@ -1,13 +1,12 @@
 """train_and_evaluate(config, workdir): the training loop.
 
 The loop is thin: one compiled train step per segment, metrics fetched from
-the device every ``log_every`` steps (the only host syncs), a validation pass
-and checkpoints at each epoch end, and automatic resumption from the run
-directory's latest checkpoint.
+the device every ``log_every`` steps (the only host syncs besides
+checkpoints), a validation pass and checkpoints at each epoch end, and
+automatic resumption from the run directory's latest checkpoint.
 """
 
 import dataclasses
-import json
 import os
 import time
 from typing import Callable
@@ -19,76 +18,19 @@ from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import data
+from rnnlm_jax import evaluation
 from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
 from rnnlm_jax import optim
+from rnnlm_jax import rundir
 from rnnlm_jax import steps
 from rnnlm_jax.config import Config
 
-CONFIG_FILE = "config.json"
-VOCAB_FILE = "vocab.json"
-RESULTS_FILE = "results.json"
-# Keys that may differ between a run directory's config and a resumed run.
-_RESUMABLE_CHANGES = ("train.num_epochs", "train.max_steps", "train.log_every",
-                      "train.checkpoint_every")
+IncompatibleRun = rundir.IncompatibleRun
 
 
 class TrainingDiverged(FloatingPointError):
-  """The loss became NaN or Inf."""
-
-
-class IncompatibleRun(ValueError):
-  """The run directory was made by a config this run cannot continue."""
-
-
-def _flatten(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[prefix + k] = list(v) if isinstance(v, tuple) else v
-  return out
-
-
-def write_json_atomic(path: str, obj) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
-def load_run_config(workdir: str) -> Config:
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{workdir} is not a run directory (no {CONFIG_FILE})")
-  with open(path, encoding="utf-8") as f:
-    return config_lib.from_dict(json.load(f))
-
-
-def check_compatible(old: Config, new: Config) -> None:
-  """Raises IncompatibleRun naming the first differing key."""
-  a, b = _flatten(config_lib.to_dict(old)), _flatten(config_lib.to_dict(new))
-  for key in sorted(set(a) | set(b)):
-    if key == "model.vocab_size" and b.get(key) == 0:
-      continue  # Taken from the saved vocabulary.
-    if key not in _RESUMABLE_CHANGES and a.get(key) != b.get(key):
-      raise IncompatibleRun(
-          f"the run directory was made by a different config: {key} is "
-          f"{a.get(key)!r} there and {b.get(key)!r} now; use a new --workdir")
-
-
-def prepare_workdir(workdir: str, cfg: Config) -> data.Vocab | None:
-  """Creates the run directory or checks that it can be continued.
-
-  Returns the saved vocabulary when the directory already holds one.
-  """
-  os.makedirs(workdir, exist_ok=True)
-  config_path = os.path.join(workdir, CONFIG_FILE)
-  if os.path.exists(config_path):
-    check_compatible(load_run_config(workdir), cfg)
-  vocab_path = os.path.join(workdir, VOCAB_FILE)
-  return data.Vocab.load(vocab_path) if os.path.exists(vocab_path) else None
+  """The loss or the gradients became NaN or Inf."""
 
 
 def with_vocab_size(cfg: Config, vocab_size: int) -> Config:
@@ -99,54 +41,15 @@ def with_vocab_size(cfg: Config, vocab_size: int) -> Config:
   return config_lib.replace(cfg, model={"vocab_size": vocab_size})
 
 
-@dataclasses.dataclass
-class _Progress:
-  """Host-side bookkeeping between metric fetches."""
-  pending: list
-  first_step: int
-  t0: float
-  tokens: int = 0
-
-
 def _check_finite(fetched, first_step: int) -> None:
   for i, m in enumerate(fetched):
-    if not np.isfinite(m["nll"]):
+    if not (np.isfinite(m["nll"]) and np.isfinite(m["grad_norm"])):
+      what = "loss" if not np.isfinite(m["nll"]) else "gradient"
       raise TrainingDiverged(
-          f"non-finite training loss at step {first_step + i + 1} (checked "
+          f"non-finite training {what} at step {first_step + i + 1} (checked "
           f"steps {first_step + 1}-{first_step + len(fetched)}); the update "
           f"was skipped and training stopped: lower the learning rate or "
           f"enable clipping")
-
-
-class Evaluator:
-  """Compiled evaluation over whole splits, the batches kept on device."""
-
-  def __init__(self, cfg: Config, corpus: corpus_lib.Corpus,
-               batch_size: int | None = None):
-    self.cfg = cfg
-    self.batch_size = batch_size or cfg.data.eval_batch_size
-    self.fn = steps.make_evaluate(cfg.model)
-    self.corpus = corpus
-    self.batches = {}
-
-  def _batches(self, split: str):
-    if split not in self.batches:
-      self.batches[split] = jax.device_put(corpus_lib.eval_batches(
-          self.corpus, self.cfg.data, split, self.batch_size))
-    return self.batches[split]
-
-  def nll(self, params, split: str) -> tuple[float, int]:
-    """(mean nll per token, number of tokens) over the whole split."""
-    carry = models.init_carry(self.cfg.model, self.batch_size)
-    total, count, _ = jax.device_get(self.fn(params, carry, self._batches(split)))
-    return float(total) / max(float(count), 1.0), int(count)
-
-
-def split_metrics(nll: float, split: str, level: str) -> dict:
-  out = {f"{split}_loss": nll, f"{split}_ppl": metrics_lib.perplexity(nll)}
-  if level == "char":
-    out[f"{split}_bpc"] = metrics_lib.bits(nll)
-  return out
 
 
 def _fmt_time(seconds: float) -> str:
@@ -154,44 +57,85 @@ def _fmt_time(seconds: float) -> str:
   return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
 
 
+@dataclasses.dataclass
+class _Window:
+  """Metrics since the last fetch."""
+  first_step: int
+  t0: float
+  pending: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+  steps_per_epoch: int
+  total_steps: int
+  tokens_per_step: int
+  accum: int
+
+
+def _summarise(window: _Window, done: int, plan: _Plan, lr: float) -> dict:
+  fetched = jax.device_get(window.pending)
+  _check_finite(fetched, window.first_step)
+  elapsed = time.perf_counter() - window.t0
+  nll = sum(float(f["nll"]) for f in fetched) / max(
+      sum(float(f["count"]) for f in fetched), 1.0)
+  rate = len(fetched) / max(elapsed, 1e-9)
+  return {"step": done, "epoch": done / plan.steps_per_epoch,
+          "train_loss": nll, "train_ppl": metrics_lib.perplexity(nll),
+          "lr": lr, "grad_norm": float(fetched[-1]["grad_norm"]),
+          "tokens_per_s": rate * plan.tokens_per_step,
+          "eta_s": (plan.total_steps - done) / max(rate, 1e-9)}
+
+
+def _progress_line(r: dict, total_steps: int) -> str:
+  return (f"step {r['step']}/{total_steps} epoch {r['epoch']:.2f} loss "
+          f"{r['train_loss']:.4f} ppl {r['train_ppl']:.2f} lr {r['lr']:.4g} "
+          f"tok/s {r['tokens_per_s']:,.0f} eta {_fmt_time(r['eta_s'])}")
+
+
 def train_and_evaluate(cfg: Config, workdir: str,
-                       log: Callable[[str], None] = print) -> dict:
+                       log: Callable[[str], None] = print,
+                       command: str | None = None) -> dict:
   """Trains (or resumes) the run in ``workdir`` and evaluates its best
   checkpoint on valid and test.
+
+  Args:
+    cfg: the experiment's config.
+    workdir: the run directory (created, or continued if it holds a run).
+    log: where progress lines go.
+    command: the command line, recorded in workdir/cmd.sh.
 
   Returns:
     The final metrics (also written to workdir/results.json).
   """
-  saved_vocab = prepare_workdir(workdir, cfg)
+  saved_vocab = rundir.existing_vocab(workdir, cfg)
   corpus = corpus_lib.load_corpus(cfg.data, saved_vocab)
   cfg = with_vocab_size(cfg, len(corpus.vocab))
-  if saved_vocab is None:
-    corpus.vocab.save(os.path.join(workdir, VOCAB_FILE))
-  write_json_atomic(os.path.join(workdir, CONFIG_FILE), config_lib.to_dict(cfg))
-
   epoch_batches = lambda e: jax.device_put(
       corpus_lib.train_batches(corpus, cfg.data, e, cfg.train.seed))
   batches = epoch_batches(0)
+  rundir.write_run_files(workdir, cfg, corpus.vocab, command)
+
   steps_per_epoch, batch_size = batches["x"].shape[:2]
-  tokens_per_step = int(batches["mask"][0].sum())
   total_steps = steps_per_epoch * cfg.train.num_epochs
   if cfg.train.max_steps:
     total_steps = min(total_steps, cfg.train.max_steps)
-
+  plan = _Plan(steps_per_epoch, total_steps, int(batches["mask"][0].sum()),
+               optim.accum_steps(cfg.optim, steps_per_epoch))
   tx, schedule = optim.make_optimizer(cfg.optim, steps_per_epoch,
                                       cfg.train.num_epochs)
-  accum = optim.accum_steps(cfg.optim, steps_per_epoch)
+  plateau_tx = optim.make_plateau(cfg.optim)
   state = steps.init_train_state(jax.random.key(cfg.train.seed), cfg.model,
-                                 tx, batch_size)
-  writer = metrics_lib.JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
+                                 tx, batch_size, plateau_tx)
+  writer = metrics_lib.JsonlWriter(os.path.join(workdir, rundir.METRICS_FILE))
   best_nll = float("inf")
   if checkpoint.latest_step(workdir, "latest") is not None:
     state, record = checkpoint.restore(workdir, "latest", state)
     best_nll = record["best_valid_loss"]
-    writer.truncate_after(int(state.step))
-    log(f"resumed from step {int(state.step)} (epoch {record['epoch']}, "
+    writer.truncate_after(record["step"])
+    log(f"resumed from step {record['step']} (epoch {record['epoch']}, "
         f"segment {record['segment']})")
-  start_step = int(state.step)
+  start_step = int(jax.device_get(state.step))
   log(f"{cfg.name}: {sum(x.size for x in jax.tree.leaves(state.params)):,} "
       f"parameters, vocab {len(corpus.vocab):,}, {len(corpus.ids['train']):,} "
       f"train tokens, {steps_per_epoch} steps/epoch, {total_steps} steps")
@@ -204,15 +148,19 @@ def train_and_evaluate(cfg: Config, workdir: str,
   train_step = steps.make_train_step(cfg.model, tx, cfg.optim.loss_reduction
                                      ).lower(state, batches).compile()
   log(f"compiled the train step in {time.perf_counter() - t0:.1f}s")
-  evaluator = Evaluator(cfg, corpus)
+  evaluator = evaluation.Evaluator(cfg, corpus)
 
-  def save(slot):
+  def save(slot, step):
     checkpoint.save(workdir, slot, state, {
-        "step": int(state.step), "epoch": int(state.step) // steps_per_epoch,
-        "segment": int(state.step) % steps_per_epoch,
-        "best_valid_loss": best_nll, "vocab_size": len(corpus.vocab)})
+        "step": step, "epoch": step // steps_per_epoch,
+        "segment": step % steps_per_epoch, "best_valid_loss": best_nll,
+        "vocab": list(corpus.vocab.tokens)})
 
-  progress = _Progress([], start_step, time.perf_counter())
+  def learning_rate(done):
+    scale = float(jax.device_get(state.plateau.scale))
+    return float(schedule(done // plan.accum)) * scale
+
+  window = _Window(start_step, time.perf_counter())
   run_start = time.perf_counter()
   for step in range(start_step, total_steps):
     if step % steps_per_epoch == 0 and step > 0:
@@ -220,83 +168,61 @@ def train_and_evaluate(cfg: Config, workdir: str,
       if cfg.data.mode == "sentence":
         batches = epoch_batches(step // steps_per_epoch)
     state, m = train_step(state, batches)
-    progress.pending.append(m)
+    window.pending.append(m)
     done = step + 1
     epoch_end = done % steps_per_epoch == 0
     if done % cfg.train.log_every == 0 or epoch_end or done == total_steps:
-      fetched = jax.device_get(progress.pending)
-      _check_finite(fetched, progress.first_step)
-      elapsed = time.perf_counter() - progress.t0
-      nll = sum(float(f["nll"]) for f in fetched) / max(
-          sum(float(f["count"]) for f in fetched), 1.0)
-      rate = len(fetched) / max(elapsed, 1e-9)
-      lr = float(schedule(done // accum))
-      record = {"step": done, "epoch": done / steps_per_epoch, "train_loss": nll,
-                "train_ppl": metrics_lib.perplexity(nll), "lr": lr,
-                "grad_norm": float(fetched[-1]["grad_norm"]),
-                "tokens_per_s": rate * tokens_per_step}
+      record = _summarise(window, done, plan, learning_rate(done))
       writer.write(record)
-      log(f"step {done}/{total_steps} epoch {record['epoch']:.2f} loss "
-          f"{nll:.4f} ppl {record['train_ppl']:.2f} lr {lr:.4g} tok/s "
-          f"{record['tokens_per_s']:,.0f} eta "
-          f"{_fmt_time((total_steps - done) / max(rate, 1e-9))}")
-      progress = _Progress([], done, time.perf_counter())
+      log(_progress_line(record, total_steps))
+      window = _Window(done, time.perf_counter())
     if epoch_end:
       valid_nll, _ = evaluator.nll(state.params, "valid")
+      if not np.isfinite(valid_nll):
+        raise TrainingDiverged(f"non-finite validation loss after step {done}")
       writer.write({"step": done, "epoch": done / steps_per_epoch,
-                    **split_metrics(valid_nll, "valid", cfg.data.level)})
+                    **evaluation.split_metrics(valid_nll, "valid",
+                                               cfg.data.level)})
       log(f"epoch {done / steps_per_epoch:.2f} valid loss {valid_nll:.4f} "
           f"ppl {metrics_lib.perplexity(valid_nll):.2f}")
+      if cfg.optim.schedule == "plateau":
+        state = steps.step_plateau(state, plateau_tx, valid_nll)
       if valid_nll < best_nll:
         best_nll = valid_nll
-        save("best")
-      save("latest")
-      progress.t0 = time.perf_counter()
+        save("best", done)
+      save("latest", done)
+      window.t0 = time.perf_counter()
     elif done % cfg.train.checkpoint_every == 0 or done == total_steps:
-      save("latest")
-      progress.t0 = time.perf_counter()
+      save("latest", done)
+      window.t0 = time.perf_counter()
 
-  results = final_evaluation(cfg, workdir, corpus, evaluator, state)
-  results["train_seconds_this_process"] = time.perf_counter() - run_start
-  write_json_atomic(os.path.join(workdir, RESULTS_FILE), results)
+  if checkpoint.latest_step(workdir, "best") is not None:
+    state, _ = checkpoint.restore(workdir, "best", state)
+  results = {"step": int(jax.device_get(state.step)),
+             **evaluator.report(state.params),
+             "train_seconds_this_process": time.perf_counter() - run_start}
+  rundir.write_json_atomic(os.path.join(workdir, rundir.RESULTS_FILE), results)
   return results
 
 
 def init_run_from_params(cfg: Config, workdir: str, params,
-                         vocab: data.Vocab) -> None:
+                         vocab: data.Vocab, command: str | None = None) -> None:
   """A run directory holding given parameters (imported weights, say) as its
   step-0 'best' and 'latest' checkpoints, so that evaluation and sampling
   treat it like any trained run."""
-  if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+  if os.path.exists(os.path.join(workdir, rundir.CONFIG_FILE)):
     raise IncompatibleRun(f"{workdir} already holds a run; use a new --workdir")
   cfg = with_vocab_size(cfg, len(vocab))
-  prepare_workdir(workdir, cfg)
-  vocab.save(os.path.join(workdir, VOCAB_FILE))
-  write_json_atomic(os.path.join(workdir, CONFIG_FILE), config_lib.to_dict(cfg))
+  rundir.existing_vocab(workdir, cfg)
+  rundir.write_run_files(workdir, cfg, vocab, command)
   tx, _ = optim.make_optimizer(cfg.optim, 1, 1)
   state = steps.init_train_state(jax.random.key(cfg.train.seed), cfg.model,
                                  tx, cfg.data.batch_size)
   state = state.replace(params=params, opt_state=tx.init(params))
   record = {"step": 0, "epoch": 0, "segment": 0,
-            "best_valid_loss": float("inf"), "vocab_size": len(vocab)}
+            "best_valid_loss": float("inf"), "vocab": list(vocab.tokens)}
   for slot in checkpoint.SLOTS:
     checkpoint.save(workdir, slot, state, record)
-
-
-def final_evaluation(cfg: Config, workdir: str, corpus, evaluator, state) -> dict:
-  """valid/test metrics of the best checkpoint (the latest state if the run
-  never validated), with the synthetic corpus's floor."""
-  if checkpoint.latest_step(workdir, "best") is not None:
-    state, _ = checkpoint.restore(workdir, "best", state)
-  results = {"step": int(state.step)}
-  for split in ("valid", "test"):
-    nll, count = evaluator.nll(state.params, split)
-    results.update(split_metrics(nll, split, cfg.data.level))
-    results[f"{split}_tokens"] = count
-  if corpus.floor_ppl:
-    results["floor_ppl"] = corpus.floor_ppl["test"]
-    results["valid_floor_ppl"] = corpus.floor_ppl["valid"]
-  return results
 
 
 def summary_line(results: dict) -> str:

@@ -119,10 +119,10 @@ def test_empty_and_non_utf8_corpus_files(tmp_path):
 def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
   """Export a trained run as a PyTorch state_dict + word list, import it as a
   new run, and evaluate: the perplexity is the original's."""
-  from rnnlm_jax import data, evaluation, interop, train
+  from rnnlm_jax import checkpoint, data, interop, rundir
   workdir, _ = smoke_run
-  cfg = train.load_run_config(workdir)
-  params, _ = evaluation.load_params(workdir, cfg, "best")
+  cfg = rundir.load_run_config(workdir)
+  params, _ = checkpoint.restore_params(workdir, "best")
   state_dict = tmp_path / "model.safetensors"
   interop.save_state_dict_arrays(str(state_dict), interop.params_to_torch(params, cfg.model))
   words = tmp_path / "words.txt"

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from rnnlm_jax import optim
+from rnnlm_jax import steps
 from rnnlm_jax.config import OptimConfig
 
 
@@ -46,15 +47,21 @@ def run_updates(cfg, grads_seq, steps_per_epoch, values=None):
   return history
 
 
-def test_plateau_cuts_the_rate_when_the_loss_stops_improving():
-  cfg = OptimConfig(learning_rate=1.0, clip_norm=0.0, schedule="plateau",
-                    plateau_factor=0.5, plateau_patience=0)
-  # 2 steps per epoch; the loss never improves after the first epoch.
-  history = run_updates(cfg, [[1.0, 0.0]] * 8, steps_per_epoch=2,
-                        values=[1.0] * 8)
-  steps = -np.diff(np.concatenate([[0.0], [h[0] for h in history]]))
-  assert steps[0] == 1.0
-  assert steps[-1] < 1.0
+@pytest.mark.parametrize("patience, want", [
+    (0, [1.0, 1.0, 0.5, 0.25, 0.25]),
+    (1, [1.0, 1.0, 1.0, 0.5, 0.5]),
+])
+def test_plateau_follows_the_validation_loss(patience, want):
+  cfg = OptimConfig(schedule="plateau", plateau_factor=0.5,
+                    plateau_patience=patience)
+  plateau_tx = optim.make_plateau(cfg)
+  state = steps.TrainState(step=0, params={}, opt_state=(), carry=(), key=0,
+                           plateau=plateau_tx.init({}))
+  scales = []
+  for valid_loss in [2.0, 1.5, 1.6, 1.55, 1.0]:  # Improves, stalls twice, improves.
+    state = steps.step_plateau(state, plateau_tx, valid_loss)
+    scales.append(float(state.plateau.scale))
+  assert scales == want
 
 
 def test_accumulation_applies_the_mean_every_k_steps():

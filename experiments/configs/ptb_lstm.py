@@ -4,9 +4,11 @@
       --config.data.dir=../shared/data/ptb
 
 Variants (batch 20, SGD lr 1 decayed per epoch, loss summed over time and
-averaged over the batch as in the paper's code):
+averaged over the batch as in the paper's code; "decay d after epoch k" means
+k epochs at lr 1, then the rate is multiplied by d at every epoch, the
+paper's factors):
   small   2x200, no dropout, bptt 20, 13 epochs, init +-0.1,  clip 5,  decay 0.5 after epoch 4
-  medium  2x650, dropout 0.5, bptt 35, 39 epochs, init +-0.05, clip 5,  decay 0.8 after epoch 6
+  medium  2x650, dropout 0.5, bptt 35, 39 epochs, init +-0.05, clip 5,  decay 1/1.2 after epoch 6
   large   2x1500, dropout 0.65, bptt 35, 55 epochs, init +-0.04, clip 10, decay 1/1.15 after epoch 14
 Published test perplexities: 114.5 / 82.7 / 78.4 (small / medium / large).
 
@@ -27,7 +29,7 @@ RESULTS = {
 VARIANTS = {
     #         hidden dropout bptt epochs init  clip  decay      after
     "small": (200, 0.0, 20, 13, 0.1, 5.0, 0.5, 4),
-    "medium": (650, 0.5, 35, 39, 0.05, 5.0, 0.8, 6),
+    "medium": (650, 0.5, 35, 39, 0.05, 5.0, 1 / 1.2, 6),
     "large": (1500, 0.65, 35, 55, 0.04, 10.0, 1 / 1.15, 14),
 }
 

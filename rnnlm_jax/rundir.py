@@ -1,0 +1,104 @@
+"""Run directories: what a run writes besides checkpoints, and whether a
+config may continue a directory.
+
+  config.json    the resolved config
+  cmd.sh         the command that made the run
+  vocab.json     the vocabulary
+  metrics.jsonl  metrics (see metrics.JsonlWriter)
+  results.json   final metrics
+"""
+
+import json
+import os
+
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import data
+from rnnlm_jax.config import Config
+
+CONFIG_FILE = "config.json"
+COMMAND_FILE = "cmd.sh"
+VOCAB_FILE = "vocab.json"
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
+
+# Keys that may differ between a run directory's config and a resumed run.
+RESUMABLE_CHANGES = ("train.num_epochs", "train.max_steps", "train.log_every",
+                     "train.checkpoint_every")
+
+
+class IncompatibleRun(ValueError):
+  """The run directory was made by a config this run cannot continue."""
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, obj) -> None:
+  write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def flatten(cfg: Config) -> dict:
+  """{'model.hidden': 200, ...}."""
+  def walk(d, prefix):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        yield from walk(v, f"{prefix}{k}.")
+      else:
+        yield prefix + k, list(v) if isinstance(v, tuple) else v
+  return dict(walk(config_lib.to_dict(cfg), ""))
+
+
+def identity(cfg: Config) -> dict:
+  """The keys that make a run what it is (all but RESUMABLE_CHANGES)."""
+  return {k: v for k, v in flatten(cfg).items() if k not in RESUMABLE_CHANGES}
+
+
+def load_run_config(workdir: str) -> Config:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} is not a run directory (no {CONFIG_FILE})")
+  try:
+    with open(path, encoding="utf-8") as f:
+      values = json.load(f)
+  except json.JSONDecodeError as e:
+    raise IncompatibleRun(f"{path} is not valid JSON: {e}") from None
+  return config_lib.from_dict(values)
+
+
+def check_compatible(old: Config, new: Config) -> None:
+  """Raises IncompatibleRun naming the first differing key."""
+  a, b = identity(old), identity(new)
+  for key in sorted(set(a) | set(b)):
+    if key == "model.vocab_size" and b.get(key) == 0:
+      continue  # Taken from the saved vocabulary.
+    if a.get(key) != b.get(key):
+      raise IncompatibleRun(
+          f"the run directory was made by a different config: {key} is "
+          f"{a.get(key)!r} there and {b.get(key)!r} now; use a new --workdir")
+
+
+def existing_vocab(workdir: str, cfg: Config) -> data.Vocab | None:
+  """Checks that cfg may continue workdir (if it holds a run) and returns the
+  run's vocabulary, or None for a new run. Writes nothing."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise IncompatibleRun(f"--workdir {workdir} is a file, not a directory")
+  if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    check_compatible(load_run_config(workdir), cfg)
+  path = os.path.join(workdir, VOCAB_FILE)
+  return data.Vocab.load(path) if os.path.exists(path) else None
+
+
+def write_run_files(workdir: str, cfg: Config, vocab: data.Vocab,
+                    command: str | None) -> None:
+  """Creates the directory and writes config, vocabulary and command."""
+  os.makedirs(workdir, exist_ok=True)
+  if not os.path.exists(os.path.join(workdir, VOCAB_FILE)):
+    vocab.save(os.path.join(workdir, VOCAB_FILE))
+  write_json_atomic(os.path.join(workdir, CONFIG_FILE), config_lib.to_dict(cfg))
+  if command:
+    write_text_atomic(os.path.join(workdir, COMMAND_FILE),
+                      f"#!/bin/sh\n{command}\n")
