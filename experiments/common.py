@@ -19,8 +19,13 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DATA_ENV = "RNNLM_DATA"
 
 # Errors that are the user's input, reported as one line.
-USER_ERRORS = (config_lib.ConfigError, data.DataError, rundir.IncompatibleRun,
-               train.TrainingDiverged, OSError)
+USER_ERRORS = (
+    config_lib.ConfigError,
+    data.DataError,
+    rundir.IncompatibleRun,
+    train.TrainingDiverged,
+    OSError,
+)
 
 
 def resolve_config(config_dict) -> config_lib.Config:
@@ -37,12 +42,14 @@ def resolve_config(config_dict) -> config_lib.Config:
   root = os.environ.get(DATA_ENV)
   if root and d.local_name:
     return config_lib.replace(
-        cfg, data={"dir": os.path.abspath(os.path.join(root, d.local_name))})
+        cfg, data={"dir": os.path.abspath(os.path.join(root, d.local_name))}
+    )
   if d.hf_path:
     return config_lib.replace(cfg, data={"source": "hub"})
   raise config_lib.ConfigError(
       f"config {cfg.name!r} reads local files: pass --config.data.dir=FOLDER "
-      f"or set {DATA_ENV}")
+      f"or set {DATA_ENV}"
+  )
 
 
 def default_workdir(cfg: config_lib.Config) -> str:
@@ -54,8 +61,9 @@ def default_workdir(cfg: config_lib.Config) -> str:
   return os.path.join("runs", f"{cfg.name}-{digest}")
 
 
-def command_line(module: str, argv: list[str], workdir: str,
-                 workdir_given: bool) -> str:
+def command_line(
+    module: str, argv: list[str], workdir: str, workdir_given: bool
+) -> str:
   """The command that reproduces this run, its run directory included."""
   args = list(argv) if workdir_given else [*argv, f"--workdir={workdir}"]
   return shlex.join(["python", "-m", module, *args])

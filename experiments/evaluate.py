@@ -17,13 +17,16 @@ from experiments import common
 from rnnlm_jax import evaluation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
-_SLOT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"],
-                          "Which checkpoint to evaluate.")
+_SLOT = flags.DEFINE_enum(
+    "checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate."
+)
 _SPLITS = flags.DEFINE_list("splits", ["valid", "test"], "Splits to evaluate.")
-_BATCH = flags.DEFINE_integer("eval_batch_size", 0,
-                              "Parallel streams; 0 takes the run's config.")
+_BATCH = flags.DEFINE_integer(
+    "eval_batch_size", 0, "Parallel streams; 0 takes the run's config."
+)
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Corpus folder, if it moved since training.")
+    "data_dir", None, "Corpus folder, if it moved since training."
+)
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead.")
 
 
@@ -32,13 +35,21 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
     results = evaluation.evaluate_run(
-        _WORKDIR.value, _SLOT.value, _SPLITS.value, _BATCH.value or None,
-        _DATA_DIR.value)
+        _WORKDIR.value,
+        _SLOT.value,
+        _SPLITS.value,
+        _BATCH.value or None,
+        _DATA_DIR.value,
+    )
   if _JSON.value:
     print(json.dumps(results, sort_keys=True))
   else:
-    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in results.items()))
+    print(
+        " ".join(
+            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in results.items()
+        )
+    )
 
 
 if __name__ == "__main__":

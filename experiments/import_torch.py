@@ -23,15 +23,24 @@ from rnnlm_jax import interop
 from rnnlm_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config giving the corpus and evaluation settings.",
-    lock_config=True)
-_STATE_DICT = flags.DEFINE_string("state_dict", None, ".npz or .safetensors",
-                                  required=True)
+    "config",
+    None,
+    "Config giving the corpus and evaluation settings.",
+    lock_config=True,
+)
+_STATE_DICT = flags.DEFINE_string(
+    "state_dict", None, ".npz or .safetensors", required=True
+)
 _WORDS = flags.DEFINE_string("words", None, "Word list file.", required=True)
-_CELL = flags.DEFINE_enum("cell", "lstm", ["lstm", "gru", "rnn_tanh", "rnn_relu"],
-                          "The PyTorch model's cell (nn.RNN: tanh or relu).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "New run directory.",
-                               required=True)
+_CELL = flags.DEFINE_enum(
+    "cell",
+    "lstm",
+    ["lstm", "gru", "rnn_tanh", "rnn_relu"],
+    "The PyTorch model's cell (nn.RNN: tanh or relu).",
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "New run directory.", required=True
+)
 
 
 def main(argv):
@@ -46,12 +55,18 @@ def main(argv):
     if len(vocab) != model.vocab_size:
       raise config_lib.ConfigError(
           f"the word list has {len(vocab)} words but the weights "
-          f"{model.vocab_size}")
+          f"{model.vocab_size}"
+      )
     cfg = config_lib.validate(dataclasses.replace(cfg, model=model))
     train.init_run_from_params(
-        cfg, _WORKDIR.value, params, vocab,
-        common.command_line("experiments.import_torch", sys.argv[1:],
-                            _WORKDIR.value, True))
+        cfg,
+        _WORKDIR.value,
+        params,
+        vocab,
+        common.command_line(
+            "experiments.import_torch", sys.argv[1:], _WORKDIR.value, True
+        ),
+    )
   print(f"run directory: {_WORKDIR.value}")
 
 

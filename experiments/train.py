@@ -20,10 +20,14 @@ from experiments import common
 from rnnlm_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(common.CONFIG_DIR, "default.py"),
-    "Experiment config file, optionally with :variant.", lock_config=True)
+    "config",
+    os.path.join(common.CONFIG_DIR, "default.py"),
+    "Experiment config file, optionally with :variant.",
+    lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Run directory; default runs/<config name>-<config hash>.")
+    "workdir", None, "Run directory; default runs/<config name>-<config hash>."
+)
 
 
 def main(argv):
@@ -33,10 +37,12 @@ def main(argv):
     cfg = common.resolve_config(_CONFIG.value)
     workdir = _WORKDIR.value or common.default_workdir(cfg)
     print(f"run directory: {workdir}", flush=True)
-    command = common.command_line("experiments.train", sys.argv[1:], workdir,
-                                  _WORKDIR.present)
+    command = common.command_line(
+        "experiments.train", sys.argv[1:], workdir, _WORKDIR.present
+    )
     results = train.train_and_evaluate(
-        cfg, workdir, log=lambda s: print(s, flush=True), command=command)
+        cfg, workdir, log=lambda s: print(s, flush=True), command=command
+    )
   print(train.summary_line(results), flush=True)
 
 

@@ -40,7 +40,7 @@ def init_params(cell: Cell, key, input_dim: int, hidden: int, scale: float):
   scale <= 0 selects PyTorch's default, 1/sqrt(hidden).
   """
   if scale <= 0:
-    scale = hidden ** -0.5
+    scale = hidden**-0.5
   g = cell.gates * hidden
   k_ih, k_hh, k_b, k_bn = jax.random.split(key, 4)
   params = {
@@ -54,8 +54,9 @@ def init_params(cell: Cell, key, input_dim: int, hidden: int, scale: float):
 
 
 def init_carry(cell: Cell, batch: int, hidden: int):
-  return tuple(jnp.zeros((batch, hidden), jnp.float32)
-               for _ in range(cell.carry_arity))
+  return tuple(
+      jnp.zeros((batch, hidden), jnp.float32) for _ in range(cell.carry_arity)
+  )
 
 
 def _elman(activation):
@@ -63,6 +64,7 @@ def _elman(activation):
     (h_BH,) = carry
     h_BH = activation(xw_BG + h_BH @ params["w_hh"])
     return (h_BH,), h_BH
+
   return step
 
 
@@ -101,4 +103,5 @@ def get_cell(name: str) -> Cell:
     return CELLS[name]
   except KeyError:
     raise ValueError(
-        f"unknown cell {name!r}; choose one of {sorted(CELLS)}") from None
+        f"unknown cell {name!r}; choose one of {sorted(CELLS)}"
+    ) from None

@@ -20,8 +20,11 @@ SLOTS = ("latest", "best")
 
 def _manager(workdir: str, slot: str) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=1, create=True, enable_async_checkpointing=False,
-      cleanup_tmp_directories=True)
+      max_to_keep=1,
+      create=True,
+      enable_async_checkpointing=False,
+      cleanup_tmp_directories=True,
+  )
   path = os.path.join(os.path.abspath(workdir), "checkpoints", slot)
   return ocp.CheckpointManager(path, options=options)
 
@@ -30,9 +33,13 @@ def save(workdir: str, slot: str, state: Any, record: dict) -> None:
   """Writes ``state`` and the JSON-able ``record`` to a slot, atomically."""
   step = int(jax.device_get(state.step))
   with _manager(workdir, slot) as mngr:
-    mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)),
-        force=True)
+    mngr.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
+        ),
+        force=True,
+    )
     mngr.wait_until_finished()
 
 
@@ -51,8 +58,13 @@ def restore(workdir: str, slot: str, target: Any) -> tuple[Any, dict]:
     step = mngr.latest_step()
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/{slot}")
-    restored = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
+    restored = mngr.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract),
+            record=ocp.args.JsonRestore(),
+        ),
+    )
   return restored["state"], restored["record"]
 
 
@@ -63,6 +75,10 @@ def restore_params(workdir: str, slot: str) -> tuple[Any, dict]:
     step = mngr.latest_step()
     if step is None:
       raise FileNotFoundError(f"no {slot!r} checkpoint in {workdir}")
-    restored = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()))
+    restored = mngr.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()
+        ),
+    )
   return restored["state"]["params"], restored["record"]

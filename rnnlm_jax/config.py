@@ -24,7 +24,9 @@ class ModelConfig:
   embed_dim: int = 0  # 0: equal to hidden.
   hidden: int = 200
   num_layers: int = 2
-  dropout: float = 0.0  # Zaremba-style: on embeddings, between layers, on output.
+  dropout: float = (
+      0.0  # Zaremba-style: on embeddings, between layers, on output.
+  )
   tie_weights: bool = False
   init_scale: float = 0.1  # Uniform(-s, s); <= 0 for PyTorch's 1/sqrt(H).
   unroll: int = 1
@@ -34,12 +36,16 @@ class ModelConfig:
 class DataConfig:
   source: str = "synthetic"  # synthetic | files | hub
   dir: str = ""  # files: a folder of train/valid/test text files.
-  local_name: str = ""  # files: sub-folder of $RNNLM_DATA used when dir is empty.
+  local_name: str = (
+      ""  # files: sub-folder of $RNNLM_DATA used when dir is empty.
+  )
   hf_path: str = ""  # hub: e.g. "wikitext".
   hf_name: str = ""  # hub: e.g. "wikitext-2-v1".
   text_column: str = "text"
   level: str = "word"  # word | char
-  split_fractions: tuple = ()  # (train, valid, test) cut of a single-file corpus.
+  split_fractions: (
+      tuple
+  ) = ()  # (train, valid, test) cut of a single-file corpus.
   encoding_errors: str = "strict"  # strict | replace
   vocab_max_size: int = 0
   vocab_min_count: int = 1
@@ -109,15 +115,32 @@ _CHOICES = {
     "optim.schedule": ("constant", "epoch_decay", "plateau", "warmup_cosine"),
     "optim.loss_reduction": ("mean", "sum_time"),
 }
-_POSITIVE = ("model.hidden", "model.num_layers", "model.unroll",
-             "optim.decay_after_epochs",
-             "data.batch_size", "data.bptt", "data.eval_batch_size",
-             "data.max_sentence_len", "data.vocab_min_count",
-             "train.num_epochs", "train.log_every", "train.checkpoint_every")
-_NON_NEGATIVE = ("model.vocab_size", "model.embed_dim", "model.dropout",
-                 "data.vocab_max_size", "optim.learning_rate",
-                 "optim.clip_norm", "optim.weight_decay", "optim.warmup_steps",
-                 "optim.plateau_patience", "train.max_steps")
+_POSITIVE = (
+    "model.hidden",
+    "model.num_layers",
+    "model.unroll",
+    "optim.decay_after_epochs",
+    "data.batch_size",
+    "data.bptt",
+    "data.eval_batch_size",
+    "data.max_sentence_len",
+    "data.vocab_min_count",
+    "train.num_epochs",
+    "train.log_every",
+    "train.checkpoint_every",
+)
+_NON_NEGATIVE = (
+    "model.vocab_size",
+    "model.embed_dim",
+    "model.dropout",
+    "data.vocab_max_size",
+    "optim.learning_rate",
+    "optim.clip_norm",
+    "optim.weight_decay",
+    "optim.warmup_steps",
+    "optim.plateau_patience",
+    "train.max_steps",
+)
 
 
 def _build(cls, values: dict, prefix: str):
@@ -148,7 +171,8 @@ def _coerce(kind, value, key):
     return float(value)
   if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
     raise ConfigError(
-        f"config key {key} must be {kind.__name__}, got {value!r}")
+        f"config key {key} must be {kind.__name__}, got {value!r}"
+    )
   return value
 
 
@@ -163,7 +187,8 @@ def validate(cfg: Config) -> Config:
   for key, choices in _CHOICES.items():
     if _get(cfg, key) not in choices:
       raise ConfigError(
-          f"{key}={_get(cfg, key)!r} is not one of {list(choices)}")
+          f"{key}={_get(cfg, key)!r} is not one of {list(choices)}"
+      )
   for key in _POSITIVE:
     if _get(cfg, key) <= 0:
       raise ConfigError(f"{key} must be positive, got {_get(cfg, key)}")
@@ -171,15 +196,20 @@ def validate(cfg: Config) -> Config:
     if _get(cfg, key) < 0:
       raise ConfigError(f"{key} must be >= 0, got {_get(cfg, key)}")
   if not 0.0 <= cfg.model.dropout < 1.0:
-    raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    raise ConfigError(
+        f"model.dropout must be in [0, 1), got {cfg.model.dropout}"
+    )
   if cfg.optim.grad_accum_steps == 0 or cfg.optim.grad_accum_steps < -1:
-    raise ConfigError("optim.grad_accum_steps must be >= 1, or -1 for a "
-                      f"whole epoch, got {cfg.optim.grad_accum_steps}")
+    raise ConfigError(
+        "optim.grad_accum_steps must be >= 1, or -1 for a "
+        f"whole epoch, got {cfg.optim.grad_accum_steps}"
+    )
   if cfg.train.checkpoint_every % cfg.train.log_every:
     # Checkpoints fall on metric fetches, so a resumed run logs the same
     # windows as an uninterrupted one.
-    raise ConfigError("train.checkpoint_every must be a multiple of "
-                      "train.log_every")
+    raise ConfigError(
+        "train.checkpoint_every must be a multiple of " "train.log_every"
+    )
   m = cfg.model
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
@@ -187,8 +217,10 @@ def validate(cfg: Config) -> Config:
     raise ConfigError("data.source='hub' needs data.hf_path")
   fr = cfg.data.split_fractions
   if fr and (len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6):
-    raise ConfigError("data.split_fractions must be empty or three fractions "
-                      f"summing to 1, got {list(fr)}")
+    raise ConfigError(
+        "data.split_fractions must be empty or three fractions "
+        f"summing to 1, got {list(fr)}"
+    )
   return cfg
 
 

@@ -29,10 +29,15 @@ class Corpus:
 
 
 def _source(cfg: DataConfig) -> dict:
-  return {"dir": cfg.dir, "hf_path": cfg.hf_path, "hf_name": cfg.hf_name,
-          "text_column": cfg.text_column, "level": cfg.level,
-          "split_fractions": tuple(cfg.split_fractions) or None,
-          "encoding_errors": cfg.encoding_errors}
+  return {
+      "dir": cfg.dir,
+      "hf_path": cfg.hf_path,
+      "hf_name": cfg.hf_name,
+      "text_column": cfg.text_column,
+      "level": cfg.level,
+      "split_fractions": tuple(cfg.split_fractions) or None,
+      "encoding_errors": cfg.encoding_errors,
+  }
 
 
 def load_corpus(cfg: DataConfig, vocab: data.Vocab | None = None) -> Corpus:
@@ -46,23 +51,30 @@ def load_corpus(cfg: DataConfig, vocab: data.Vocab | None = None) -> Corpus:
       # no test word unknown and the floor stays exact.
       words = synthetic.vocabulary(synthetic.default_grammar())
       vocab = data.Vocab(tokens=(data.EOS, *words))
-    vocab, ids = data.encode_splits({s: made[s] for s in SPLITS}, "word",
-                                    vocab)
-    floors = {s: synthetic.floor_perplexity(made["logprob"][s],
-                                            made["num_tokens"][s])
-              for s in SPLITS}
+    vocab, ids = data.encode_splits({s: made[s] for s in SPLITS}, "word", vocab)
+    floors = {
+        s: synthetic.floor_perplexity(made["logprob"][s], made["num_tokens"][s])
+        for s in SPLITS
+    }
     return Corpus(vocab, ids, floors)
   source = _source(cfg)
   if cfg.source == "files":
     source["hf_path"] = ""
     if not cfg.dir:
-      raise data.DataError("data.source='files' needs data.dir (or the "
-                           "RNNLM_DATA environment variable)")
+      raise data.DataError(
+          "data.source='files' needs data.dir (or the "
+          "RNNLM_DATA environment variable)"
+      )
   else:
     source["dir"] = ""
-  vocab, ids = data.load_corpus(source, cfg.level, cfg.vocab_max_size,
-                                cfg.vocab_min_count, vocab,
-                                os.path.expanduser(cfg.cache_dir) or None)
+  vocab, ids = data.load_corpus(
+      source,
+      cfg.level,
+      cfg.vocab_max_size,
+      cfg.vocab_min_count,
+      vocab,
+      os.path.expanduser(cfg.cache_dir) or None,
+  )
   return Corpus(vocab, ids, {})
 
 
@@ -77,14 +89,16 @@ def _stack_segments(ids_BN, bptt):
   if n == 0:
     raise data.DataError(
         f"too little data: a stream of {ids_BN.shape[1]} tokens has no full "
-        f"segment of bptt={bptt}; lower data.batch_size or data.bptt")
+        f"segment of bptt={bptt}; lower data.batch_size or data.bptt"
+    )
   xs, ys = zip(*(data.segment(ids_BN, i, bptt) for i in range(n)))
   return np.stack(xs), np.stack(ys)
 
 
 def _sentence_arrays(ids_N, start_id, batch_size, cfg: DataConfig, seed):
-  batches = data.sentence_batches(ids_N, start_id, batch_size,
-                                  cfg.max_sentence_len, seed)
+  batches = data.sentence_batches(
+      ids_N, start_id, batch_size, cfg.max_sentence_len, seed
+  )
   x, y, mask = (np.stack(a) for a in zip(*batches))
   reset = np.zeros(x.shape, bool)
   reset[:, :, 0] = True
@@ -100,16 +114,26 @@ def train_batches(corpus: Corpus, cfg: DataConfig, epoch: int, seed: int):
   """
   ids = corpus.ids["train"]
   if cfg.mode == "sentence":
-    return _sentence_arrays(ids, corpus.start_id, cfg.batch_size, cfg,
-                            int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return _sentence_arrays(
+        ids,
+        corpus.start_id,
+        cfg.batch_size,
+        cfg,
+        int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]),
+    )
   ids_BN = data.train_stream(ids, cfg.batch_size, corpus.start_id)
   x, y = _stack_segments(ids_BN, cfg.bptt)
-  return {"x": x, "y": y, "mask": np.ones(x.shape, np.float32),
-          "reset": _reset_mask(x, cfg, corpus.start_id)}
+  return {
+      "x": x,
+      "y": y,
+      "mask": np.ones(x.shape, np.float32),
+      "reset": _reset_mask(x, cfg, corpus.start_id),
+  }
 
 
-def eval_batches(corpus: Corpus, cfg: DataConfig, split: str,
-                 batch_size: int | None = None):
+def eval_batches(
+    corpus: Corpus, cfg: DataConfig, split: str, batch_size: int | None = None
+):
   """Batches [S, B, T] covering every token of a split exactly once."""
   batch_size = batch_size or cfg.eval_batch_size
   ids = corpus.ids[split]
@@ -118,5 +142,9 @@ def eval_batches(corpus: Corpus, cfg: DataConfig, split: str,
   if cfg.mode == "sentence":
     return _sentence_arrays(ids, corpus.start_id, batch_size, cfg, None)
   x, y, mask = data.eval_stream(ids, batch_size, cfg.bptt, corpus.start_id)
-  return {"x": x, "y": y, "mask": mask.astype(np.float32),
-          "reset": _reset_mask(x, cfg, corpus.start_id)}
+  return {
+      "x": x,
+      "y": y,
+      "mask": mask.astype(np.float32),
+      "reset": _reset_mask(x, cfg, corpus.start_id),
+  }

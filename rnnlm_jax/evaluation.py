@@ -19,8 +19,12 @@ class Evaluator:
   """Compiled evaluation over whole splits; each split's batches are put on
   the device once, on first use."""
 
-  def __init__(self, cfg: Config, corpus: corpus_lib.Corpus,
-               batch_size: int | None = None):
+  def __init__(
+      self,
+      cfg: Config,
+      corpus: corpus_lib.Corpus,
+      batch_size: int | None = None,
+  ):
     self.cfg = cfg
     self.corpus = corpus
     self.batch_size = batch_size or cfg.data.eval_batch_size
@@ -29,14 +33,19 @@ class Evaluator:
 
   def _batches(self, split: str):
     if split not in self.batches:
-      self.batches[split] = jax.device_put(corpus_lib.eval_batches(
-          self.corpus, self.cfg.data, split, self.batch_size))
+      self.batches[split] = jax.device_put(
+          corpus_lib.eval_batches(
+              self.corpus, self.cfg.data, split, self.batch_size
+          )
+      )
     return self.batches[split]
 
   def nll(self, params, split: str) -> tuple[float, int]:
     """(mean nll per token, number of tokens) over the whole split."""
     carry = models.init_carry(self.cfg.model, self.batch_size)
-    total, count, _ = jax.device_get(self.fn(params, carry, self._batches(split)))
+    total, count, _ = jax.device_get(
+        self.fn(params, carry, self._batches(split))
+    )
     return float(total) / max(float(count), 1.0), int(count)
 
   def report(self, params, splits=("valid", "test")) -> dict:
@@ -60,13 +69,19 @@ def split_metrics(nll: float, split: str, level: str) -> dict:
   return out
 
 
-def evaluate_run(workdir: str, slot: str = "best",
-                 splits=("valid", "test"), batch_size: int | None = None,
-                 data_dir: str | None = None) -> dict:
+def evaluate_run(
+    workdir: str,
+    slot: str = "best",
+    splits=("valid", "test"),
+    batch_size: int | None = None,
+    data_dir: str | None = None,
+) -> dict:
   """Metrics of a run directory's checkpoint on the given splits."""
   for split in splits:
     if split not in corpus_lib.SPLITS:
-      raise ValueError(f"unknown split {split!r}; choose from {corpus_lib.SPLITS}")
+      raise ValueError(
+          f"unknown split {split!r}; choose from {corpus_lib.SPLITS}"
+      )
   cfg = rundir.load_run_config(workdir)
   if data_dir:
     cfg = config_lib.replace(cfg, data={"dir": data_dir, "source": "files"})
@@ -74,5 +89,8 @@ def evaluate_run(workdir: str, slot: str = "best",
   corpus = corpus_lib.load_corpus(cfg.data, vocab)
   params, record = checkpoint.restore_params(workdir, slot)
   evaluator = Evaluator(cfg, corpus, batch_size)
-  return {"step": record["step"], "eval_batch_size": evaluator.batch_size,
-          **evaluator.report(params, splits)}
+  return {
+      "step": record["step"],
+      "eval_batch_size": evaluator.batch_size,
+      **evaluator.report(params, splits),
+  }

@@ -36,8 +36,11 @@ from rnnlm_jax import cells as cells_lib
 from rnnlm_jax.config import ModelConfig
 
 _PREFIXES = ("module.", "_orig_mod.")
-_ALIASES = {"emb.weight": "encoder.weight", "out.weight": "decoder.weight",
-            "out.bias": "decoder.bias"}
+_ALIASES = {
+    "emb.weight": "encoder.weight",
+    "out.weight": "decoder.weight",
+    "out.bias": "decoder.bias",
+}
 _BUFFER_SUFFIXES = ("num_batches_tracked",)
 _EXTENSIONS = (".npz", ".safetensors")
 
@@ -53,7 +56,8 @@ def _extension(path: str) -> str:
     raise ValueError(
         f"{path}: unknown state_dict file extension {ext or '(none)'!r}; "
         f"expected one of {list(_EXTENSIONS)} (torch .pt/.pth files need "
-        "converting to .npz or .safetensors first)")
+        "converting to .npz or .safetensors first)"
+    )
   return ext
 
 
@@ -66,6 +70,7 @@ def load_state_dict_arrays(path: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
   from safetensors.numpy import load_file
+
   return dict(load_file(path))
 
 
@@ -78,6 +83,7 @@ def save_state_dict_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
       np.savez(f, **arrays)
     return
   from safetensors.numpy import save_file
+
   save_file(arrays, path)
 
 
@@ -92,7 +98,7 @@ def _strip_prefixes(key: str) -> str:
     stripped = False
     for prefix in _PREFIXES:
       if key.startswith(prefix):
-        key, stripped = key[len(prefix):], True
+        key, stripped = key[len(prefix) :], True
   return key
 
 
@@ -109,7 +115,8 @@ def canonical_arrays(arrays) -> dict[str, np.ndarray]:
       continue
     if name in out:
       raise ValueError(
-          f"state_dict keys {origin[name]!r} and {key!r} both mean {name!r}")
+          f"state_dict keys {origin[name]!r} and {key!r} both mean {name!r}"
+      )
     out[name], origin[name] = np.asarray(value), key
   return out
 
@@ -124,7 +131,8 @@ def _torch_cell(name: str) -> cells_lib.Cell:
   if name == "rnn_sigmoid":
     raise ValueError(
         "cell 'rnn_sigmoid' has no PyTorch counterpart (nn.RNN offers only "
-        "tanh and relu); use rnn_tanh, rnn_relu, lstm or gru")
+        "tanh and relu); use rnn_tanh, rnn_relu, lstm or gru"
+    )
   return cell
 
 
@@ -135,8 +143,11 @@ def _require(arrays, key):
 
 
 def _cells_for_multiple(multiple: int) -> str:
-  names = [n for n, c in cells_lib.CELLS.items()
-           if c.gates == multiple and n != "rnn_sigmoid"]
+  names = [
+      n
+      for n, c in cells_lib.CELLS.items()
+      if c.gates == multiple and n != "rnn_sigmoid"
+  ]
   return " or ".join(names) if names else "no cell"
 
 
@@ -144,11 +155,15 @@ def _check_gate_multiple(cell: cells_lib.Cell, g: int, h: int) -> None:
   """rnn.weight_hh_l0 has G = gates * H rows for the given cell."""
   if g == cell.gates * h:
     return
-  fits = (f"{g // h}*H, which fits {_cells_for_multiple(g // h)}"
-          if g % h == 0 else "not a multiple of H")
+  fits = (
+      f"{g // h}*H, which fits {_cells_for_multiple(g // h)}"
+      if g % h == 0
+      else "not a multiple of H"
+  )
   raise ValueError(
       f"gate multiple mismatch: rnn.weight_hh_l0 has {g} rows for hidden {h} "
-      f"({fits}); cell {cell.name!r} needs {cell.gates}*H = {cell.gates * h}")
+      f"({fits}); cell {cell.name!r} needs {cell.gates}*H = {cell.gates * h}"
+  )
 
 
 def _num_layers(arrays) -> int:
@@ -179,9 +194,14 @@ def infer_model_config(arrays, cell: str) -> ModelConfig:
   v, e = _require(arrays, "encoder.weight").shape
   g, h = _require(arrays, "rnn.weight_hh_l0").shape
   _check_gate_multiple(c, g, h)
-  return ModelConfig(cell=cell, vocab_size=int(v), embed_dim=int(e),
-                     hidden=int(h), num_layers=_num_layers(arrays),
-                     tie_weights=_is_tied(arrays))
+  return ModelConfig(
+      cell=cell,
+      vocab_size=int(v),
+      embed_dim=int(e),
+      hidden=int(h),
+      num_layers=_num_layers(arrays),
+      tie_weights=_is_tied(arrays),
+  )
 
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -208,15 +228,20 @@ def _checked(arrays, cfg: ModelConfig) -> dict[str, np.ndarray]:
   for key, shape in shapes.items():
     got = _require(arrays, key).shape
     if tuple(got) != shape:
-      raise ValueError(f"state_dict key {key!r} has shape {tuple(got)}, "
-                       f"expected {shape} for {cfg.cell} config")
+      raise ValueError(
+          f"state_dict key {key!r} has shape {tuple(got)}, "
+          f"expected {shape} for {cfg.cell} config"
+      )
   extra = sorted(set(arrays) - set(shapes) - {"decoder.weight"})
   if extra:
-    raise ValueError(f"state_dict has unexpected key {extra[0]!r} "
-                     f"({len(extra)} unexpected in all)")
+    raise ValueError(
+        f"state_dict has unexpected key {extra[0]!r} "
+        f"({len(extra)} unexpected in all)"
+    )
   if cfg.tie_weights and "decoder.weight" in arrays and not _is_tied(arrays):
-    raise ValueError("tie_weights is set but decoder.weight differs from "
-                     "encoder.weight")
+    raise ValueError(
+        "tie_weights is set but decoder.weight differs from " "encoder.weight"
+    )
   return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
 
 
@@ -228,10 +253,13 @@ def _checked(arrays, cfg: ModelConfig) -> dict[str, np.ndarray]:
 def _layer_from_torch(a, k: int, cell: str, h: int):
   """One layer: w_ih [I, G], w_hh [H, G], b [G] (+ b_hn [H] for the GRU)."""
   b_ih, b_hh = a[f"rnn.bias_ih_l{k}"], a[f"rnn.bias_hh_l{k}"]
-  layer = {"w_ih": a[f"rnn.weight_ih_l{k}"].T, "w_hh": a[f"rnn.weight_hh_l{k}"].T}
+  layer = {
+      "w_ih": a[f"rnn.weight_ih_l{k}"].T,
+      "w_hh": a[f"rnn.weight_hh_l{k}"].T,
+  }
   if cell == "gru":
-    layer["b"] = np.concatenate([b_ih[:2 * h] + b_hh[:2 * h], b_ih[2 * h:]])
-    layer["b_hn"] = b_hh[2 * h:]
+    layer["b"] = np.concatenate([b_ih[: 2 * h] + b_hh[: 2 * h], b_ih[2 * h :]])
+    layer["b_hn"] = b_hh[2 * h :]
   else:
     layer["b"] = b_ih + b_hh
   return {n: jnp.asarray(x, jnp.float32) for n, x in layer.items()}
@@ -248,10 +276,14 @@ def params_from_torch(arrays, cfg: ModelConfig):
   out = {"b": jnp.asarray(a["decoder.bias"])}
   if not cfg.tie_weights:
     out["w"] = jnp.asarray(a["decoder.weight"].T)
-  return {"embed": jnp.asarray(a["encoder.weight"]),
-          "layers": [_layer_from_torch(a, k, cfg.cell, cfg.hidden)
-                     for k in range(cfg.num_layers)],
-          "out": out}
+  return {
+      "embed": jnp.asarray(a["encoder.weight"]),
+      "layers": [
+          _layer_from_torch(a, k, cfg.cell, cfg.hidden)
+          for k in range(cfg.num_layers)
+      ],
+      "out": out,
+  }
 
 
 def _layer_to_torch(layer, k: int, cell: str, h: int):
@@ -260,10 +292,13 @@ def _layer_to_torch(layer, k: int, cell: str, h: int):
   b = np.asarray(layer["b"], np.float32)
   b_hh = np.zeros_like(b)
   if cell == "gru":
-    b_hh[2 * h:] = np.asarray(layer["b_hn"], np.float32)
-  return {f"rnn.weight_ih_l{k}": np.asarray(layer["w_ih"], np.float32).T,
-          f"rnn.weight_hh_l{k}": np.asarray(layer["w_hh"], np.float32).T,
-          f"rnn.bias_ih_l{k}": b, f"rnn.bias_hh_l{k}": b_hh}
+    b_hh[2 * h :] = np.asarray(layer["b_hn"], np.float32)
+  return {
+      f"rnn.weight_ih_l{k}": np.asarray(layer["w_ih"], np.float32).T,
+      f"rnn.weight_hh_l{k}": np.asarray(layer["w_hh"], np.float32).T,
+      f"rnn.bias_ih_l{k}": b,
+      f"rnn.bias_hh_l{k}": b_hh,
+  }
 
 
 def params_to_torch(params, cfg: ModelConfig) -> dict[str, np.ndarray]:
@@ -313,4 +348,5 @@ def read_word_list(path: str) -> list[str]:
 def vocab_from_word_list(words):
   """rnnlm_jax.data.Vocab with ids in the order of ``words``."""
   from rnnlm_jax.data import Vocab
+
   return Vocab(tokens=tuple(words))

@@ -9,7 +9,8 @@ def token_nll(logits_BTV, y_BT):
   least float32 (bf16 logits are upcast)."""
   dtype = jnp.promote_types(logits_BTV.dtype, jnp.float32)
   return optax.softmax_cross_entropy_with_integer_labels(
-      logits_BTV.astype(dtype), y_BT)
+      logits_BTV.astype(dtype), y_BT
+  )
 
 
 def masked_sums(nll_BT, mask_BT=None):

@@ -28,25 +28,35 @@ def init_lm(key, cfg: ModelConfig):
     raise ValueError("model.vocab_size must be set before init_lm")
   cell = cells_lib.get_cell(cfg.cell)
   k_emb, k_out_w, k_out_b, *k_layers = jax.random.split(key, 3 + cfg.num_layers)
-  scale = cfg.init_scale if cfg.init_scale > 0 else cfg.hidden ** -0.5
+  scale = cfg.init_scale if cfg.init_scale > 0 else cfg.hidden**-0.5
   u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -scale, scale)
   layers = [
-      cells_lib.init_params(cell, k, embed_dim(cfg) if l == 0 else cfg.hidden,
-                            cfg.hidden, cfg.init_scale)
+      cells_lib.init_params(
+          cell,
+          k,
+          embed_dim(cfg) if l == 0 else cfg.hidden,
+          cfg.hidden,
+          cfg.init_scale,
+      )
       for l, k in enumerate(k_layers)
   ]
   out = {"b": u(k_out_b, (cfg.vocab_size,))}
   if not cfg.tie_weights:
     out["w"] = u(k_out_w, (cfg.hidden, cfg.vocab_size))
-  return {"embed": u(k_emb, (cfg.vocab_size, embed_dim(cfg))),
-          "layers": layers, "out": out}
+  return {
+      "embed": u(k_emb, (cfg.vocab_size, embed_dim(cfg))),
+      "layers": layers,
+      "out": out,
+  }
 
 
 def init_carry(cfg: ModelConfig, batch: int):
   """Zero state: a tuple with one carry (tuple of [B, H] arrays) per layer."""
   cell = cells_lib.get_cell(cfg.cell)
-  return tuple(cells_lib.init_carry(cell, batch, cfg.hidden)
-               for _ in range(cfg.num_layers))
+  return tuple(
+      cells_lib.init_carry(cell, batch, cfg.hidden)
+      for _ in range(cfg.num_layers)
+  )
 
 
 def output_weights(params):
@@ -58,8 +68,9 @@ def _dropout(key, rate, x):
   return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
-def hidden_states(params, cfg: ModelConfig, carry, x_BT, reset_BT=None,
-                  dropout_key=None):
+def hidden_states(
+    params, cfg: ModelConfig, carry, x_BT, reset_BT=None, dropout_key=None
+):
   """Top-layer states h_BTH and the final carry.
 
   Args:
@@ -72,21 +83,30 @@ def hidden_states(params, cfg: ModelConfig, carry, x_BT, reset_BT=None,
   """
   cell = cells_lib.get_cell(cfg.cell)
   use_dropout = dropout_key is not None and cfg.dropout > 0
-  keys = (jax.random.split(dropout_key, cfg.num_layers + 1)
-          if use_dropout else None)
+  keys = (
+      jax.random.split(dropout_key, cfg.num_layers + 1) if use_dropout else None
+  )
   drop = lambda l, h: _dropout(keys[l], cfg.dropout, h) if use_dropout else h
 
   x_TBE = jnp.take(params["embed"], x_BT.T, axis=0)
   x_TBE = drop(0, x_TBE)
   reset_TB = None if reset_BT is None else reset_BT.T
-  carry, h_TBH = scan.run_stack(cell, params["layers"], carry, x_TBE, reset_TB,
-                                between=drop, unroll=cfg.unroll)
+  carry, h_TBH = scan.run_stack(
+      cell,
+      params["layers"],
+      carry,
+      x_TBE,
+      reset_TB,
+      between=drop,
+      unroll=cfg.unroll,
+  )
   h_TBH = drop(cfg.num_layers, h_TBH)
   return jnp.swapaxes(h_TBH, 0, 1), carry
 
 
-def apply_lm(params, cfg: ModelConfig, carry, x_BT, reset_BT=None,
-             dropout_key=None):
+def apply_lm(
+    params, cfg: ModelConfig, carry, x_BT, reset_BT=None, dropout_key=None
+):
   """Next-token logits.
 
   Returns:

@@ -153,7 +153,11 @@ __all__ = [
 
 METHODS = ("mle", "add_delta", "backoff", "kneser_ney", "modified_kneser_ney")
 KATZ_MAX_COUNT = 5  # Katz's k: counts above it are not discounted
-_KN_FALLBACK = (0.5, 1.0, 1.5)  # D1, D2, D3+ where the count-of-counts leave them undefined
+_KN_FALLBACK = (
+    0.5,
+    1.0,
+    1.5,
+)  # D1, D2, D3+ where the count-of-counts leave them undefined
 _FORMAT = 1
 _CHUNK = 1 << 18  # stream positions scored per batch
 _ARPA_ZERO = -99.0  # log10 written for a probability or weight of 0
@@ -168,92 +172,104 @@ ArpaModel = dict[int, dict[tuple[str, ...], tuple[float, float]]]
 
 
 def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+  return isinstance(x, (int, np.integer)) and not isinstance(
+      x, (bool, np.bool_)
+  )
 
 
 def _check_ids(ids: Any, vocab_size: int, what: str = "ids") -> np.ndarray:
-    """``ids`` as a 1-D int64 array, or ValueError when empty, not integer or outside [0, V)."""
-    arr = np.asarray(ids)
-    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-        raise ValueError(f"{what} must be a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}")
-    if arr.size == 0:
-        raise ValueError(f"{what} is empty")
-    lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or hi >= vocab_size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"{what} contains id {bad}, outside [0, {vocab_size})")
-    return arr.astype(np.int64, copy=False)
+  """``ids`` as a 1-D int64 array, or ValueError when empty, not integer or outside [0, V)."""
+  arr = np.asarray(ids)
+  if arr.ndim != 1 or not (
+      np.issubdtype(arr.dtype, np.integer) or arr.size == 0
+  ):
+    raise ValueError(
+        f"{what} must be a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}"
+    )
+  if arr.size == 0:
+    raise ValueError(f"{what} is empty")
+  lo, hi = int(arr.min()), int(arr.max())
+  if lo < 0 or hi >= vocab_size:
+    bad = lo if lo < 0 else hi
+    raise ValueError(f"{what} contains id {bad}, outside [0, {vocab_size})")
+  return arr.astype(np.int64, copy=False)
 
 
 def _check_id(value: Any, vocab_size: int, what: str) -> int:
-    if not _is_int(value) or not 0 <= int(value) < vocab_size:
-        raise ValueError(f"{what} must be an integer id in [0, {vocab_size}), got {value!r}")
-    return int(value)
+  if not _is_int(value) or not 0 <= int(value) < vocab_size:
+    raise ValueError(
+        f"{what} must be an integer id in [0, {vocab_size}), got {value!r}"
+    )
+  return int(value)
 
 
 def _find(keys: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Index of each query in the sorted non-negative ``keys``, -1 where absent (negative queries are absent)."""
-    if keys.size == 0:
-        return np.full(q.shape, -1, np.int64)
-    idx = np.searchsorted(keys, q)
-    hit = keys[np.minimum(idx, keys.size - 1)] == q
-    hit &= idx < keys.size
-    return np.where(hit, idx, -1).astype(np.int64, copy=False)
+  """Index of each query in the sorted non-negative ``keys``, -1 where absent (negative queries are absent)."""
+  if keys.size == 0:
+    return np.full(q.shape, -1, np.int64)
+  idx = np.searchsorted(keys, q)
+  hit = keys[np.minimum(idx, keys.size - 1)] == q
+  hit &= idx < keys.size
+  return np.where(hit, idx, -1).astype(np.int64, copy=False)
 
 
 def _count_of_counts(counts: np.ndarray, top: int) -> np.ndarray:
-    """n[r] = number of entries equal to r, for r = 0..top (entries above top are not counted)."""
-    c = counts[(counts >= 1) & (counts <= top)]
-    return np.bincount(c.astype(np.int64), minlength=top + 1)[: top + 1]
+  """n[r] = number of entries equal to r, for r = 0..top (entries above top are not counted)."""
+  c = counts[(counts >= 1) & (counts <= top)]
+  return np.bincount(c.astype(np.int64), minlength=top + 1)[: top + 1]
 
 
 def _kn_discounts(counts: np.ndarray, modified: bool) -> np.ndarray:
-    """[0, D1, D2, D3+] for one order (equal entries for plain Kneser-Ney), with the documented fallback."""
-    n = _count_of_counts(counts, 4).astype(np.float64)
-    if not modified:
-        d = n[1] / (n[1] + 2 * n[2]) if n[1] > 0 else math.nan
-        d = d if 0 < d <= 1 else _KN_FALLBACK[0]
-        return np.array([0.0, d, d, d])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = n[1] / (n[1] + 2 * n[2])
-        ds = [r - (r + 1) * y * n[r + 1] / n[r] for r in (1, 2, 3)]
-    out = [0.0]
-    for r, d in zip((1, 2, 3), ds):
-        out.append(float(d) if np.isfinite(d) and 0 < d <= r else _KN_FALLBACK[r - 1])
-    return np.array(out)
+  """[0, D1, D2, D3+] for one order (equal entries for plain Kneser-Ney), with the documented fallback."""
+  n = _count_of_counts(counts, 4).astype(np.float64)
+  if not modified:
+    d = n[1] / (n[1] + 2 * n[2]) if n[1] > 0 else math.nan
+    d = d if 0 < d <= 1 else _KN_FALLBACK[0]
+    return np.array([0.0, d, d, d])
+  with np.errstate(divide="ignore", invalid="ignore"):
+    y = n[1] / (n[1] + 2 * n[2])
+    ds = [r - (r + 1) * y * n[r + 1] / n[r] for r in (1, 2, 3)]
+  out = [0.0]
+  for r, d in zip((1, 2, 3), ds):
+    out.append(
+        float(d) if np.isfinite(d) and 0 < d <= r else _KN_FALLBACK[r - 1]
+    )
+  return np.array(out)
 
 
 def _katz_discounts(counts: np.ndarray, k: int = KATZ_MAX_COUNT) -> np.ndarray:
-    """d[r] for r = 0..k+1: Good-Turing ratios for r <= k (1 where out of (0, 1]), 1 above k."""
-    n = _count_of_counts(counts, k + 1).astype(np.float64)
-    d = np.ones(k + 2)
-    if n[1] == 0:
-        return d
-    a = (k + 1) * n[k + 1] / n[1]
-    if a >= 1:
-        return d
-    for r in range(1, k + 1):
-        if n[r] > 0:
-            dr = ((r + 1) * n[r + 1] / (r * n[r]) - a) / (1 - a)
-            if 0 < dr <= 1:
-                d[r] = dr
+  """d[r] for r = 0..k+1: Good-Turing ratios for r <= k (1 where out of (0, 1]), 1 above k."""
+  n = _count_of_counts(counts, k + 1).astype(np.float64)
+  d = np.ones(k + 2)
+  if n[1] == 0:
     return d
+  a = (k + 1) * n[k + 1] / n[1]
+  if a >= 1:
+    return d
+  for r in range(1, k + 1):
+    if n[r] > 0:
+      dr = ((r + 1) * n[r + 1] / (r * n[r]) - a) / (1 - a)
+      if 0 < dr <= 1:
+        d[r] = dr
+  return d
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(file)`` into a temp file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+  """Write through ``write(file)`` into a temp file beside ``path``, then rename it over ``path``."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(
+      dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+  )
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,511 +279,643 @@ def _atomic_write(path: Path, write) -> None:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class NGramLM:
-    """A fitted n-gram model: the sorted per-order tables described in the module docstring.
+  """A fitted n-gram model: the sorted per-order tables described in the module docstring.
 
-    Build one with :meth:`fit` (or the module-level :func:`fit`) or :meth:`load`.
-    Index ``k - 1`` of each tuple holds order k.
+  Build one with :meth:`fit` (or the module-level :func:`fit`) or :meth:`load`.
+  Index ``k - 1`` of each tuple holds order k.
+  """
+
+  order: int
+  vocab_size: int
+  method: str
+  delta: float
+  start_id: int | None
+  reset_at_eos: bool
+  num_tokens: int
+  discounts: (
+      np.ndarray
+  )  # [order, W]: KN [0, D1, D2, D3+]; Katz d_0..d_{k+1}; else [0]
+  ctx_keys: tuple[np.ndarray, ...]
+  ctx_total: tuple[np.ndarray, ...]
+  ctx_bow: tuple[np.ndarray, ...]
+  gram_keys: tuple[np.ndarray, ...]
+  gram_counts: tuple[np.ndarray, ...]
+
+  def __repr__(self) -> str:
+    grams = ", ".join(str(g.size) for g in self.gram_keys)
+    return (
+        f"NGramLM(order={self.order}, vocab_size={self.vocab_size}, method={self.method!r}, "
+        f"reset_at_eos={self.reset_at_eos}, ngrams=[{grams}], nbytes={self.nbytes()})"
+    )
+
+  # ---------------------------------------------------------------------------- fitting
+
+  @classmethod
+  def fit(
+      cls,
+      ids: np.ndarray,
+      order: int,
+      vocab_size: int,
+      method: str = "modified_kneser_ney",
+      delta: float = 1.0,
+      *,
+      start_id: int | None = None,
+      reset_at_eos: bool = False,
+  ) -> "NGramLM":
+    """Count the n-grams of orders 1..``order`` in ``ids`` and smooth them with ``method``.
+
+    ``start_id`` pads the stream in front (``order - 1`` copies, as in
+    scoring) so the first ids are counted with full histories; without it
+    only n-grams wholly inside ``ids`` are counted. ``reset_at_eos``
+    (needs ``start_id``) counts sentence by sentence as described in the
+    module docstring. ``delta`` is used by "add_delta" only.
     """
+    if not _is_int(order) or order < 1:
+      raise ValueError(f"order must be an integer >= 1, got {order!r}")
+    if not _is_int(vocab_size) or vocab_size < 1:
+      raise ValueError(
+          f"vocab_size must be an integer >= 1, got {vocab_size!r}"
+      )
+    if method not in METHODS:
+      raise ValueError(
+          f"unknown method {method!r}; expected one of {', '.join(METHODS)}"
+      )
+    if method == "add_delta" and not (
+        isinstance(delta, (int, float, np.floating)) and 0 < delta < math.inf
+    ):
+      raise ValueError(f"delta must be a positive finite number, got {delta!r}")
+    order, vocab_size = int(order), int(vocab_size)
+    ids = _check_ids(ids, vocab_size)
+    if start_id is not None:
+      start_id = _check_id(start_id, vocab_size, "start_id")
+    if reset_at_eos and start_id is None:
+      raise ValueError(
+          "reset_at_eos needs start_id (the id that starts a sentence)"
+      )
+    reset = bool(reset_at_eos)
 
-    order: int
-    vocab_size: int
-    method: str
-    delta: float
-    start_id: int | None
-    reset_at_eos: bool
-    num_tokens: int
-    discounts: np.ndarray  # [order, W]: KN [0, D1, D2, D3+]; Katz d_0..d_{k+1}; else [0]
-    ctx_keys: tuple[np.ndarray, ...]
-    ctx_total: tuple[np.ndarray, ...]
-    ctx_bow: tuple[np.ndarray, ...]
-    gram_keys: tuple[np.ndarray, ...]
-    gram_counts: tuple[np.ndarray, ...]
+    n, v, num = order, vocab_size, ids.size
+    pad = n - 1 if start_id is not None else 0
+    stream = np.concatenate(
+        [np.full(pad, -1 if start_id is None else start_id, np.int64), ids]
+    )
+    if (stream.size + 1) * v >= 2**62:
+      raise ValueError(
+          f"corpus of {num} tokens with a vocabulary of {v} overflows the int64 keys"
+      )
+    pos = np.arange(pad, pad + num)  # stream index of each predicted id
 
-    def __repr__(self) -> str:
-        grams = ", ".join(str(g.size) for g in self.gram_keys)
-        return (
-            f"NGramLM(order={self.order}, vocab_size={self.vocab_size}, method={self.method!r}, "
-            f"reset_at_eos={self.reset_at_eos}, ngrams=[{grams}], nbytes={self.nbytes()})"
+    # Raw counts, order by order. ctx_idx[i]: index of position i's history among the
+    # order's histories (-1 where the position has no n-gram of this order).
+    ctx_keys, gram_keys, raw, cont, first = [], [], [], [None] * n, []
+    ctx_idx = np.zeros(num, np.int64)
+    valid = np.ones(num, bool)
+    prev_ginv = prev_g = None
+    for k in range(1, n + 1):
+      if k >= 2:
+        valid &= pos >= k - 1
+        if (
+            reset and k >= 3
+        ):  # the history's interior must not hold a sentence start
+          valid &= stream[np.maximum(pos - k + 2, 0)] != start_id
+        sel = np.flatnonzero(valid)
+        ckey = ctx_idx[sel] * v + stream[pos[sel] - k + 1]
+        ck, cinv = np.unique(ckey, return_inverse=True)
+        ctx_idx = np.full(num, -1, np.int64)
+        ctx_idx[sel] = cinv.reshape(-1)
+      else:
+        sel = np.arange(num)
+        ck = np.zeros(1, np.int64)
+      gkey = ctx_idx[sel] * v + ids[sel]
+      gk, gfirst, ginv, gcnt = np.unique(
+          gkey, return_index=True, return_inverse=True, return_counts=True
+      )
+      rep = sel[gfirst]  # one position of each distinct n-gram
+      if (
+          k >= 2
+      ):  # continuation counts of order k-1: distinct left extensions seen at order k
+        cont[k - 2] = np.bincount(prev_ginv[rep], minlength=prev_g)
+      prev_ginv = np.full(num, -1, np.int64)
+      prev_ginv[sel] = ginv.reshape(-1)
+      prev_g = gk.size
+      first.append(stream[pos[rep] - k + 1] if k >= 2 else None)
+      ctx_keys.append(ck)
+      gram_keys.append(gk)
+      raw.append(gcnt.astype(np.int64))
+    del prev_ginv, ctx_idx, valid
+
+    kn = method in ("kneser_ney", "modified_kneser_ney")
+    counts = []
+    for k in range(1, n + 1):
+      c = raw[k - 1]
+      if kn and k < n:
+        c = cont[k - 1].astype(np.int64)
+        if reset and k >= 2:
+          c = np.where(first[k - 1] == start_id, raw[k - 1], c)
+        keep = (
+            c > 0
+        )  # only without padding: n-grams at the very start have no left extension
+        if not keep.all():
+          gram_keys[k - 1] = gram_keys[k - 1][keep]
+          c = c[keep]
+      counts.append(c)
+
+    cdtype = np.int32 if num < 2**31 else np.int64
+    width = 4 if kn else KATZ_MAX_COUNT + 2 if method == "backoff" else 1
+    model = cls(
+        order=0,
+        vocab_size=v,
+        method=method,
+        delta=float(delta),
+        start_id=start_id,
+        reset_at_eos=reset,
+        num_tokens=int(num),
+        discounts=np.zeros((0, width)),
+        ctx_keys=(),
+        ctx_total=(),
+        ctx_bow=(),
+        gram_keys=(),
+        gram_counts=(),
+    )
+    for k in range(1, n + 1):
+      model = model._with_order(
+          ctx_keys[k - 1], gram_keys[k - 1], counts[k - 1].astype(cdtype)
+      )
+    return model
+
+  def _with_order(
+      self, ck: np.ndarray, gk: np.ndarray, counts: np.ndarray
+  ) -> "NGramLM":
+    """This model with order ``self.order + 1`` added from its histories, n-grams and counts."""
+    k, v = self.order + 1, self.vocab_size
+    gctx = gk // v
+    c = counts.astype(np.float64)
+    total = np.bincount(gctx, weights=c, minlength=ck.size).astype(np.float64)
+    if self.method in ("kneser_ney", "modified_kneser_ney"):
+      disc = _kn_discounts(counts, self.method == "modified_kneser_ney")
+      spent = np.bincount(
+          gctx, weights=disc[np.minimum(counts, 3)], minlength=ck.size
+      )
+      with np.errstate(divide="ignore", invalid="ignore"):
+        bow = np.where(total > 0, spent / total, 1.0)
+    elif self.method == "backoff":
+      disc = _katz_discounts(counts)
+      kept = disc[np.minimum(counts, KATZ_MAX_COUNT + 1)] * c
+      kept_total = np.bincount(gctx, weights=kept, minlength=ck.size)
+      seen = np.bincount(gctx, minlength=ck.size)
+      if k == 1:
+        lower = np.full(gk.size, 1.0 / v)
+      else:  # p(w | h') of every n-gram under the orders fitted so far
+        chain = [None] * (k - 1)
+        cur = ck[gctx] // v  # order k's history -> its suffix among order k-1's
+        chain[k - 2] = cur
+        for j in range(k - 2, 0, -1):
+          cur = (
+              self.ctx_keys[j][cur] // v
+          )  # order j+1's history -> its order-j suffix
+          chain[j - 1] = cur
+        lower = self._prob_chain(chain, gk % v)
+      lower_seen = np.bincount(gctx, weights=lower, minlength=ck.size)
+      all_seen = seen >= v
+      total = np.where(all_seen, kept_total, total)
+      no_mass = ~all_seen & (kept_total >= total * (1 - 1e-12))
+      total = np.where(no_mass, total + 1, total)
+      with np.errstate(divide="ignore", invalid="ignore"):
+        left = 1.0 - kept_total / total
+        bow = np.where(
+            all_seen, 0.0, left / np.maximum(1.0 - lower_seen, 1e-300)
         )
+    else:
+      disc = np.zeros(1)
+      bow = np.zeros(0)
+    return dataclasses.replace(
+        self,
+        order=k,
+        discounts=np.concatenate([self.discounts, disc[None, :]]),
+        ctx_keys=(*self.ctx_keys, ck),
+        ctx_total=(*self.ctx_total, total),
+        ctx_bow=(*self.ctx_bow, bow),
+        gram_keys=(*self.gram_keys, gk),
+        gram_counts=(*self.gram_counts, counts),
+    )
 
-    # ---------------------------------------------------------------------------- fitting
+  # ---------------------------------------------------------------------------- lookup
 
-    @classmethod
-    def fit(
-        cls,
-        ids: np.ndarray,
-        order: int,
-        vocab_size: int,
-        method: str = "modified_kneser_ney",
-        delta: float = 1.0,
-        *,
-        start_id: int | None = None,
-        reset_at_eos: bool = False,
-    ) -> "NGramLM":
-        """Count the n-grams of orders 1..``order`` in ``ids`` and smooth them with ``method``.
+  def _chain(self, hist: np.ndarray, hlen: np.ndarray) -> list[np.ndarray]:
+    """History index at each order 1..n for rows of ``hist`` [M, n-1] (last column = previous id).
 
-        ``start_id`` pads the stream in front (``order - 1`` copies, as in
-        scoring) so the first ids are counted with full histories; without it
-        only n-grams wholly inside ``ids`` are counted. ``reset_at_eos``
-        (needs ``start_id``) counts sentence by sentence as described in the
-        module docstring. ``delta`` is used by "add_delta" only.
-        """
-        if not _is_int(order) or order < 1:
-            raise ValueError(f"order must be an integer >= 1, got {order!r}")
-        if not _is_int(vocab_size) or vocab_size < 1:
-            raise ValueError(f"vocab_size must be an integer >= 1, got {vocab_size!r}")
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-        if method == "add_delta" and not (isinstance(delta, (int, float, np.floating)) and 0 < delta < math.inf):
-            raise ValueError(f"delta must be a positive finite number, got {delta!r}")
-        order, vocab_size = int(order), int(vocab_size)
-        ids = _check_ids(ids, vocab_size)
-        if start_id is not None:
-            start_id = _check_id(start_id, vocab_size, "start_id")
-        if reset_at_eos and start_id is None:
-            raise ValueError("reset_at_eos needs start_id (the id that starts a sentence)")
-        reset = bool(reset_at_eos)
+    Only the last ``hlen`` ids of a row are history; -1 marks a history
+    absent at that order (then absent at every higher order too).
+    """
+    m, n, v = hist.shape[0], self.order, self.vocab_size
+    cur = np.zeros(m, np.int64)
+    out = [cur]
+    for k in range(2, n + 1):
+      ok = (cur >= 0) & (hlen >= k - 1)
+      cur = _find(
+          self.ctx_keys[k - 1], np.where(ok, cur * v + hist[:, n - k], -1)
+      )
+      out.append(cur)
+    return out
 
-        n, v, num = order, vocab_size, ids.size
-        pad = n - 1 if start_id is not None else 0
-        stream = np.concatenate([np.full(pad, -1 if start_id is None else start_id, np.int64), ids])
-        if (stream.size + 1) * v >= 2**62:
-            raise ValueError(f"corpus of {num} tokens with a vocabulary of {v} overflows the int64 keys")
-        pos = np.arange(pad, pad + num)  # stream index of each predicted id
+  def _gram(
+      self, k: int, ctx: np.ndarray, w: np.ndarray
+  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(has history, n-gram found, count) of order k for history indices ``ctx`` and ids ``w``."""
+    has = ctx >= 0
+    g = _find(
+        self.gram_keys[k - 1], np.where(has, ctx * self.vocab_size + w, -1)
+    )
+    found = g >= 0
+    counts = self.gram_counts[k - 1]
+    c = np.where(
+        found, counts[np.maximum(g, 0)] if counts.size else 0, 0
+    ).astype(np.int64)
+    return has, found, c
 
-        # Raw counts, order by order. ctx_idx[i]: index of position i's history among the
-        # order's histories (-1 where the position has no n-gram of this order).
-        ctx_keys, gram_keys, raw, cont, first = [], [], [], [None] * n, []
-        ctx_idx = np.zeros(num, np.int64)
-        valid = np.ones(num, bool)
-        prev_ginv = prev_g = None
-        for k in range(1, n + 1):
-            if k >= 2:
-                valid &= pos >= k - 1
-                if reset and k >= 3:  # the history's interior must not hold a sentence start
-                    valid &= stream[np.maximum(pos - k + 2, 0)] != start_id
-                sel = np.flatnonzero(valid)
-                ckey = ctx_idx[sel] * v + stream[pos[sel] - k + 1]
-                ck, cinv = np.unique(ckey, return_inverse=True)
-                ctx_idx = np.full(num, -1, np.int64)
-                ctx_idx[sel] = cinv.reshape(-1)
-            else:
-                sel = np.arange(num)
-                ck = np.zeros(1, np.int64)
-            gkey = ctx_idx[sel] * v + ids[sel]
-            gk, gfirst, ginv, gcnt = np.unique(gkey, return_index=True, return_inverse=True, return_counts=True)
-            rep = sel[gfirst]  # one position of each distinct n-gram
-            if k >= 2:  # continuation counts of order k-1: distinct left extensions seen at order k
-                cont[k - 2] = np.bincount(prev_ginv[rep], minlength=prev_g)
-            prev_ginv = np.full(num, -1, np.int64)
-            prev_ginv[sel] = ginv.reshape(-1)
-            prev_g = gk.size
-            first.append(stream[pos[rep] - k + 1] if k >= 2 else None)
-            ctx_keys.append(ck)
-            gram_keys.append(gk)
-            raw.append(gcnt.astype(np.int64))
-        del prev_ginv, ctx_idx, valid
-
-        kn = method in ("kneser_ney", "modified_kneser_ney")
-        counts = []
-        for k in range(1, n + 1):
-            c = raw[k - 1]
-            if kn and k < n:
-                c = cont[k - 1].astype(np.int64)
-                if reset and k >= 2:
-                    c = np.where(first[k - 1] == start_id, raw[k - 1], c)
-                keep = c > 0  # only without padding: n-grams at the very start have no left extension
-                if not keep.all():
-                    gram_keys[k - 1] = gram_keys[k - 1][keep]
-                    c = c[keep]
-            counts.append(c)
-
-        cdtype = np.int32 if num < 2**31 else np.int64
-        width = 4 if kn else KATZ_MAX_COUNT + 2 if method == "backoff" else 1
-        model = cls(
-            order=0,
-            vocab_size=v,
-            method=method,
-            delta=float(delta),
-            start_id=start_id,
-            reset_at_eos=reset,
-            num_tokens=int(num),
-            discounts=np.zeros((0, width)),
-            ctx_keys=(),
-            ctx_total=(),
-            ctx_bow=(),
-            gram_keys=(),
-            gram_counts=(),
+  def _prob_chain(
+      self,
+      chain: list[np.ndarray],
+      w: np.ndarray,
+      hlen: np.ndarray | None = None,
+  ) -> np.ndarray:
+    """p(w | history) for rows given their history indices per order (see :meth:`_chain`)."""
+    v, n = self.vocab_size, len(chain)
+    if self.method in ("mle", "add_delta"):
+      top = (
+          n if hlen is None else np.minimum(hlen, n - 1) + 1
+      )  # the order of the full history
+      c = np.zeros(w.shape)
+      total = np.zeros(w.shape)
+      for k in range(1, n + 1):
+        has, _, ck = self._gram(k, chain[k - 1], w)
+        rows = has & (top == k)
+        c = np.where(rows, ck, c)
+        total = np.where(
+            rows, self.ctx_total[k - 1][np.where(has, chain[k - 1], 0)], total
         )
-        for k in range(1, n + 1):
-            model = model._with_order(ctx_keys[k - 1], gram_keys[k - 1], counts[k - 1].astype(cdtype))
-        return model
-
-    def _with_order(self, ck: np.ndarray, gk: np.ndarray, counts: np.ndarray) -> "NGramLM":
-        """This model with order ``self.order + 1`` added from its histories, n-grams and counts."""
-        k, v = self.order + 1, self.vocab_size
-        gctx = gk // v
-        c = counts.astype(np.float64)
-        total = np.bincount(gctx, weights=c, minlength=ck.size).astype(np.float64)
-        if self.method in ("kneser_ney", "modified_kneser_ney"):
-            disc = _kn_discounts(counts, self.method == "modified_kneser_ney")
-            spent = np.bincount(gctx, weights=disc[np.minimum(counts, 3)], minlength=ck.size)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                bow = np.where(total > 0, spent / total, 1.0)
-        elif self.method == "backoff":
-            disc = _katz_discounts(counts)
-            kept = disc[np.minimum(counts, KATZ_MAX_COUNT + 1)] * c
-            kept_total = np.bincount(gctx, weights=kept, minlength=ck.size)
-            seen = np.bincount(gctx, minlength=ck.size)
-            if k == 1:
-                lower = np.full(gk.size, 1.0 / v)
-            else:  # p(w | h') of every n-gram under the orders fitted so far
-                chain = [None] * (k - 1)
-                cur = ck[gctx] // v  # order k's history -> its suffix among order k-1's
-                chain[k - 2] = cur
-                for j in range(k - 2, 0, -1):
-                    cur = self.ctx_keys[j][cur] // v  # order j+1's history -> its order-j suffix
-                    chain[j - 1] = cur
-                lower = self._prob_chain(chain, gk % v)
-            lower_seen = np.bincount(gctx, weights=lower, minlength=ck.size)
-            all_seen = seen >= v
-            total = np.where(all_seen, kept_total, total)
-            no_mass = ~all_seen & (kept_total >= total * (1 - 1e-12))
-            total = np.where(no_mass, total + 1, total)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                left = 1.0 - kept_total / total
-                bow = np.where(all_seen, 0.0, left / np.maximum(1.0 - lower_seen, 1e-300))
+      if self.method == "mle":
+        with np.errstate(divide="ignore", invalid="ignore"):
+          return np.where(total > 0, c / total, 0.0)
+      return (c + self.delta) / (total + self.delta * v)
+    p = np.full(w.shape, 1.0 / v)
+    katz = self.method == "backoff"
+    for k in range(1, n + 1):
+      has, found, c = self._gram(k, chain[k - 1], w)
+      if not has.any():
+        break
+      ci = np.where(has, chain[k - 1], 0)
+      total = self.ctx_total[k - 1][ci]
+      bow = self.ctx_bow[k - 1][ci]
+      d = self.discounts[k - 1][np.minimum(c, self.discounts.shape[1] - 1)]
+      with np.errstate(divide="ignore", invalid="ignore"):
+        if katz:
+          pk = np.where(found, d * c / total, bow * p)
         else:
-            disc = np.zeros(1)
-            bow = np.zeros(0)
-        return dataclasses.replace(
-            self,
-            order=k,
-            discounts=np.concatenate([self.discounts, disc[None, :]]),
-            ctx_keys=(*self.ctx_keys, ck),
-            ctx_total=(*self.ctx_total, total),
-            ctx_bow=(*self.ctx_bow, bow),
-            gram_keys=(*self.gram_keys, gk),
-            gram_counts=(*self.gram_counts, counts),
+          pk = np.where(found, np.maximum(c - d, 0.0) / total, 0.0) + bow * p
+      p = np.where(has, pk, p)
+    return p
+
+  def _dense(self, hist: Sequence[int]) -> np.ndarray:
+    """The next-id distribution [V] after the history ``hist`` (its last n-1 ids are used)."""
+    n, v = self.order, self.vocab_size
+    h = list(hist)[-(n - 1) :] if n > 1 else []
+    row = np.zeros((1, max(n - 1, 0)), np.int64)
+    if h:
+      row[0, n - 1 - len(h) :] = h
+    chain = [int(c[0]) for c in self._chain(row, np.array([len(h)]))]
+
+    def entries(k: int) -> tuple[np.ndarray, np.ndarray]:
+      keys, ci = self.gram_keys[k - 1], chain[k - 1]
+      lo, hi = np.searchsorted(keys, [ci * v, (ci + 1) * v])
+      return keys[lo:hi] - ci * v, self.gram_counts[k - 1][lo:hi].astype(
+          np.int64
+      )
+
+    if self.method in ("mle", "add_delta"):
+      k = len(h) + 1
+      ci = chain[k - 1]
+      total = self.ctx_total[k - 1][ci] if ci >= 0 else 0.0
+      p = (
+          np.zeros(v)
+          if self.method == "mle"
+          else np.full(v, self.delta / (total + self.delta * v))
+      )
+      if ci >= 0:
+        words, c = entries(k)
+        p[words] += c / (
+            total + (self.delta * v if self.method == "add_delta" else 0.0)
         )
+      return p
+    p = np.full(v, 1.0 / v)
+    for k in range(1, n + 1):
+      ci = chain[k - 1]
+      if ci < 0:
+        break
+      words, c = entries(k)
+      total, bow = self.ctx_total[k - 1][ci], self.ctx_bow[k - 1][ci]
+      d = self.discounts[k - 1][np.minimum(c, self.discounts.shape[1] - 1)]
+      p = bow * p
+      if self.method == "backoff":
+        p[words] = d * c / total
+      elif words.size:
+        p[words] += np.maximum(c - d, 0.0) / total
+    return p
 
-    # ---------------------------------------------------------------------------- lookup
+  # ---------------------------------------------------------------------------- public API
 
-    def _chain(self, hist: np.ndarray, hlen: np.ndarray) -> list[np.ndarray]:
-        """History index at each order 1..n for rows of ``hist`` [M, n-1] (last column = previous id).
+  def logprob_next(self, context: Sequence[int]) -> np.ndarray:
+    """Natural-log next-id distribution [V] after ``context`` (ids, oldest first).
 
-        Only the last ``hlen`` ids of a row are history; -1 marks a history
-        absent at that order (then absent at every higher order too).
-        """
-        m, n, v = hist.shape[0], self.order, self.vocab_size
-        cur = np.zeros(m, np.int64)
-        out = [cur]
-        for k in range(2, n + 1):
-            ok = (cur >= 0) & (hlen >= k - 1)
-            cur = _find(self.ctx_keys[k - 1], np.where(ok, cur * v + hist[:, n - k], -1))
-            out.append(cur)
-        return out
+    Only the last ``order - 1`` ids matter; a shorter context (e.g. one
+    that starts a sentence) is used as it is, with no padding. Under
+    "mle" an unseen context gives -inf everywhere.
+    """
+    ctx = (
+        _check_ids(context, self.vocab_size, "context").tolist()
+        if len(context)
+        else []
+    )
+    with np.errstate(divide="ignore"):
+      return np.log(self._dense(ctx))
 
-    def _gram(self, k: int, ctx: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(has history, n-gram found, count) of order k for history indices ``ctx`` and ids ``w``."""
-        has = ctx >= 0
-        g = _find(self.gram_keys[k - 1], np.where(has, ctx * self.vocab_size + w, -1))
-        found = g >= 0
-        counts = self.gram_counts[k - 1]
-        c = np.where(found, counts[np.maximum(g, 0)] if counts.size else 0, 0).astype(np.int64)
-        return has, found, c
+  def _histories(
+      self, ids: np.ndarray, start_id: int, reset: bool
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """(windows [N, n-1] of the padded stream, history length per position)."""
+    n, num = self.order, ids.size
+    ext = np.concatenate([np.full(n - 1, start_id, np.int64), ids])
+    if n == 1:
+      return np.zeros((num, 0), np.int64), np.zeros(num, np.int64)
+    win = np.lib.stride_tricks.sliding_window_view(ext, n - 1)[:num]
+    hlen = np.full(num, n - 1, np.int64)
+    if reset:
+      last = np.maximum.accumulate(
+          np.where(ext == start_id, np.arange(ext.size), -1)
+      )
+      j = np.arange(num) + n - 1  # stream index of each predicted id
+      hlen = np.minimum(hlen, j - last[j - 1])
+    return win, hlen
 
-    def _prob_chain(self, chain: list[np.ndarray], w: np.ndarray, hlen: np.ndarray | None = None) -> np.ndarray:
-        """p(w | history) for rows given their history indices per order (see :meth:`_chain`)."""
-        v, n = self.vocab_size, len(chain)
-        if self.method in ("mle", "add_delta"):
-            top = n if hlen is None else np.minimum(hlen, n - 1) + 1  # the order of the full history
-            c = np.zeros(w.shape)
-            total = np.zeros(w.shape)
-            for k in range(1, n + 1):
-                has, _, ck = self._gram(k, chain[k - 1], w)
-                rows = has & (top == k)
-                c = np.where(rows, ck, c)
-                total = np.where(rows, self.ctx_total[k - 1][np.where(has, chain[k - 1], 0)], total)
-            if self.method == "mle":
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return np.where(total > 0, c / total, 0.0)
-            return (c + self.delta) / (total + self.delta * v)
-        p = np.full(w.shape, 1.0 / v)
-        katz = self.method == "backoff"
-        for k in range(1, n + 1):
-            has, found, c = self._gram(k, chain[k - 1], w)
-            if not has.any():
-                break
-            ci = np.where(has, chain[k - 1], 0)
-            total = self.ctx_total[k - 1][ci]
-            bow = self.ctx_bow[k - 1][ci]
-            d = self.discounts[k - 1][np.minimum(c, self.discounts.shape[1] - 1)]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if katz:
-                    pk = np.where(found, d * c / total, bow * p)
-                else:
-                    pk = np.where(found, np.maximum(c - d, 0.0) / total, 0.0) + bow * p
-            p = np.where(has, pk, p)
-        return p
+  def token_logprobs(
+      self, ids: np.ndarray, start_id: int, reset_at_eos: bool | None = None
+  ) -> np.ndarray:
+    """log p of every id of ``ids`` [N] under the scoring protocol of the module docstring."""
+    ids = _check_ids(ids, self.vocab_size)
+    start_id = _check_id(start_id, self.vocab_size, "start_id")
+    reset = self.reset_at_eos if reset_at_eos is None else bool(reset_at_eos)
+    win, hlen = self._histories(ids, start_id, reset)
+    out = np.empty(ids.size)
+    for s in range(0, ids.size, _CHUNK):
+      e = min(ids.size, s + _CHUNK)
+      hist = np.ascontiguousarray(win[s:e])
+      out[s:e] = self._prob_chain(
+          self._chain(hist, hlen[s:e]), ids[s:e], hlen[s:e]
+      )
+    with np.errstate(divide="ignore"):
+      return np.log(out)
 
-    def _dense(self, hist: Sequence[int]) -> np.ndarray:
-        """The next-id distribution [V] after the history ``hist`` (its last n-1 ids are used)."""
-        n, v = self.order, self.vocab_size
-        h = list(hist)[-(n - 1):] if n > 1 else []
-        row = np.zeros((1, max(n - 1, 0)), np.int64)
-        if h:
-            row[0, n - 1 - len(h):] = h
-        chain = [int(c[0]) for c in self._chain(row, np.array([len(h)]))]
+  def score(
+      self, ids: np.ndarray, start_id: int, reset_at_eos: bool | None = None
+  ) -> tuple[float, int]:
+    """(sum of natural-log probabilities, number of predicted tokens = len(ids)).
 
-        def entries(k: int) -> tuple[np.ndarray, np.ndarray]:
-            keys, ci = self.gram_keys[k - 1], chain[k - 1]
-            lo, hi = np.searchsorted(keys, [ci * v, (ci + 1) * v])
-            return keys[lo:hi] - ci * v, self.gram_counts[k - 1][lo:hi].astype(np.int64)
+    Every id is predicted once after ``start_id`` and the preceding ids
+    (module docstring). ``reset_at_eos`` None uses the fitted model's
+    mode; True cuts histories after each ``start_id``.
+    """
+    lp = self.token_logprobs(ids, start_id, reset_at_eos)
+    return float(lp.sum()), int(lp.size)
 
-        if self.method in ("mle", "add_delta"):
-            k = len(h) + 1
-            ci = chain[k - 1]
-            total = self.ctx_total[k - 1][ci] if ci >= 0 else 0.0
-            p = np.zeros(v) if self.method == "mle" else np.full(v, self.delta / (total + self.delta * v))
-            if ci >= 0:
-                words, c = entries(k)
-                p[words] += c / (total + (self.delta * v if self.method == "add_delta" else 0.0))
-            return p
-        p = np.full(v, 1.0 / v)
-        for k in range(1, n + 1):
-            ci = chain[k - 1]
-            if ci < 0:
-                break
-            words, c = entries(k)
-            total, bow = self.ctx_total[k - 1][ci], self.ctx_bow[k - 1][ci]
-            d = self.discounts[k - 1][np.minimum(c, self.discounts.shape[1] - 1)]
-            p = bow * p
-            if self.method == "backoff":
-                p[words] = d * c / total
-            elif words.size:
-                p[words] += np.maximum(c - d, 0.0) / total
-        return p
+  def perplexity(
+      self, ids: np.ndarray, start_id: int, reset_at_eos: bool | None = None
+  ) -> float:
+    """exp(-mean log p) over ``ids`` (inf when some id has probability 0)."""
+    total, count = self.score(ids, start_id, reset_at_eos)
+    return math.exp(-total / count) if total > -math.inf else math.inf
 
-    # ---------------------------------------------------------------------------- public API
+  def sample(
+      self,
+      rng: np.random.Generator | int,
+      start_id: int,
+      max_len: int,
+      stop_id: int | None = None,
+  ) -> list[int]:
+    """Up to ``max_len`` ids drawn one by one after ``start_id``, stopping after ``stop_id``.
 
-    def logprob_next(self, context: Sequence[int]) -> np.ndarray:
-        """Natural-log next-id distribution [V] after ``context`` (ids, oldest first).
+    Histories follow the model's mode (padded stream, or cut after each
+    ``start_id`` in reset mode). ``rng`` is a numpy Generator or a seed.
+    """
+    start_id = _check_id(start_id, self.vocab_size, "start_id")
+    if stop_id is not None:
+      stop_id = _check_id(stop_id, self.vocab_size, "stop_id")
+    if not _is_int(max_len) or max_len < 0:
+      raise ValueError(
+          f"max_len must be a non-negative integer, got {max_len!r}"
+      )
+    rng = (
+        rng
+        if isinstance(rng, np.random.Generator)
+        else np.random.default_rng(rng)
+    )
+    n = self.order
+    hist = [start_id] * max(n - 1, 1)
+    out: list[int] = []
+    for _ in range(int(max_len)):
+      ctx = hist[len(hist) - (n - 1) :] if n > 1 else []
+      if self.reset_at_eos and start_id in ctx:
+        ctx = ctx[len(ctx) - 1 - ctx[::-1].index(start_id) :]
+      p = self._dense(ctx)
+      s = p.sum()
+      if not s > 0:
+        raise ValueError(
+            f"no distribution after context {ctx} (unseen under {self.method!r})"
+        )
+      tok = int(rng.choice(self.vocab_size, p=p / s))
+      out.append(tok)
+      hist.append(tok)
+      if tok == stop_id:
+        break
+    return out
 
-        Only the last ``order - 1`` ids matter; a shorter context (e.g. one
-        that starts a sentence) is used as it is, with no padding. Under
-        "mle" an unseen context gives -inf everywhere.
-        """
-        ctx = _check_ids(context, self.vocab_size, "context").tolist() if len(context) else []
+  def count(self, ngram: Sequence[int]) -> int:
+    """The count the method uses for ``ngram`` at order len(ngram) (0 when unseen).
+
+    That is the raw count, except Kneser-Ney's lower orders, which hold
+    continuation counts.
+    """
+    g = _check_ids(np.asarray(ngram), self.vocab_size, "ngram")
+    k = g.size
+    if k > self.order:
+      raise ValueError(
+          f"ngram of length {k} is longer than the model order {self.order}"
+      )
+    row = np.zeros((1, self.order - 1), np.int64)
+    if k > 1:
+      row[0, self.order - k :] = g[:-1]
+    chain = self._chain(row, np.array([k - 1]))
+    return int(self._gram(k, chain[k - 1], g[-1:])[2][0])
+
+  def nbytes(self) -> int:
+    """Bytes held by the model's arrays."""
+    arrays = [
+        self.discounts,
+        *self.ctx_keys,
+        *self.ctx_total,
+        *self.ctx_bow,
+        *self.gram_keys,
+        *self.gram_counts,
+    ]
+    return int(sum(a.nbytes for a in arrays))
+
+  # ---------------------------------------------------------------------------- files
+
+  def save(self, path: str | os.PathLike) -> None:
+    """Write the model to an ``.npz`` file (temp file, then rename)."""
+    meta = {
+        "format": _FORMAT,
+        "order": self.order,
+        "vocab_size": self.vocab_size,
+        "method": self.method,
+        "delta": self.delta,
+        "start_id": self.start_id,
+        "reset_at_eos": self.reset_at_eos,
+        "num_tokens": self.num_tokens,
+    }
+    arrays = {
+        "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        "discounts": self.discounts,
+    }
+    for name in (
+        "ctx_keys",
+        "ctx_total",
+        "ctx_bow",
+        "gram_keys",
+        "gram_counts",
+    ):
+      for k, a in enumerate(getattr(self, name), start=1):
+        arrays[f"{name}_{k}"] = a
+    _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+
+  @classmethod
+  def load(cls, path: str | os.PathLike) -> "NGramLM":
+    """A model written by :meth:`save`."""
+    with np.load(path, allow_pickle=False) as z:
+      meta = json.loads(bytes(z["meta"]).decode())
+      if meta.get("format") != _FORMAT:
+        raise ValueError(
+            f"{path}: unsupported n-gram model format {meta.get('format')!r}"
+        )
+      n = meta["order"]
+      tables = {
+          name: tuple(z[f"{name}_{k}"] for k in range(1, n + 1))
+          for name in (
+              "ctx_keys",
+              "ctx_total",
+              "ctx_bow",
+              "gram_keys",
+              "gram_counts",
+          )
+      }
+      return cls(
+          order=n,
+          vocab_size=meta["vocab_size"],
+          method=meta["method"],
+          delta=meta["delta"],
+          start_id=meta["start_id"],
+          reset_at_eos=meta["reset_at_eos"],
+          num_tokens=meta["num_tokens"],
+          discounts=z["discounts"],
+          **tables,
+      )
+
+  # ---------------------------------------------------------------------------- ARPA
+
+  def _history_ids(self, k: int) -> np.ndarray:
+    """The ids [C_k, k-1] of order k's histories, oldest first."""
+    v = self.vocab_size
+    keys = self.ctx_keys[k - 1]
+    out = np.zeros((keys.size, k - 1), np.int64)
+    if k == 1:
+      return out[:1]
+    cur = np.arange(keys.size)
+    for col, j in enumerate(range(k, 1, -1)):  # peel the oldest id first
+      key = self.ctx_keys[j - 1][cur]
+      out[:, col] = key % v
+      cur = key // v
+    return out
+
+  def to_arpa(
+      self, path: str | os.PathLike, vocab_tokens: Sequence[str]
+  ) -> None:
+    """Write the model as an ARPA backoff file (module docstring); tokens must hold no whitespace."""
+    if self.method not in ("backoff", "kneser_ney", "modified_kneser_ney"):
+      raise ValueError(
+          f"method {self.method!r} is not a backoff model and has no ARPA form"
+      )
+    tokens = list(vocab_tokens)
+    if len(tokens) != self.vocab_size:
+      raise ValueError(
+          f"vocab_tokens has {len(tokens)} tokens, the model {self.vocab_size}"
+      )
+    for t in tokens:
+      if not isinstance(t, str) or not t or any(ch.isspace() for ch in t):
+        raise ValueError(
+            f"token {t!r} cannot be written in ARPA (empty or holds whitespace)"
+        )
+    n, v = self.order, self.vocab_size
+    # Entries per order: the n-grams, the histories of the next order, and prefixes of both.
+    entries: list[np.ndarray] = [None] * n
+    for k in range(n, 0, -1):
+      if k == 1:
+        rows = [np.arange(v)[:, None]]
+      else:
+        hist = self._history_ids(k)
+        gk = self.gram_keys[k - 1]
+        rows = [np.concatenate([hist[gk // v], (gk % v)[:, None]], axis=1)]
+      if k < n:
+        rows.append(self._history_ids(k + 1))
+        rows.append(entries[k][:, :k])
+      entries[k - 1] = (
+          np.unique(np.concatenate(rows), axis=0)
+          if rows
+          else np.zeros((0, k), np.int64)
+      )
+    lines = ["", "\\data\\"] + [
+        f"ngram {k}={entries[k - 1].shape[0]}" for k in range(1, n + 1)
+    ]
+    for k in range(1, n + 1):
+      e = entries[k - 1]
+      row = np.zeros((e.shape[0], n - 1), np.int64)
+      row[:, n - k :] = e[:, :-1]
+      hlen = np.full(e.shape[0], k - 1)
+      p = self._prob_chain(self._chain(row, hlen), e[:, -1], hlen)
+      with np.errstate(divide="ignore"):
+        lp = np.log10(p)
+      lp = np.where(np.isfinite(lp), lp, _ARPA_ZERO)
+      bw = None
+      if k < n:  # the weight of each entry used as a history of order k+1
+        row2 = np.zeros((e.shape[0], n - 1), np.int64)
+        row2[:, n - 1 - k :] = e
+        ci = self._chain(row2, np.full(e.shape[0], k))[k]
+        w = np.where(
+            ci >= 0,
+            self.ctx_bow[k][np.maximum(ci, 0)] if self.ctx_bow[k].size else 1.0,
+            1.0,
+        )
         with np.errstate(divide="ignore"):
-            return np.log(self._dense(ctx))
-
-    def _histories(self, ids: np.ndarray, start_id: int, reset: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(windows [N, n-1] of the padded stream, history length per position)."""
-        n, num = self.order, ids.size
-        ext = np.concatenate([np.full(n - 1, start_id, np.int64), ids])
-        if n == 1:
-            return np.zeros((num, 0), np.int64), np.zeros(num, np.int64)
-        win = np.lib.stride_tricks.sliding_window_view(ext, n - 1)[:num]
-        hlen = np.full(num, n - 1, np.int64)
-        if reset:
-            last = np.maximum.accumulate(np.where(ext == start_id, np.arange(ext.size), -1))
-            j = np.arange(num) + n - 1  # stream index of each predicted id
-            hlen = np.minimum(hlen, j - last[j - 1])
-        return win, hlen
-
-    def token_logprobs(self, ids: np.ndarray, start_id: int, reset_at_eos: bool | None = None) -> np.ndarray:
-        """log p of every id of ``ids`` [N] under the scoring protocol of the module docstring."""
-        ids = _check_ids(ids, self.vocab_size)
-        start_id = _check_id(start_id, self.vocab_size, "start_id")
-        reset = self.reset_at_eos if reset_at_eos is None else bool(reset_at_eos)
-        win, hlen = self._histories(ids, start_id, reset)
-        out = np.empty(ids.size)
-        for s in range(0, ids.size, _CHUNK):
-            e = min(ids.size, s + _CHUNK)
-            hist = np.ascontiguousarray(win[s:e])
-            out[s:e] = self._prob_chain(self._chain(hist, hlen[s:e]), ids[s:e], hlen[s:e])
-        with np.errstate(divide="ignore"):
-            return np.log(out)
-
-    def score(self, ids: np.ndarray, start_id: int, reset_at_eos: bool | None = None) -> tuple[float, int]:
-        """(sum of natural-log probabilities, number of predicted tokens = len(ids)).
-
-        Every id is predicted once after ``start_id`` and the preceding ids
-        (module docstring). ``reset_at_eos`` None uses the fitted model's
-        mode; True cuts histories after each ``start_id``.
-        """
-        lp = self.token_logprobs(ids, start_id, reset_at_eos)
-        return float(lp.sum()), int(lp.size)
-
-    def perplexity(self, ids: np.ndarray, start_id: int, reset_at_eos: bool | None = None) -> float:
-        """exp(-mean log p) over ``ids`` (inf when some id has probability 0)."""
-        total, count = self.score(ids, start_id, reset_at_eos)
-        return math.exp(-total / count) if total > -math.inf else math.inf
-
-    def sample(
-        self, rng: np.random.Generator | int, start_id: int, max_len: int, stop_id: int | None = None
-    ) -> list[int]:
-        """Up to ``max_len`` ids drawn one by one after ``start_id``, stopping after ``stop_id``.
-
-        Histories follow the model's mode (padded stream, or cut after each
-        ``start_id`` in reset mode). ``rng`` is a numpy Generator or a seed.
-        """
-        start_id = _check_id(start_id, self.vocab_size, "start_id")
-        if stop_id is not None:
-            stop_id = _check_id(stop_id, self.vocab_size, "stop_id")
-        if not _is_int(max_len) or max_len < 0:
-            raise ValueError(f"max_len must be a non-negative integer, got {max_len!r}")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        n = self.order
-        hist = [start_id] * max(n - 1, 1)
-        out: list[int] = []
-        for _ in range(int(max_len)):
-            ctx = hist[len(hist) - (n - 1):] if n > 1 else []
-            if self.reset_at_eos and start_id in ctx:
-                ctx = ctx[len(ctx) - 1 - ctx[::-1].index(start_id):]
-            p = self._dense(ctx)
-            s = p.sum()
-            if not s > 0:
-                raise ValueError(f"no distribution after context {ctx} (unseen under {self.method!r})")
-            tok = int(rng.choice(self.vocab_size, p=p / s))
-            out.append(tok)
-            hist.append(tok)
-            if tok == stop_id:
-                break
-        return out
-
-    def count(self, ngram: Sequence[int]) -> int:
-        """The count the method uses for ``ngram`` at order len(ngram) (0 when unseen).
-
-        That is the raw count, except Kneser-Ney's lower orders, which hold
-        continuation counts.
-        """
-        g = _check_ids(np.asarray(ngram), self.vocab_size, "ngram")
-        k = g.size
-        if k > self.order:
-            raise ValueError(f"ngram of length {k} is longer than the model order {self.order}")
-        row = np.zeros((1, self.order - 1), np.int64)
-        if k > 1:
-            row[0, self.order - k:] = g[:-1]
-        chain = self._chain(row, np.array([k - 1]))
-        return int(self._gram(k, chain[k - 1], g[-1:])[2][0])
-
-    def nbytes(self) -> int:
-        """Bytes held by the model's arrays."""
-        arrays = [self.discounts, *self.ctx_keys, *self.ctx_total, *self.ctx_bow, *self.gram_keys, *self.gram_counts]
-        return int(sum(a.nbytes for a in arrays))
-
-    # ---------------------------------------------------------------------------- files
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model to an ``.npz`` file (temp file, then rename)."""
-        meta = {
-            "format": _FORMAT,
-            "order": self.order,
-            "vocab_size": self.vocab_size,
-            "method": self.method,
-            "delta": self.delta,
-            "start_id": self.start_id,
-            "reset_at_eos": self.reset_at_eos,
-            "num_tokens": self.num_tokens,
-        }
-        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), "discounts": self.discounts}
-        for name in ("ctx_keys", "ctx_total", "ctx_bow", "gram_keys", "gram_counts"):
-            for k, a in enumerate(getattr(self, name), start=1):
-                arrays[f"{name}_{k}"] = a
-        _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "NGramLM":
-        """A model written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path}: unsupported n-gram model format {meta.get('format')!r}")
-            n = meta["order"]
-            tables = {
-                name: tuple(z[f"{name}_{k}"] for k in range(1, n + 1))
-                for name in ("ctx_keys", "ctx_total", "ctx_bow", "gram_keys", "gram_counts")
-            }
-            return cls(
-                order=n,
-                vocab_size=meta["vocab_size"],
-                method=meta["method"],
-                delta=meta["delta"],
-                start_id=meta["start_id"],
-                reset_at_eos=meta["reset_at_eos"],
-                num_tokens=meta["num_tokens"],
-                discounts=z["discounts"],
-                **tables,
-            )
-
-    # ---------------------------------------------------------------------------- ARPA
-
-    def _history_ids(self, k: int) -> np.ndarray:
-        """The ids [C_k, k-1] of order k's histories, oldest first."""
-        v = self.vocab_size
-        keys = self.ctx_keys[k - 1]
-        out = np.zeros((keys.size, k - 1), np.int64)
-        if k == 1:
-            return out[:1]
-        cur = np.arange(keys.size)
-        for col, j in enumerate(range(k, 1, -1)):  # peel the oldest id first
-            key = self.ctx_keys[j - 1][cur]
-            out[:, col] = key % v
-            cur = key // v
-        return out
-
-    def to_arpa(self, path: str | os.PathLike, vocab_tokens: Sequence[str]) -> None:
-        """Write the model as an ARPA backoff file (module docstring); tokens must hold no whitespace."""
-        if self.method not in ("backoff", "kneser_ney", "modified_kneser_ney"):
-            raise ValueError(f"method {self.method!r} is not a backoff model and has no ARPA form")
-        tokens = list(vocab_tokens)
-        if len(tokens) != self.vocab_size:
-            raise ValueError(f"vocab_tokens has {len(tokens)} tokens, the model {self.vocab_size}")
-        for t in tokens:
-            if not isinstance(t, str) or not t or any(ch.isspace() for ch in t):
-                raise ValueError(f"token {t!r} cannot be written in ARPA (empty or holds whitespace)")
-        n, v = self.order, self.vocab_size
-        # Entries per order: the n-grams, the histories of the next order, and prefixes of both.
-        entries: list[np.ndarray] = [None] * n
-        for k in range(n, 0, -1):
-            if k == 1:
-                rows = [np.arange(v)[:, None]]
-            else:
-                hist = self._history_ids(k)
-                gk = self.gram_keys[k - 1]
-                rows = [np.concatenate([hist[gk // v], (gk % v)[:, None]], axis=1)]
-            if k < n:
-                rows.append(self._history_ids(k + 1))
-                rows.append(entries[k][:, :k])
-            entries[k - 1] = np.unique(np.concatenate(rows), axis=0) if rows else np.zeros((0, k), np.int64)
-        lines = ["", "\\data\\"] + [f"ngram {k}={entries[k - 1].shape[0]}" for k in range(1, n + 1)]
-        for k in range(1, n + 1):
-            e = entries[k - 1]
-            row = np.zeros((e.shape[0], n - 1), np.int64)
-            row[:, n - k:] = e[:, :-1]
-            hlen = np.full(e.shape[0], k - 1)
-            p = self._prob_chain(self._chain(row, hlen), e[:, -1], hlen)
-            with np.errstate(divide="ignore"):
-                lp = np.log10(p)
-            lp = np.where(np.isfinite(lp), lp, _ARPA_ZERO)
-            bw = None
-            if k < n:  # the weight of each entry used as a history of order k+1
-                row2 = np.zeros((e.shape[0], n - 1), np.int64)
-                row2[:, n - 1 - k:] = e
-                ci = self._chain(row2, np.full(e.shape[0], k))[k]
-                w = np.where(ci >= 0, self.ctx_bow[k][np.maximum(ci, 0)] if self.ctx_bow[k].size else 1.0, 1.0)
-                with np.errstate(divide="ignore"):
-                    bw = np.log10(w)
-                bw = np.where(np.isfinite(bw), bw, _ARPA_ZERO)
-            lines += ["", f"\\{k}-grams:"]
-            for i in range(e.shape[0]):
-                words = " ".join(tokens[t] for t in e[i])
-                lines.append(f"{lp[i]:.10g}\t{words}" + (f"\t{bw[i]:.10g}" if bw is not None else ""))
-        lines += ["", "\\end\\", ""]
-        text = "\n".join(lines)
-        _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+          bw = np.log10(w)
+        bw = np.where(np.isfinite(bw), bw, _ARPA_ZERO)
+      lines += ["", f"\\{k}-grams:"]
+      for i in range(e.shape[0]):
+        words = " ".join(tokens[t] for t in e[i])
+        lines.append(
+            f"{lp[i]:.10g}\t{words}"
+            + (f"\t{bw[i]:.10g}" if bw is not None else "")
+        )
+    lines += ["", "\\end\\", ""]
+    text = "\n".join(lines)
+    _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,59 +933,71 @@ def fit(
     start_id: int | None = None,
     reset_at_eos: bool = False,
 ) -> NGramLM:
-    """:meth:`NGramLM.fit`."""
-    return NGramLM.fit(ids, order, vocab_size, method, delta, start_id=start_id, reset_at_eos=reset_at_eos)
+  """:meth:`NGramLM.fit`."""
+  return NGramLM.fit(
+      ids,
+      order,
+      vocab_size,
+      method,
+      delta,
+      start_id=start_id,
+      reset_at_eos=reset_at_eos,
+  )
 
 
 def load(path: str | os.PathLike) -> NGramLM:
-    """:meth:`NGramLM.load`."""
-    return NGramLM.load(path)
+  """:meth:`NGramLM.load`."""
+  return NGramLM.load(path)
 
 
 def read_arpa(path: str | os.PathLike) -> ArpaModel:
-    """``{order: {tokens: (log10 p, log10 backoff)}}`` of an ARPA file (backoff 0.0 where absent)."""
-    out: ArpaModel = {}
-    declared: dict[int, int] = {}
-    section = None
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw_line in enumerate(f, start=1):
-            line = raw_line.strip()
-            if not line:
-                continue
-            if line == "\\data\\":
-                section = 0
-            elif line == "\\end\\":
-                break
-            elif line.startswith("\\") and line.endswith("-grams:"):
-                section = int(line[1:-7])
-                out[section] = {}
-            elif section == 0 and line.startswith("ngram "):
-                k, cnt = line[6:].split("=")
-                declared[int(k)] = int(cnt)
-            elif section:
-                parts = line.split()
-                if len(parts) not in (section + 1, section + 2):
-                    raise ValueError(f"{path}:{lineno}: expected {section} tokens after the log-probability")
-                bow = float(parts[section + 1]) if len(parts) == section + 2 else 0.0
-                out[section][tuple(parts[1 : section + 1])] = (float(parts[0]), bow)
-            else:
-                raise ValueError(f"{path}:{lineno}: unexpected line {line[:40]!r}")
-    for k, cnt in declared.items():
-        if len(out.get(k, {})) != cnt:
-            raise ValueError(f"{path}: header declares {cnt} {k}-grams, found {len(out.get(k, {}))}")
-    return out
+  """``{order: {tokens: (log10 p, log10 backoff)}}`` of an ARPA file (backoff 0.0 where absent)."""
+  out: ArpaModel = {}
+  declared: dict[int, int] = {}
+  section = None
+  with open(path, encoding="utf-8") as f:
+    for lineno, raw_line in enumerate(f, start=1):
+      line = raw_line.strip()
+      if not line:
+        continue
+      if line == "\\data\\":
+        section = 0
+      elif line == "\\end\\":
+        break
+      elif line.startswith("\\") and line.endswith("-grams:"):
+        section = int(line[1:-7])
+        out[section] = {}
+      elif section == 0 and line.startswith("ngram "):
+        k, cnt = line[6:].split("=")
+        declared[int(k)] = int(cnt)
+      elif section:
+        parts = line.split()
+        if len(parts) not in (section + 1, section + 2):
+          raise ValueError(
+              f"{path}:{lineno}: expected {section} tokens after the log-probability"
+          )
+        bow = float(parts[section + 1]) if len(parts) == section + 2 else 0.0
+        out[section][tuple(parts[1 : section + 1])] = (float(parts[0]), bow)
+      else:
+        raise ValueError(f"{path}:{lineno}: unexpected line {line[:40]!r}")
+  for k, cnt in declared.items():
+    if len(out.get(k, {})) != cnt:
+      raise ValueError(
+          f"{path}: header declares {cnt} {k}-grams, found {len(out.get(k, {}))}"
+      )
+  return out
 
 
 def arpa_logprob10(arpa: ArpaModel, context: Sequence[str], word: str) -> float:
-    """log10 p(word | context) under the backoff semantics of an ARPA model from :func:`read_arpa`."""
-    n = max(arpa)
-    h = tuple(context)[-(n - 1):] if n > 1 else ()
-    total = 0.0
-    while True:
-        entry = arpa.get(len(h) + 1, {}).get(h + (word,))
-        if entry is not None:
-            return total + entry[0]
-        if not h:
-            return -math.inf
-        total += arpa.get(len(h), {}).get(h, (0.0, 0.0))[1]
-        h = h[1:]
+  """log10 p(word | context) under the backoff semantics of an ARPA model from :func:`read_arpa`."""
+  n = max(arpa)
+  h = tuple(context)[-(n - 1) :] if n > 1 else ()
+  total = 0.0
+  while True:
+    entry = arpa.get(len(h) + 1, {}).get(h + (word,))
+    if entry is not None:
+      return total + entry[0]
+    if not h:
+      return -math.inf
+    total += arpa.get(len(h), {}).get(h, (0.0, 0.0))[1]
+    h = h[1:]

@@ -32,15 +32,21 @@ def make_schedule(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   if cfg.schedule == "epoch_decay":
     # Epoch i (from 0) runs at lr * factor ** max(0, i + 1 - k).
     return optax.exponential_decay(
-        cfg.learning_rate, transition_steps=per_epoch,
+        cfg.learning_rate,
+        transition_steps=per_epoch,
         decay_rate=cfg.decay_factor,
         transition_begin=max(0, cfg.decay_after_epochs - 1) * per_epoch,
-        staircase=True)
+        staircase=True,
+    )
   if cfg.schedule == "warmup_cosine":
     total = max(per_epoch * num_epochs, cfg.warmup_steps + 1)
     return optax.warmup_cosine_decay_schedule(
-        0.0, cfg.learning_rate, cfg.warmup_steps, total,
-        end_value=cfg.learning_rate * cfg.min_lr_ratio)
+        0.0,
+        cfg.learning_rate,
+        cfg.warmup_steps,
+        total,
+        end_value=cfg.learning_rate * cfg.min_lr_ratio,
+    )
   raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 
@@ -52,8 +58,9 @@ def _base(cfg: OptimConfig, lr):
   if cfg.name == "adam":
     return optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   if cfg.name == "adamw":
-    return optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                       weight_decay=cfg.weight_decay)
+    return optax.adamw(
+        lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay
+    )
   raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
@@ -76,11 +83,16 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   tx = optax.chain(*parts)
   k = accum_steps(cfg, steps_per_epoch)
   if k > 1:
-    tx = optax.MultiSteps(tx, every_k_schedule=k,
-                          should_skip_update_fn=optax.skip_not_finite)
+    tx = optax.MultiSteps(
+        tx, every_k_schedule=k, should_skip_update_fn=optax.skip_not_finite
+    )
     return optax.with_extra_args_support(tx.gradient_transformation()), schedule
-  return optax.with_extra_args_support(
-      optax.apply_if_finite(tx, _MAX_BAD_UPDATES)), schedule
+  return (
+      optax.with_extra_args_support(
+          optax.apply_if_finite(tx, _MAX_BAD_UPDATES)
+      ),
+      schedule,
+  )
 
 
 def make_plateau(cfg: OptimConfig):
@@ -88,4 +100,5 @@ def make_plateau(cfg: OptimConfig):
   loss; its ``scale`` multiplies every update. With another schedule the
   scale stays 1 (the transformation is never stepped)."""
   return optax.contrib.reduce_on_plateau(
-      factor=cfg.plateau_factor, patience=cfg.plateau_patience + 1)
+      factor=cfg.plateau_factor, patience=cfg.plateau_patience + 1
+  )

@@ -22,8 +22,12 @@ METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 
 # Keys that may differ between a run directory's config and a resumed run.
-RESUMABLE_CHANGES = ("train.num_epochs", "train.max_steps", "train.log_every",
-                     "train.checkpoint_every")
+RESUMABLE_CHANGES = (
+    "train.num_epochs",
+    "train.max_steps",
+    "train.log_every",
+    "train.checkpoint_every",
+)
 
 
 class IncompatibleRun(ValueError):
@@ -43,12 +47,14 @@ def write_json_atomic(path: str, obj) -> None:
 
 def flatten(cfg: Config) -> dict:
   """{'model.hidden': 200, ...}."""
+
   def walk(d, prefix):
     for k, v in d.items():
       if isinstance(v, dict):
         yield from walk(v, f"{prefix}{k}.")
       else:
         yield prefix + k, list(v) if isinstance(v, tuple) else v
+
   return dict(walk(config_lib.to_dict(cfg), ""))
 
 
@@ -60,7 +66,9 @@ def identity(cfg: Config) -> dict:
 def load_run_config(workdir: str) -> Config:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{workdir} is not a run directory (no {CONFIG_FILE})")
+    raise FileNotFoundError(
+        f"{workdir} is not a run directory (no {CONFIG_FILE})"
+    )
   try:
     with open(path, encoding="utf-8") as f:
       values = json.load(f)
@@ -78,7 +86,8 @@ def check_compatible(old: Config, new: Config) -> None:
     if a.get(key) != b.get(key):
       raise IncompatibleRun(
           f"the run directory was made by a different config: {key} is "
-          f"{a.get(key)!r} there and {b.get(key)!r} now; use a new --workdir")
+          f"{a.get(key)!r} there and {b.get(key)!r} now; use a new --workdir"
+      )
 
 
 def existing_vocab(workdir: str, cfg: Config) -> data.Vocab | None:
@@ -92,13 +101,15 @@ def existing_vocab(workdir: str, cfg: Config) -> data.Vocab | None:
   return data.Vocab.load(path) if os.path.exists(path) else None
 
 
-def write_run_files(workdir: str, cfg: Config, vocab: data.Vocab,
-                    command: str | None) -> None:
+def write_run_files(
+    workdir: str, cfg: Config, vocab: data.Vocab, command: str | None
+) -> None:
   """Creates the directory and writes config, vocabulary and command."""
   os.makedirs(workdir, exist_ok=True)
   if not os.path.exists(os.path.join(workdir, VOCAB_FILE)):
     vocab.save(os.path.join(workdir, VOCAB_FILE))
   write_json_atomic(os.path.join(workdir, CONFIG_FILE), config_lib.to_dict(cfg))
   if command:
-    write_text_atomic(os.path.join(workdir, COMMAND_FILE),
-                      f"#!/bin/sh\n{command}\n")
+    write_text_atomic(
+        os.path.join(workdir, COMMAND_FILE), f"#!/bin/sh\n{command}\n"
+    )

@@ -17,8 +17,15 @@ def project_inputs(params, x_TBI):
   return jnp.einsum("tbi,ig->tbg", x_TBI, params["w_ih"]) + params["b"]
 
 
-def run_layer(cell: cells_lib.Cell, params, carry, x_TBI, reset_TB=None,
-              reverse: bool = False, unroll: int = 1):
+def run_layer(
+    cell: cells_lib.Cell,
+    params,
+    carry,
+    x_TBI,
+    reset_TB=None,
+    reverse: bool = False,
+    unroll: int = 1,
+):
   """Runs one recurrent layer over a sequence.
 
   Args:
@@ -38,20 +45,32 @@ def run_layer(cell: cells_lib.Cell, params, carry, x_TBI, reset_TB=None,
   xw_TBG = project_inputs(params, x_TBI)
 
   if reset_TB is None:
+
     def body(c, xw_BG):
       return cell.step(params, c, xw_BG)
+
     return jax.lax.scan(body, carry, xw_TBG, reverse=reverse, unroll=unroll)
 
   def body_with_reset(c, inputs):
     xw_BG, reset_B = inputs
     c = tuple(jnp.where(reset_B[:, None], jnp.zeros_like(a), a) for a in c)
     return cell.step(params, c, xw_BG)
-  return jax.lax.scan(body_with_reset, carry, (xw_TBG, reset_TB),
-                      reverse=reverse, unroll=unroll)
+
+  return jax.lax.scan(
+      body_with_reset, carry, (xw_TBG, reset_TB), reverse=reverse, unroll=unroll
+  )
 
 
-def run_stack(cell: cells_lib.Cell, layers, carries, x_TBI, reset_TB=None, *,
-              between=None, unroll: int = 1):
+def run_stack(
+    cell: cells_lib.Cell,
+    layers,
+    carries,
+    x_TBI,
+    reset_TB=None,
+    *,
+    between=None,
+    unroll: int = 1,
+):
   """Runs stacked layers; ``between(l, h_TBH)`` maps layer l's output on its
   way to layer l + 1 (dropout, for instance).
 

@@ -31,28 +31,37 @@ class TrainState:
   plateau: Any
 
 
-def init_train_state(key, cfg: ModelConfig, tx, batch_size: int,
-                     plateau_tx=None) -> TrainState:
+def init_train_state(
+    key, cfg: ModelConfig, tx, batch_size: int, plateau_tx=None
+) -> TrainState:
   init_key, state_key = jax.random.split(key)
   params = models.init_lm(init_key, cfg)
   plateau_tx = plateau_tx or optax.contrib.reduce_on_plateau()
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=tx.init(params),
-                    carry=models.init_carry(cfg, batch_size),
-                    key=jax.random.key_data(state_key),
-                    plateau=plateau_tx.init(params))
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=tx.init(params),
+      carry=models.init_carry(cfg, batch_size),
+      key=jax.random.key_data(state_key),
+      plateau=plateau_tx.init(params),
+  )
 
 
-def step_plateau(state: TrainState, plateau_tx, valid_loss: float) -> TrainState:
+def step_plateau(
+    state: TrainState, plateau_tx, valid_loss: float
+) -> TrainState:
   """Feeds one validation loss to the plateau schedule."""
-  _, plateau = plateau_tx.update(jnp.zeros(()), state.plateau,
-                                 value=jnp.float32(valid_loss))
+  _, plateau = plateau_tx.update(
+      jnp.zeros(()), state.plateau, value=jnp.float32(valid_loss)
+  )
   return state.replace(plateau=plateau)
 
 
 def _select(batches, index):
-  return {k: jax.lax.dynamic_index_in_dim(v, index, keepdims=False)
-          for k, v in batches.items()}
+  return {
+      k: jax.lax.dynamic_index_in_dim(v, index, keepdims=False)
+      for k, v in batches.items()
+  }
 
 
 def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
@@ -72,19 +81,22 @@ def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
     carry = jax.lax.stop_gradient(state.carry)
 
     def loss_fn(params):
-      logits, new_carry = models.apply_lm(params, cfg, carry, batch["x"],
-                                          batch["reset"], key)
+      logits, new_carry = models.apply_lm(
+          params, cfg, carry, batch["x"], batch["reset"], key
+      )
       nll_BT = losses.token_nll(logits, batch["y"])
       objective = losses.training_loss(nll_BT, batch["mask"], loss_reduction)
       return objective, (new_carry, losses.masked_sums(nll_BT, batch["mask"]))
 
     grads, (new_carry, (nll, count)) = jax.grad(loss_fn, has_aux=True)(
-        state.params)
+        state.params
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     scale = state.plateau.scale
     params = jax.tree.map(lambda p, u: p + scale * u, state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params,
-                              opt_state=opt_state, carry=new_carry)
+    new_state = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state, carry=new_carry
+    )
     grad_norm = optax.tree.norm(grads)
     return new_state, {"nll": nll, "count": count, "grad_norm": grad_norm}
 

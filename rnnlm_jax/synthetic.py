@@ -110,8 +110,11 @@ class Grammar:
 def _check_alternatives(rules, lhs, alternatives) -> None:
   if not isinstance(lhs, str) or not lhs:
     raise ValueError(f"nonterminal names must be non-empty strings: {lhs!r}")
-  if (isinstance(alternatives, (str, bytes))
-      or not isinstance(alternatives, Sequence) or not alternatives):
+  if (
+      isinstance(alternatives, (str, bytes))
+      or not isinstance(alternatives, Sequence)
+      or not alternatives
+  ):
     raise ValueError(f"{lhs}: alternatives must be a non-empty tuple")
   total, seen = 0.0, set()
   for alternative in alternatives:
@@ -130,8 +133,10 @@ def _unpack_alternative(lhs, alternative) -> tuple[float, tuple[str, ...]]:
   try:
     prob, rhs = alternative
   except (TypeError, ValueError):
-    raise ValueError(f"{lhs}: {alternative!r} is not a pair "
-                     "(probability, right-hand side)") from None
+    raise ValueError(
+        f"{lhs}: {alternative!r} is not a pair "
+        "(probability, right-hand side)"
+    ) from None
   if isinstance(rhs, (str, bytes)) or not isinstance(rhs, Sequence):
     raise ValueError(f"{lhs}: right-hand side {rhs!r} is not a tuple")
   if not rhs:
@@ -147,8 +152,10 @@ def _unpack_alternative(lhs, alternative) -> tuple[float, tuple[str, ...]]:
 
 def _check_symbol(rules, lhs, symbol) -> None:
   if not isinstance(symbol, str) or not symbol or symbol.split() != [symbol]:
-    raise ValueError(f"{lhs}: bad symbol {symbol!r} (an empty string or one "
-                     "holding white space)")
+    raise ValueError(
+        f"{lhs}: bad symbol {symbol!r} (an empty string or one "
+        "holding white space)"
+    )
   if symbol not in rules and symbol[0].isupper():
     raise ValueError(f"{lhs}: undefined nonterminal {symbol!r}")
 
@@ -173,8 +180,10 @@ def _reachable(rules, start) -> set:
 def _check_unit_cycles(rules) -> None:
   # A cycle of unit rules (A -> B, B -> A) would give a span infinitely many
   # derivations of itself.
-  units = {lhs: {rhs[0] for _, rhs in alts if len(rhs) == 1 and rhs[0] in rules}
-           for lhs, alts in rules.items()}
+  units = {
+      lhs: {rhs[0] for _, rhs in alts if len(rhs) == 1 and rhs[0] in rules}
+      for lhs, alts in rules.items()
+  }
   for lhs in units:
     if lhs in _closure(units, lhs):
       raise ValueError(f"unit rules form a cycle through {lhs!r}")
@@ -198,8 +207,10 @@ def _check_subcritical(rules) -> None:
   names = sorted(rules)
   radius = max(abs(np.linalg.eigvals(_mean_matrix(rules, names))))
   if radius >= 1.0 - 1e-9:
-    raise ValueError(f"the recursion is not subcritical (spectral radius "
-                     f"{radius:.4f} >= 1): sentences would be infinite")
+    raise ValueError(
+        f"the recursion is not subcritical (spectral radius "
+        f"{radius:.4f} >= 1): sentences would be infinite"
+    )
 
 
 def _mean_matrix(rules, names) -> np.ndarray:
@@ -239,8 +250,9 @@ def _compile(grammar: Grammar) -> _Tables:
   rhs = tuple(tuple(r) for alts in rules.values() for _, r in alts)
   alternatives, rule_id = {}, 0
   for lhs, alts in rules.items():
-    alternatives[lhs] = tuple((float(p), rule_id + k) for k, (p, _) in
-                              enumerate(alts))
+    alternatives[lhs] = tuple(
+        (float(p), rule_id + k) for k, (p, _) in enumerate(alts)
+    )
     rule_id += len(alts)
   min_len, max_len = _min_lengths(rules), _max_lengths(rules)
   return _Tables(
@@ -255,7 +267,8 @@ def _compile(grammar: Grammar) -> _Tables:
       last=_edge_words(rules, -1),
       min_len=min_len,
       max_len=max_len,
-      vocabulary=frozenset(s for r in rhs for s in r if s not in rules))
+      vocabulary=frozenset(s for r in rhs for s in r if s not in rules),
+  )
 
 
 def _suffix_lengths(rules, lengths: dict, rhs: tuple) -> tuple:
@@ -304,8 +317,9 @@ def _min_lengths(rules) -> dict:
   while changed:
     changed = False
     for lhs, alts in rules.items():
-      best = min(sum(lengths[s] if s in rules else 1 for s in rhs)
-                 for _, rhs in alts)
+      best = min(
+          sum(lengths[s] if s in rules else 1 for s in rhs) for _, rhs in alts
+      )
       if best < lengths[lhs]:
         lengths[lhs] = best
         changed = True
@@ -313,8 +327,10 @@ def _min_lengths(rules) -> dict:
 
 
 def _max_lengths(rules) -> dict:
-  graph = {lhs: {s for _, rhs in alts for s in rhs if s in rules}
-           for lhs, alts in rules.items()}
+  graph = {
+      lhs: {s for _, rhs in alts for s in rhs if s in rules}
+      for lhs, alts in rules.items()
+  }
   cyclic = {lhs for lhs in graph if lhs in _closure(graph, lhs)}
   lengths = {}
   for lhs in rules:
@@ -329,8 +345,10 @@ def _max_lengths(rules) -> dict:
 def _max_length(rules, lhs, lengths) -> float:
   if lhs not in lengths:
     # Only acyclic nonterminals get here, so the recursion terminates.
-    lengths[lhs] = max(sum(_max_length(rules, s, lengths) if s in rules else 1
-                           for s in rhs) for _, rhs in rules[lhs])
+    lengths[lhs] = max(
+        sum(_max_length(rules, s, lengths) if s in rules else 1 for s in rhs)
+        for _, rhs in rules[lhs]
+    )
   return lengths[lhs]
 
 
@@ -368,8 +386,9 @@ def _derive(tables: _Tables, rng: np.random.Generator):
   return words, logprob, choices
 
 
-def sample_sentence(grammar: Grammar,
-                    rng: np.random.Generator) -> tuple[list[str], float]:
+def sample_sentence(
+    grammar: Grammar, rng: np.random.Generator
+) -> tuple[list[str], float]:
   """Samples one sentence.
 
   Args:
@@ -431,8 +450,11 @@ def _inside(tables: _Tables, words: tuple) -> float:
     if value is not None:
       return value
     value = 0.0
-    if (min_len[symbol] <= j - i <= max_len[symbol]
-        and words[i] in first[symbol] and words[j - 1] in last[symbol]):
+    if (
+        min_len[symbol] <= j - i <= max_len[symbol]
+        and words[i] in first[symbol]
+        and words[j - 1] in last[symbol]
+    ):
       lex = lexicon.get(symbol)
       if lex is not None:
         value = lex.get(words[i], 0.0) * _WORD_SCALE
@@ -480,14 +502,22 @@ def _expectations(grammar: Grammar) -> tuple[float, float]:
   grammar.validate()
   rules = grammar.rules
   names = sorted(rules)
-  entropy = np.array([-sum(p * math.log(p) for p, _ in rules[a]) for a in names])
-  emitted = np.array([sum(p * sum(s not in rules for s in rhs)
-                          for p, rhs in rules[a]) for a in names])
+  entropy = np.array(
+      [-sum(p * math.log(p) for p, _ in rules[a]) for a in names]
+  )
+  emitted = np.array(
+      [
+          sum(p * sum(s not in rules for s in rhs) for p, rhs in rules[a])
+          for a in names
+      ]
+  )
   # Each expectation E[a] = local[a] + sum_b M[a, b] E[b].
   system = np.eye(len(names)) - _mean_matrix(rules, names)
   start = names.index(grammar.start)
-  return (float(np.linalg.solve(system, entropy)[start]),
-          float(np.linalg.solve(system, emitted)[start]))
+  return (
+      float(np.linalg.solve(system, entropy)[start]),
+      float(np.linalg.solve(system, emitted)[start]),
+  )
 
 
 def entropy_per_token(grammar: Grammar) -> float:
@@ -542,43 +572,136 @@ _PRONOUN = {"sm": "he", "sf": "she", "sn": "it", "pl": "they"}
 # (singular, plural) pairs. Nouns and attributive adjectives begin with a
 # consonant sound so that the article "a" never has to become "an"; no form
 # is shared between the two numbers, so a noun or verb reveals its number.
-_MALE = (("man", "men"), ("boy", "boys"), ("king", "kings"),
-         ("prince", "princes"), ("father", "fathers"),
-         ("brother", "brothers"), ("son", "sons"), ("knight", "knights"))
-_FEMALE = (("woman", "women"), ("girl", "girls"), ("queen", "queens"),
-           ("princess", "princesses"), ("mother", "mothers"),
-           ("sister", "sisters"), ("daughter", "daughters"),
-           ("lady", "ladies"))
-_ANIMALS = (("cat", "cats"), ("dog", "dogs"), ("bird", "birds"),
-            ("horse", "horses"), ("mouse", "mice"), ("fox", "foxes"),
-            ("wolf", "wolves"), ("rabbit", "rabbits"))
-_THINGS = (("house", "houses"), ("garden", "gardens"), ("river", "rivers"),
-           ("tree", "trees"), ("bridge", "bridges"), ("castle", "castles"),
-           ("forest", "forests"), ("hill", "hills"), ("road", "roads"),
-           ("tower", "towers"))
-_TRANSITIVE = (("chases", "chase"), ("sees", "see"), ("follows", "follow"),
-               ("likes", "like"), ("watches", "watch"), ("feeds", "feed"),
-               ("helps", "help"), ("finds", "find"), ("loves", "love"),
-               ("fears", "fear"), ("visits", "visit"), ("calls", "call"))
-_INTRANSITIVE = (("sleeps", "sleep"), ("runs", "run"), ("sings", "sing"),
-                 ("laughs", "laugh"), ("smiles", "smile"), ("waits", "wait"),
-                 ("dances", "dance"), ("jumps", "jump"), ("cries", "cry"),
-                 ("swims", "swim"), ("meows", "meow"), ("barks", "bark"))
+_MALE = (
+    ("man", "men"),
+    ("boy", "boys"),
+    ("king", "kings"),
+    ("prince", "princes"),
+    ("father", "fathers"),
+    ("brother", "brothers"),
+    ("son", "sons"),
+    ("knight", "knights"),
+)
+_FEMALE = (
+    ("woman", "women"),
+    ("girl", "girls"),
+    ("queen", "queens"),
+    ("princess", "princesses"),
+    ("mother", "mothers"),
+    ("sister", "sisters"),
+    ("daughter", "daughters"),
+    ("lady", "ladies"),
+)
+_ANIMALS = (
+    ("cat", "cats"),
+    ("dog", "dogs"),
+    ("bird", "birds"),
+    ("horse", "horses"),
+    ("mouse", "mice"),
+    ("fox", "foxes"),
+    ("wolf", "wolves"),
+    ("rabbit", "rabbits"),
+)
+_THINGS = (
+    ("house", "houses"),
+    ("garden", "gardens"),
+    ("river", "rivers"),
+    ("tree", "trees"),
+    ("bridge", "bridges"),
+    ("castle", "castles"),
+    ("forest", "forests"),
+    ("hill", "hills"),
+    ("road", "roads"),
+    ("tower", "towers"),
+)
+_TRANSITIVE = (
+    ("chases", "chase"),
+    ("sees", "see"),
+    ("follows", "follow"),
+    ("likes", "like"),
+    ("watches", "watch"),
+    ("feeds", "feed"),
+    ("helps", "help"),
+    ("finds", "find"),
+    ("loves", "love"),
+    ("fears", "fear"),
+    ("visits", "visit"),
+    ("calls", "call"),
+)
+_INTRANSITIVE = (
+    ("sleeps", "sleep"),
+    ("runs", "run"),
+    ("sings", "sing"),
+    ("laughs", "laugh"),
+    ("smiles", "smile"),
+    ("waits", "wait"),
+    ("dances", "dance"),
+    ("jumps", "jump"),
+    ("cries", "cry"),
+    ("swims", "swim"),
+    ("meows", "meow"),
+    ("barks", "bark"),
+)
 _COPULA = (("is", "are"), ("was", "were"))
-_QUALITY = ("big", "small", "fluffy", "tiny", "lazy", "clever", "brave",
-            "noisy", "gentle", "young", "little", "fat")
+_QUALITY = (
+    "big",
+    "small",
+    "fluffy",
+    "tiny",
+    "lazy",
+    "clever",
+    "brave",
+    "noisy",
+    "gentle",
+    "young",
+    "little",
+    "fat",
+)
 _COLOUR = ("gray", "black", "white", "brown", "red", "golden", "green")
-_PREDICATIVE = ("happy", "sad", "hungry", "tired", "angry", "calm", "afraid",
-                "busy", "sleepy", "proud")
-_ADVERBS = ("loudly", "quietly", "slowly", "quickly", "happily", "sadly",
-            "softly", "gently", "eagerly", "badly")
-_PREPOSITIONS = ("near", "behind", "beside", "under", "with", "from",
-                 "inside", "toward")
+_PREDICATIVE = (
+    "happy",
+    "sad",
+    "hungry",
+    "tired",
+    "angry",
+    "calm",
+    "afraid",
+    "busy",
+    "sleepy",
+    "proud",
+)
+_ADVERBS = (
+    "loudly",
+    "quietly",
+    "slowly",
+    "quickly",
+    "happily",
+    "sadly",
+    "softly",
+    "gently",
+    "eagerly",
+    "badly",
+)
+_PREPOSITIONS = (
+    "near",
+    "behind",
+    "beside",
+    "under",
+    "with",
+    "from",
+    "inside",
+    "toward",
+)
 _CONJUNCTIONS = ("because", "although", "while", "so", "when")
 _DETERMINERS = {
     "sg": (("the", 0.5), ("a", 0.3), ("this", 0.1), ("every", 0.1)),
-    "pl": (("the", 0.5), ("some", 0.15), ("these", 0.1), ("many", 0.15),
-           ("two", 0.1)),
+    "pl": (
+        ("the", 0.5),
+        ("some", 0.15),
+        ("these", 0.1),
+        ("many", 0.15),
+        ("two", 0.1),
+    ),
 }
 
 # Within a word class, frequencies fall off with rank as in natural text.
@@ -593,8 +716,11 @@ def _zipf(words: Sequence[str]) -> list[tuple[float, str]]:
 
 def _words(*groups: tuple[float, Sequence[str]]) -> tuple[Rule, ...]:
   """Single-word rules: a mixture of Zipf-weighted word groups."""
-  return tuple((share * p, (word,)) for share, words in groups
-               for p, word in _zipf(words))
+  return tuple(
+      (share * p, (word,))
+      for share, words in groups
+      for p, word in _zipf(words)
+  )
 
 
 def _column(pairs, number: str) -> list[str]:
@@ -607,11 +733,13 @@ def _clause_rules() -> dict:
     n = _NUMBER[x]
     rules[f"CLAUSE_{x}"] = (
         (0.6, (f"SUBJ_{x}", f"PRED_{n}")),
-        (0.4, (f"SUBJ_{x}", f"PRED_{n}", "CONJ", _PRONOUN[x], f"PRED2_{n}")))
+        (0.4, (f"SUBJ_{x}", f"PRED_{n}", "CONJ", _PRONOUN[x], f"PRED2_{n}")),
+    )
     rules[f"SUBJ_{x}"] = (
         (0.4, (f"DET_{n}", f"NOM_{x}")),
         (0.25, (f"DET_{n}", f"NOM_{x}", "PP")),
-        (0.35, (f"DET_{n}", f"NOM_{x}", f"RC_{n}")))
+        (0.35, (f"DET_{n}", f"NOM_{x}", f"RC_{n}")),
+    )
     rules[f"NOM_{x}"] = ((0.5, (f"N_{x}",)), (0.5, ("ADJS", f"N_{x}")))
   return rules
 
@@ -625,12 +753,14 @@ def _phrase_rules(n: str) -> dict:
           (0.2, (f"VI_{n}", "ADVP")),
           (0.15, (f"VI_{n}", "PP")),
           (0.25, (f"VT_{n}", "OBJ")),
-          (0.2, (f"COP_{n}", "ADJP"))),
+          (0.2, (f"COP_{n}", "ADJP")),
+      ),
       f"PRED2_{n}": (
           (0.3, (f"VI_{n}",)),
           (0.25, (f"VI_{n}", "ADVP")),
           (0.25, (f"COP_{n}", "ADJP")),
-          (0.2, (f"VT_{n}", "SIMPLE"))),
+          (0.2, (f"VT_{n}", "SIMPLE")),
+      ),
       # Subject gap (the verb agrees with the modified noun) or object gap
       # (the verb agrees with the inner subject, often an attractor).
       f"RC_{n}": (
@@ -638,11 +768,13 @@ def _phrase_rules(n: str) -> dict:
           (0.15, ("that", f"VI_{n}")),
           (0.1, ("that", f"COP_{n}", "ADJP")),
           (0.225, ("that", "INNER_sg", "VT_sg")),
-          (0.225, ("that", "INNER_pl", "VT_pl"))),
+          (0.225, ("that", "INNER_pl", "VT_pl")),
+      ),
       f"OBJ_{n}": (
           (0.76, (f"DET_{n}", f"NOMT_{n}")),
           (0.12, (f"DET_{n}", f"NOMA_{n}", f"RC_{n}")),
-          (0.12, (f"DET_{n}", f"NOMT_{n}", "PP"))),
+          (0.12, (f"DET_{n}", f"NOMT_{n}", "PP")),
+      ),
       f"SIMPLE_{n}": ((1.0, (f"DET_{n}", f"NOMT_{n}")),),
       f"INNER_{n}": ((1.0, (f"DET_{n}", f"NOMA_{n}")),),
       f"NOMA_{n}": ((0.6, (f"NA_{n}",)), (0.4, ("ADJS", f"NA_{n}"))),
@@ -669,11 +801,15 @@ def _lexical_rules() -> dict:
       "CONJ": _words((1.0, _CONJUNCTIONS)),
   }
   for n in ("sg", "pl"):
-    animate = ((0.35, _column(_MALE, n)), (0.35, _column(_FEMALE, n)),
-               (0.3, _column(_ANIMALS, n)))
+    animate = (
+        (0.35, _column(_MALE, n)),
+        (0.35, _column(_FEMALE, n)),
+        (0.3, _column(_ANIMALS, n)),
+    )
     rules[f"NA_{n}"] = _words(*animate)
-    rules[f"NT_{n}"] = _words(*((0.6 * s, w) for s, w in animate),
-                              (0.4, _column(_THINGS, n)))
+    rules[f"NT_{n}"] = _words(
+        *((0.6 * s, w) for s, w in animate), (0.4, _column(_THINGS, n))
+    )
     rules[f"DET_{n}"] = tuple((p, (w,)) for w, p in _DETERMINERS[n])
     rules[f"VT_{n}"] = _words((1.0, _column(_TRANSITIVE, n)))
     rules[f"VI_{n}"] = _words((1.0, _column(_INTRANSITIVE, n)))
@@ -739,8 +875,13 @@ def default_grammar() -> Grammar:
 # Corpus.
 
 
-def make_corpus(num_train: int, num_valid: int, num_test: int, seed: int,
-                grammar: Grammar | None = None) -> dict:
+def make_corpus(
+    num_train: int,
+    num_valid: int,
+    num_test: int,
+    seed: int,
+    grammar: Grammar | None = None,
+) -> dict:
   """Samples the three splits of the synthetic corpus.
 
   Each split has its own generator spawned from ``seed``, so a split does not
@@ -763,15 +904,17 @@ def make_corpus(num_train: int, num_valid: int, num_test: int, seed: int,
   corpus = {"logprob": {}, "num_tokens": {}}
   for split, split_seed in zip(SPLITS, seeds):
     sentences, logprob, tokens = _sample_split(
-        grammar, np.random.default_rng(split_seed), sizes[split])
+        grammar, np.random.default_rng(split_seed), sizes[split]
+    )
     corpus[split] = sentences
     corpus["logprob"][split] = logprob
     corpus["num_tokens"][split] = tokens
   return corpus
 
 
-def _sample_split(grammar: Grammar, rng: np.random.Generator,
-                  size: int) -> tuple[list[str], float, int]:
+def _sample_split(
+    grammar: Grammar, rng: np.random.Generator, size: int
+) -> tuple[list[str], float, int]:
   sentences, logprob, tokens = [], 0.0, 0
   for _ in range(size):
     words, lp = sample_sentence(grammar, rng)
@@ -828,8 +971,10 @@ def _child(node: _Node, prefix: str) -> _Node:
   for child in node.children:
     if child.symbol.startswith(prefix):
       return child
-  raise ValueError(f"{node.symbol} has no {prefix}* child: agreement probes "
-                   "need the default grammar's naming conventions")
+  raise ValueError(
+      f"{node.symbol} has no {prefix}* child: agreement probes "
+      "need the default grammar's naming conventions"
+  )
 
 
 def _other_number(symbol: str) -> str:
@@ -849,12 +994,12 @@ def _probe(grammar: Grammar, words: list[str], root: _Node) -> dict:
   verb = _child(clause, "PRED_").children[0]
   other = _other_number(verb.symbol)
   return {
-      "prefix": words[:verb.start],
+      "prefix": words[: verb.start],
       "correct": words[verb.start],
       "wrong": grammar.rules[other][verb.rule][1][0],
       "distance": verb.start - noun.start - 1,
       "attractors": _count_nouns(root, other[-2:], noun.end, verb.start),
-      "suffix": words[verb.start + 1:],
+      "suffix": words[verb.start + 1 :],
   }
 
 
@@ -868,8 +1013,9 @@ def _count_nouns(node: _Node, number: str, start: int, end: int) -> int:
   return sum(_count_nouns(c, number, start, end) for c in node.children)
 
 
-def agreement_probes(grammar: Grammar, n: int, seed: int,
-                     min_distance: int = 1) -> list[dict]:
+def agreement_probes(
+    grammar: Grammar, n: int, seed: int, min_distance: int = 1
+) -> list[dict]:
   """Sentences whose main verb agrees with a distant subject.
 
   Sentences are sampled in turn and those whose distance falls short of

@@ -37,7 +37,8 @@ def with_vocab_size(cfg: Config, vocab_size: int) -> Config:
   if cfg.model.vocab_size not in (0, vocab_size):
     raise config_lib.ConfigError(
         f"model.vocab_size={cfg.model.vocab_size} but the vocabulary has "
-        f"{vocab_size} tokens")
+        f"{vocab_size} tokens"
+    )
   return config_lib.replace(cfg, model={"vocab_size": vocab_size})
 
 
@@ -49,7 +50,8 @@ def _check_finite(fetched, first_step: int) -> None:
           f"non-finite training {what} at step {first_step + i + 1} (checked "
           f"steps {first_step + 1}-{first_step + len(fetched)}); the update "
           f"was skipped and training stopped: lower the learning rate or "
-          f"enable clipping")
+          f"enable clipping"
+      )
 
 
 def _fmt_time(seconds: float) -> str:
@@ -60,6 +62,7 @@ def _fmt_time(seconds: float) -> str:
 @dataclasses.dataclass
 class _Window:
   """Metrics since the last fetch."""
+
   first_step: int
   t0: float
   pending: list = dataclasses.field(default_factory=list)
@@ -78,24 +81,35 @@ def _summarise(window: _Window, done: int, plan: _Plan, lr: float) -> dict:
   _check_finite(fetched, window.first_step)
   elapsed = time.perf_counter() - window.t0
   nll = sum(float(f["nll"]) for f in fetched) / max(
-      sum(float(f["count"]) for f in fetched), 1.0)
+      sum(float(f["count"]) for f in fetched), 1.0
+  )
   rate = len(fetched) / max(elapsed, 1e-9)
-  return {"step": done, "epoch": done / plan.steps_per_epoch,
-          "train_loss": nll, "train_ppl": metrics_lib.perplexity(nll),
-          "lr": lr, "grad_norm": float(fetched[-1]["grad_norm"]),
-          "tokens_per_s": rate * plan.tokens_per_step,
-          "eta_s": (plan.total_steps - done) / max(rate, 1e-9)}
+  return {
+      "step": done,
+      "epoch": done / plan.steps_per_epoch,
+      "train_loss": nll,
+      "train_ppl": metrics_lib.perplexity(nll),
+      "lr": lr,
+      "grad_norm": float(fetched[-1]["grad_norm"]),
+      "tokens_per_s": rate * plan.tokens_per_step,
+      "eta_s": (plan.total_steps - done) / max(rate, 1e-9),
+  }
 
 
 def _progress_line(r: dict, total_steps: int) -> str:
-  return (f"step {r['step']}/{total_steps} epoch {r['epoch']:.2f} loss "
-          f"{r['train_loss']:.4f} ppl {r['train_ppl']:.2f} lr {r['lr']:.4g} "
-          f"tok/s {r['tokens_per_s']:,.0f} eta {_fmt_time(r['eta_s'])}")
+  return (
+      f"step {r['step']}/{total_steps} epoch {r['epoch']:.2f} loss "
+      f"{r['train_loss']:.4f} ppl {r['train_ppl']:.2f} lr {r['lr']:.4g} "
+      f"tok/s {r['tokens_per_s']:,.0f} eta {_fmt_time(r['eta_s'])}"
+  )
 
 
-def train_and_evaluate(cfg: Config, workdir: str,
-                       log: Callable[[str], None] = print,
-                       command: str | None = None) -> dict:
+def train_and_evaluate(
+    cfg: Config,
+    workdir: str,
+    log: Callable[[str], None] = print,
+    command: str | None = None,
+) -> dict:
   """Trains (or resumes) the run in ``workdir`` and evaluates its best
   checkpoint on valid and test.
 
@@ -112,7 +126,8 @@ def train_and_evaluate(cfg: Config, workdir: str,
   corpus = corpus_lib.load_corpus(cfg.data, saved_vocab)
   cfg = with_vocab_size(cfg, len(corpus.vocab))
   epoch_batches = lambda e: jax.device_put(
-      corpus_lib.train_batches(corpus, cfg.data, e, cfg.train.seed))
+      corpus_lib.train_batches(corpus, cfg.data, e, cfg.train.seed)
+  )
   batches = epoch_batches(0)
   rundir.write_run_files(workdir, cfg, corpus.vocab, command)
 
@@ -120,41 +135,62 @@ def train_and_evaluate(cfg: Config, workdir: str,
   total_steps = steps_per_epoch * cfg.train.num_epochs
   if cfg.train.max_steps:
     total_steps = min(total_steps, cfg.train.max_steps)
-  plan = _Plan(steps_per_epoch, total_steps, int(batches["mask"][0].sum()),
-               optim.accum_steps(cfg.optim, steps_per_epoch))
-  tx, schedule = optim.make_optimizer(cfg.optim, steps_per_epoch,
-                                      cfg.train.num_epochs)
+  plan = _Plan(
+      steps_per_epoch,
+      total_steps,
+      int(batches["mask"][0].sum()),
+      optim.accum_steps(cfg.optim, steps_per_epoch),
+  )
+  tx, schedule = optim.make_optimizer(
+      cfg.optim, steps_per_epoch, cfg.train.num_epochs
+  )
   plateau_tx = optim.make_plateau(cfg.optim)
-  state = steps.init_train_state(jax.random.key(cfg.train.seed), cfg.model,
-                                 tx, batch_size, plateau_tx)
+  state = steps.init_train_state(
+      jax.random.key(cfg.train.seed), cfg.model, tx, batch_size, plateau_tx
+  )
   writer = metrics_lib.JsonlWriter(os.path.join(workdir, rundir.METRICS_FILE))
   best_nll = float("inf")
   if checkpoint.latest_step(workdir, "latest") is not None:
     state, record = checkpoint.restore(workdir, "latest", state)
     best_nll = record["best_valid_loss"]
     writer.truncate_after(record["step"])
-    log(f"resumed from step {record['step']} (epoch {record['epoch']}, "
-        f"segment {record['segment']})")
+    log(
+        f"resumed from step {record['step']} (epoch {record['epoch']}, "
+        f"segment {record['segment']})"
+    )
   start_step = int(jax.device_get(state.step))
-  log(f"{cfg.name}: {sum(x.size for x in jax.tree.leaves(state.params)):,} "
+  log(
+      f"{cfg.name}: {sum(x.size for x in jax.tree.leaves(state.params)):,} "
       f"parameters, vocab {len(corpus.vocab):,}, {len(corpus.ids['train']):,} "
-      f"train tokens, {steps_per_epoch} steps/epoch, {total_steps} steps")
+      f"train tokens, {steps_per_epoch} steps/epoch, {total_steps} steps"
+  )
 
   if cfg.data.mode == "sentence" and start_step % steps_per_epoch:
     batches = epoch_batches(start_step // steps_per_epoch)
   # Compiled ahead of time: a later call with other shapes would be an error,
   # never a silent recompile.
   t0 = time.perf_counter()
-  train_step = steps.make_train_step(cfg.model, tx, cfg.optim.loss_reduction
-                                     ).lower(state, batches).compile()
+  train_step = (
+      steps.make_train_step(cfg.model, tx, cfg.optim.loss_reduction)
+      .lower(state, batches)
+      .compile()
+  )
   log(f"compiled the train step in {time.perf_counter() - t0:.1f}s")
   evaluator = evaluation.Evaluator(cfg, corpus)
 
   def save(slot, step):
-    checkpoint.save(workdir, slot, state, {
-        "step": step, "epoch": step // steps_per_epoch,
-        "segment": step % steps_per_epoch, "best_valid_loss": best_nll,
-        "vocab": list(corpus.vocab.tokens)})
+    checkpoint.save(
+        workdir,
+        slot,
+        state,
+        {
+            "step": step,
+            "epoch": step // steps_per_epoch,
+            "segment": step % steps_per_epoch,
+            "best_valid_loss": best_nll,
+            "vocab": list(corpus.vocab.tokens),
+        },
+    )
 
   def learning_rate(done):
     scale = float(jax.device_get(state.plateau.scale))
@@ -180,11 +216,17 @@ def train_and_evaluate(cfg: Config, workdir: str,
       valid_nll, _ = evaluator.nll(state.params, "valid")
       if not np.isfinite(valid_nll):
         raise TrainingDiverged(f"non-finite validation loss after step {done}")
-      writer.write({"step": done, "epoch": done / steps_per_epoch,
-                    **evaluation.split_metrics(valid_nll, "valid",
-                                               cfg.data.level)})
-      log(f"epoch {done / steps_per_epoch:.2f} valid loss {valid_nll:.4f} "
-          f"ppl {metrics_lib.perplexity(valid_nll):.2f}")
+      writer.write(
+          {
+              "step": done,
+              "epoch": done / steps_per_epoch,
+              **evaluation.split_metrics(valid_nll, "valid", cfg.data.level),
+          }
+      )
+      log(
+          f"epoch {done / steps_per_epoch:.2f} valid loss {valid_nll:.4f} "
+          f"ppl {metrics_lib.perplexity(valid_nll):.2f}"
+      )
       if cfg.optim.schedule == "plateau":
         state = steps.step_plateau(state, plateau_tx, valid_nll)
       if valid_nll < best_nll:
@@ -198,15 +240,22 @@ def train_and_evaluate(cfg: Config, workdir: str,
 
   if checkpoint.latest_step(workdir, "best") is not None:
     state, _ = checkpoint.restore(workdir, "best", state)
-  results = {"step": int(jax.device_get(state.step)),
-             **evaluator.report(state.params),
-             "train_seconds_this_process": time.perf_counter() - run_start}
+  results = {
+      "step": int(jax.device_get(state.step)),
+      **evaluator.report(state.params),
+      "train_seconds_this_process": time.perf_counter() - run_start,
+  }
   rundir.write_json_atomic(os.path.join(workdir, rundir.RESULTS_FILE), results)
   return results
 
 
-def init_run_from_params(cfg: Config, workdir: str, params,
-                         vocab: data.Vocab, command: str | None = None) -> None:
+def init_run_from_params(
+    cfg: Config,
+    workdir: str,
+    params,
+    vocab: data.Vocab,
+    command: str | None = None,
+) -> None:
   """A run directory holding given parameters (imported weights, say) as its
   step-0 'best' and 'latest' checkpoints, so that evaluation and sampling
   treat it like any trained run."""
@@ -216,11 +265,17 @@ def init_run_from_params(cfg: Config, workdir: str, params,
   rundir.existing_vocab(workdir, cfg)
   rundir.write_run_files(workdir, cfg, vocab, command)
   tx, _ = optim.make_optimizer(cfg.optim, 1, 1)
-  state = steps.init_train_state(jax.random.key(cfg.train.seed), cfg.model,
-                                 tx, cfg.data.batch_size)
+  state = steps.init_train_state(
+      jax.random.key(cfg.train.seed), cfg.model, tx, cfg.data.batch_size
+  )
   state = state.replace(params=params, opt_state=tx.init(params))
-  record = {"step": 0, "epoch": 0, "segment": 0,
-            "best_valid_loss": float("inf"), "vocab": list(vocab.tokens)}
+  record = {
+      "step": 0,
+      "epoch": 0,
+      "segment": 0,
+      "best_valid_loss": float("inf"),
+      "vocab": list(vocab.tokens),
+  }
   for slot in checkpoint.SLOTS:
     checkpoint.save(workdir, slot, state, record)
 

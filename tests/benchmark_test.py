@@ -11,9 +11,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_tiny_benchmark_writes_a_report(tmp_path):
   out = tmp_path / "report.json"
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.benchmark", "--preset=tiny",
-       "--steps=3", "--warmup=1", "--repeats=1", f"--out={out}"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+      [
+          sys.executable,
+          "-m",
+          "experiments.benchmark",
+          "--preset=tiny",
+          "--steps=3",
+          "--warmup=1",
+          "--repeats=1",
+          f"--out={out}",
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   report = json.loads(out.read_text())
   (run,) = report["runs"]["rnnlm_jax"]

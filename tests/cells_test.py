@@ -22,22 +22,25 @@ def numpy_step(name, p, carry, x):
   h = np.asarray(carry[0], np.float64)
   pre = x @ p["w_ih"] + p["b"]
   if name.startswith("rnn_"):
-    act = {"rnn_tanh": np.tanh, "rnn_sigmoid": sigmoid,
-           "rnn_relu": lambda a: np.maximum(a, 0)}[name]
+    act = {
+        "rnn_tanh": np.tanh,
+        "rnn_sigmoid": sigmoid,
+        "rnn_relu": lambda a: np.maximum(a, 0),
+    }[name]
     h = act(pre + h @ p["w_hh"])
     return (h,), h
   if name == "lstm":
     c = np.asarray(carry[1], np.float64)
     z = pre + h @ p["w_hh"]
-    i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+    i, f, g, o = (z[:, k * H : (k + 1) * H] for k in range(4))
     c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
     h = sigmoid(o) * np.tanh(c)
     return (h, c), h
   if name == "gru":
     hw = h @ p["w_hh"]
     r = sigmoid(pre[:, :H] + hw[:, :H])
-    z = sigmoid(pre[:, H:2 * H] + hw[:, H:2 * H])
-    n = np.tanh(pre[:, 2 * H:] + r * (hw[:, 2 * H:] + p["b_hn"]))
+    z = sigmoid(pre[:, H : 2 * H] + hw[:, H : 2 * H])
+    n = np.tanh(pre[:, 2 * H :] + r * (hw[:, 2 * H :] + p["b_hn"]))
     h = (1 - z) * n + z * h
     return (h,), h
   raise ValueError(name)
@@ -47,8 +50,10 @@ def random_setup(name, seed=0):
   cell = cells.get_cell(name)
   k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
   params = cells.init_params(cell, k1, I, H, scale=0.5)
-  carry = tuple(jax.random.normal(k, (B, H)) for k in
-                jax.random.split(k2, cell.carry_arity))
+  carry = tuple(
+      jax.random.normal(k, (B, H))
+      for k in jax.random.split(k2, cell.carry_arity)
+  )
   x_TBI = jax.random.normal(k3, (T, B, I))
   return cell, params, carry, x_TBI
 
@@ -100,10 +105,12 @@ def test_scan_equals_python_loop(name, reverse, with_reset):
   reset_TB = None
   if with_reset:
     reset_TB = jax.random.bernoulli(jax.random.key(7), 0.3, (T, B))
-  got_carry, got_h = scan.run_layer(cell, params, carry, x_TBI, reset_TB,
-                                    reverse=reverse)
-  want_carry, want_h = python_loop(cell, params, carry, x_TBI, reset_TB,
-                                   reverse)
+  got_carry, got_h = scan.run_layer(
+      cell, params, carry, x_TBI, reset_TB, reverse=reverse
+  )
+  want_carry, want_h = python_loop(
+      cell, params, carry, x_TBI, reset_TB, reverse
+  )
   np.testing.assert_allclose(got_h, want_h, rtol=1e-5, atol=1e-6)
   for g, w in zip(got_carry, want_carry):
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

@@ -17,14 +17,23 @@ SMOKE = "--config=experiments/configs/smoke.py"
 
 def run(*args, timeout=300):
   env = dict(os.environ, PYTHONUNBUFFERED="1")
-  return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+      [sys.executable, "-m", *args],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+  )
 
 
 def train_losses(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [(r["step"], r["train_loss"]) for r in map(json.loads, f)
-            if "train_loss" in r]
+    return [
+        (r["step"], r["train_loss"])
+        for r in map(json.loads, f)
+        if "train_loss" in r
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +68,24 @@ def test_killed_run_resumes_exactly(smoke_run, tmp_path):
   workdir = str(tmp_path / "killed")
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   proc = subprocess.Popen(
-      [sys.executable, "-m", "experiments.train", SMOKE, f"--workdir={workdir}"],
-      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      [
+          sys.executable,
+          "-m",
+          "experiments.train",
+          SMOKE,
+          f"--workdir={workdir}",
+      ],
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+  )
   latest = Path(workdir) / "checkpoints" / "latest"
   deadline = time.time() + 240
   while time.time() < deadline and proc.poll() is None:
-    if latest.is_dir() and any(p.name.isdigit() and int(p.name) >= 80
-                               for p in latest.iterdir()):
+    if latest.is_dir() and any(
+        p.name.isdigit() and int(p.name) >= 80 for p in latest.iterdir()
+    ):
       break
     time.sleep(0.05)
   assert proc.poll() is None, "the run ended before it could be killed"
@@ -77,12 +97,20 @@ def test_killed_run_resumes_exactly(smoke_run, tmp_path):
   assert train_losses(workdir) == train_losses(full_dir)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--config.model.cell=lstn"], "model.cell='lstn' is not one of"),
-    (["--config.model.hidden=0"], "model.hidden must be positive"),
-    (["--config=experiments/configs/ptb_lstm.py:small",
-      "--config.data.dir=/nonexistent/ptb"], "data folder not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config.model.cell=lstn"], "model.cell='lstn' is not one of"),
+        (["--config.model.hidden=0"], "model.hidden must be positive"),
+        (
+            [
+                "--config=experiments/configs/ptb_lstm.py:small",
+                "--config.data.dir=/nonexistent/ptb",
+            ],
+            "data folder not found",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
   if not args[0].startswith("--config="):
     args = [SMOKE, *args]
@@ -93,8 +121,12 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
 
 
 def test_config_typo_is_rejected(tmp_path):
-  proc = run("experiments.train", SMOKE, "--config.model.hiden=3",
-             f"--workdir={tmp_path}/w")
+  proc = run(
+      "experiments.train",
+      SMOKE,
+      "--config.model.hiden=3",
+      f"--workdir={tmp_path}/w",
+  )
   assert proc.returncode != 0
   assert "hiden" in proc.stderr
 
@@ -105,8 +137,11 @@ def test_empty_and_non_utf8_corpus_files(tmp_path):
   (corpus / "train.txt").write_text("a b c\n")
   (corpus / "valid.txt").write_text("")
   (corpus / "test.txt").write_bytes(b"a \xff b\n")
-  args = ["--config=experiments/configs/ptb_lstm.py:small",
-          f"--config.data.dir={corpus}", f"--workdir={tmp_path}/w"]
+  args = [
+      "--config=experiments/configs/ptb_lstm.py:small",
+      f"--config.data.dir={corpus}",
+      f"--workdir={tmp_path}/w",
+  ]
   proc = run("experiments.train", *args)
   assert proc.returncode != 0
   assert proc.stderr.count("\n") == 1 and "empty" in proc.stderr
@@ -120,16 +155,27 @@ def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
   """Export a trained run as a PyTorch state_dict + word list, import it as a
   new run, and evaluate: the perplexity is the original's."""
   from rnnlm_jax import checkpoint, data, interop, rundir
+
   workdir, _ = smoke_run
   cfg = rundir.load_run_config(workdir)
   params, _ = checkpoint.restore_params(workdir, "best")
   state_dict = tmp_path / "model.safetensors"
-  interop.save_state_dict_arrays(str(state_dict), interop.params_to_torch(params, cfg.model))
+  interop.save_state_dict_arrays(
+      str(state_dict), interop.params_to_torch(params, cfg.model)
+  )
   words = tmp_path / "words.txt"
-  words.write_text("\n".join(data.Vocab.load(f"{workdir}/vocab.json").tokens) + "\n")
+  words.write_text(
+      "\n".join(data.Vocab.load(f"{workdir}/vocab.json").tokens) + "\n"
+  )
   imported = tmp_path / "imported"
-  proc = run("experiments.import_torch", SMOKE, f"--state_dict={state_dict}",
-             f"--words={words}", "--cell=lstm", f"--workdir={imported}")
+  proc = run(
+      "experiments.import_torch",
+      SMOKE,
+      f"--state_dict={state_dict}",
+      f"--words={words}",
+      "--cell=lstm",
+      f"--workdir={imported}",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   original = run("experiments.evaluate", f"--workdir={workdir}", "--json")
   again = run("experiments.evaluate", f"--workdir={imported}", "--json")

@@ -12,12 +12,16 @@ from rnnlm_jax import config as config_lib
 from rnnlm_jax import models
 
 CONFIG_FILES = sorted(
-    p for p in glob.glob(os.path.join(common.CONFIG_DIR, "*.py"))
-    if not os.path.basename(p).startswith(("_", "base")))
+    p
+    for p in glob.glob(os.path.join(common.CONFIG_DIR, "*.py"))
+    if not os.path.basename(p).startswith(("_", "base"))
+)
 
 
 def load_module(path):
-  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  spec = importlib.util.spec_from_file_location(
+      os.path.basename(path)[:-3], path
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -34,12 +38,20 @@ CASES = [case for path in CONFIG_FILES for case in variants(path)]
 
 def test_the_expected_configs_are_shipped():
   names = {os.path.basename(p)[:-3] for p in CONFIG_FILES}
-  assert {"smoke", "default", "ptb_lstm", "ptb_rnn", "ptb_gru",
-          "wikitext2_lstm", "shakespeare_char"} <= names
+  assert {
+      "smoke",
+      "default",
+      "ptb_lstm",
+      "ptb_rnn",
+      "ptb_gru",
+      "wikitext2_lstm",
+      "shakespeare_char",
+  } <= names
 
 
-@pytest.mark.parametrize("path, variant", CASES,
-                         ids=[f"{os.path.basename(p)}:{v}" for p, v in CASES])
+@pytest.mark.parametrize(
+    "path, variant", CASES, ids=[f"{os.path.basename(p)}:{v}" for p, v in CASES]
+)
 def test_config_loads_and_builds(path, variant):
   module = load_module(path)
   cd = module.get_config(variant) if variant else module.get_config()
@@ -53,25 +65,56 @@ def test_config_loads_and_builds(path, variant):
 
 def test_zaremba_variants_match_the_paper():
   ptb = load_module(os.path.join(common.CONFIG_DIR, "ptb_lstm.py"))
-  small, medium, large = (config_lib.from_dict(ptb.get_config(v).to_dict())
-                          for v in ("small", "medium", "large"))
-  assert (small.model.hidden, small.model.dropout, small.data.bptt,
-          small.train.num_epochs, small.optim.clip_norm) == (200, 0.0, 20, 13, 5.0)
-  assert (medium.model.hidden, medium.model.dropout, medium.data.bptt,
-          medium.train.num_epochs, medium.model.init_scale) == (650, 0.5, 35, 39, 0.05)
-  assert (large.model.hidden, large.model.dropout, large.train.num_epochs,
-          large.optim.clip_norm, large.model.init_scale) == (1500, 0.65, 55, 10.0, 0.04)
+  small, medium, large = (
+      config_lib.from_dict(ptb.get_config(v).to_dict())
+      for v in ("small", "medium", "large")
+  )
+  assert (
+      small.model.hidden,
+      small.model.dropout,
+      small.data.bptt,
+      small.train.num_epochs,
+      small.optim.clip_norm,
+  ) == (200, 0.0, 20, 13, 5.0)
+  assert (
+      medium.model.hidden,
+      medium.model.dropout,
+      medium.data.bptt,
+      medium.train.num_epochs,
+      medium.model.init_scale,
+  ) == (650, 0.5, 35, 39, 0.05)
+  assert (
+      large.model.hidden,
+      large.model.dropout,
+      large.train.num_epochs,
+      large.optim.clip_norm,
+      large.model.init_scale,
+  ) == (1500, 0.65, 55, 10.0, 0.04)
+  assert (small.model.init_scale, medium.data.bptt, large.data.bptt) == (
+      0.1,
+      35,
+      35,
+  )
+  assert [
+      (c.optim.decay_factor, c.optim.decay_after_epochs)
+      for c in (small, medium, large)
+  ] == [(0.5, 4), (1 / 1.2, 6), (1 / 1.15, 14)]
   for c in (small, medium, large):
     assert c.data.batch_size == 20 and c.optim.learning_rate == 1.0
-    assert c.optim.schedule == "epoch_decay"
+    assert c.optim.schedule == "epoch_decay" and c.optim.name == "sgd"
+    assert c.optim.loss_reduction == "sum_time" and c.model.num_layers == 2
 
 
 def test_unknown_key_and_bad_values_are_rejected():
   base = config_lib.to_dict(config_lib.Config())
   base["model"]["hiden"] = 3
-  with pytest.raises(config_lib.ConfigError, match="unknown config key model.hiden"):
+  with pytest.raises(
+      config_lib.ConfigError, match="unknown config key model.hiden"
+  ):
     config_lib.from_dict(base)
-  with pytest.raises(config_lib.ConfigError, match="data.batch_size must be positive"):
+  with pytest.raises(
+      config_lib.ConfigError, match="data.batch_size must be positive"
+  ):
     config_lib.replace(config_lib.Config(), data={"batch_size": -1})
   with pytest.raises(config_lib.ConfigError, match="must be int"):
     config_lib.replace(config_lib.Config(), model={"hidden": "big"})

@@ -48,8 +48,10 @@ def reference_step(cell, w_ih, w_hh, b_ih, b_hh, x, h, c):
   gi = x @ w_ih.T + b_ih
   gh = h @ w_hh.T + b_hh
   if cell == "lstm":
-    i, f, g, o = (gi_k + gh_k for gi_k, gh_k in
-                  zip(np.split(gi, 4, -1), np.split(gh, 4, -1)))
+    i, f, g, o = (
+        gi_k + gh_k
+        for gi_k, gh_k in zip(np.split(gi, 4, -1), np.split(gh, 4, -1))
+    )
     c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
     return sigmoid(o) * np.tanh(c), c
   if cell == "gru":
@@ -68,8 +70,10 @@ def reference_lm(cell, a, x_BT):
   layer_in = a["encoder.weight"][x_BT]  # [B, T, E]
   finals = []
   for k in range(L):
-    w = [a[f"rnn.{n}_l{k}"] for n in ("weight_ih", "weight_hh", "bias_ih",
-                                      "bias_hh")]
+    w = [
+        a[f"rnn.{n}_l{k}"]
+        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
     h_dim = w[1].shape[1]
     h = np.zeros((x_BT.shape[0], h_dim))
     c = np.zeros_like(h)
@@ -98,9 +102,10 @@ def reference_ppl(logits_BTV, y_BT):
 SETUPS = [(5, 6, False, ".npz"), (6, 6, True, ".safetensors")]
 
 
-@pytest.fixture(params=[(c, s) for c in TORCH_CELLS for s in SETUPS],
-                ids=lambda p: f"{p[0]}-{'tied' if p[1][2] else 'untied'}"
-                f"{p[1][3]}")
+@pytest.fixture(
+    params=[(c, s) for c in TORCH_CELLS for s in SETUPS],
+    ids=lambda p: f"{p[0]}-{'tied' if p[1][2] else 'untied'}" f"{p[1][3]}",
+)
 def imported(request, tmp_path):
   cell, (e, h, tied, ext) = request.param
   arrays = torch_arrays(cell, e, h, tied)
@@ -111,14 +116,21 @@ def imported(request, tmp_path):
 
 
 def run_jax(params, cfg, x_BT):
-  return models.apply_lm(params, cfg, models.init_carry(cfg, B),
-                         jnp.asarray(x_BT))
+  return models.apply_lm(
+      params, cfg, models.init_carry(cfg, B), jnp.asarray(x_BT)
+  )
 
 
 def test_inferred_config(imported):
   cell, _, _, cfg, (e, h, tied) = imported
-  assert cfg == ModelConfig(cell=cell, vocab_size=V, embed_dim=e, hidden=h,
-                            num_layers=L, tie_weights=tied)
+  assert cfg == ModelConfig(
+      cell=cell,
+      vocab_size=V,
+      embed_dim=e,
+      hidden=h,
+      num_layers=L,
+      tie_weights=tied,
+  )
 
 
 def test_logits_and_carry_match_torch_equations(imported):
@@ -177,15 +189,19 @@ def test_gru_bias_split():
   params = models.init_lm(jax.random.PRNGKey(0), cfg)
   a = interop.params_to_torch(params, cfg)
   np.testing.assert_array_equal(a["rnn.bias_ih_l1"], params["layers"][1]["b"])
-  assert not a["rnn.bias_hh_l1"][:2 * h].any()
-  np.testing.assert_array_equal(a["rnn.bias_hh_l1"][2 * h:],
-                                params["layers"][1]["b_hn"])
+  assert not a["rnn.bias_hh_l1"][: 2 * h].any()
+  np.testing.assert_array_equal(
+      a["rnn.bias_hh_l1"][2 * h :], params["layers"][1]["b_hn"]
+  )
 
 
 def test_benchmark_names_with_prefixes(tmp_path):
   a = torch_arrays("lstm", 5, 6, tied=False)
-  renamed = {"encoder.weight": "emb.weight", "decoder.weight": "out.weight",
-             "decoder.bias": "out.bias"}
+  renamed = {
+      "encoder.weight": "emb.weight",
+      "decoder.weight": "out.weight",
+      "decoder.bias": "out.bias",
+  }
   wrapped = {"module._orig_mod." + renamed.get(k, k): v for k, v in a.items()}
   wrapped["module._orig_mod.bn.num_batches_tracked"] = np.array(3)
   path = str(tmp_path / "bench.safetensors")
@@ -200,7 +216,8 @@ def test_tied_when_decoder_weight_absent():
   a = torch_arrays("gru", 6, 6, tied=False)
   del a["decoder.weight"]
   cfg = interop.infer_model_config(
-      {"_orig_mod." + k: v for k, v in a.items()}, "gru")
+      {"_orig_mod." + k: v for k, v in a.items()}, "gru"
+  )
   assert cfg.tie_weights and cfg.hidden == 6
   params = interop.params_from_torch(a, cfg)
   assert "w" not in params["out"]
@@ -208,7 +225,8 @@ def test_tied_when_decoder_weight_absent():
 
 def test_untied_when_decoder_weight_differs():
   assert not interop.infer_model_config(
-      torch_arrays("lstm", 6, 6, tied=False), "lstm").tie_weights
+      torch_arrays("lstm", 6, 6, tied=False), "lstm"
+  ).tie_weights
 
 
 def test_word_list(tmp_path):
@@ -225,8 +243,9 @@ def test_word_list(tmp_path):
 
 # ---------------------------------------------------------------- errors ----
 
-CFG = ModelConfig(cell="lstm", vocab_size=V, embed_dim=5, hidden=6,
-                  num_layers=L)
+CFG = ModelConfig(
+    cell="lstm", vocab_size=V, embed_dim=5, hidden=6, num_layers=L
+)
 
 
 def test_missing_key():
@@ -246,14 +265,18 @@ def test_missing_decoder_weight_when_untied():
 def test_wrong_shape():
   a = torch_arrays("lstm", 5, 6, tied=False)
   a["rnn.weight_ih_l1"] = a["rnn.weight_ih_l1"][:, :5]
-  with pytest.raises(ValueError, match=r"'rnn.weight_ih_l1' has shape \(24, 5\)"):
+  with pytest.raises(
+      ValueError, match=r"'rnn.weight_ih_l1' has shape \(24, 5\)"
+  ):
     interop.params_from_torch(a, CFG)
 
 
 def test_extra_key():
   a = torch_arrays("lstm", 5, 6, tied=False)
   a["rnn.weight_ih_l0_reverse"] = a["rnn.weight_ih_l0"]
-  with pytest.raises(ValueError, match="unexpected key 'rnn.weight_ih_l0_reverse'"):
+  with pytest.raises(
+      ValueError, match="unexpected key 'rnn.weight_ih_l0_reverse'"
+  ):
     interop.params_from_torch(a, CFG)
 
 
@@ -272,17 +295,21 @@ def test_duplicate_names():
 
 def test_tied_config_with_different_decoder():
   a = torch_arrays("lstm", 6, 6, tied=False)
-  cfg = ModelConfig(cell="lstm", vocab_size=V, hidden=6, num_layers=L,
-                    tie_weights=True)
+  cfg = ModelConfig(
+      cell="lstm", vocab_size=V, hidden=6, num_layers=L, tie_weights=True
+  )
   with pytest.raises(ValueError, match="differs from encoder.weight"):
     interop.params_from_torch(a, cfg)
 
 
-@pytest.mark.parametrize("cell,given,phrase", [
-    ("lstm", "gru", r"4\*H, which fits lstm.*'gru' needs 3\*H"),
-    ("gru", "rnn_tanh", r"3\*H, which fits gru"),
-    ("rnn_relu", "lstm", r"1\*H, which fits rnn_tanh or rnn_relu"),
-])
+@pytest.mark.parametrize(
+    "cell,given,phrase",
+    [
+        ("lstm", "gru", r"4\*H, which fits lstm.*'gru' needs 3\*H"),
+        ("gru", "rnn_tanh", r"3\*H, which fits gru"),
+        ("rnn_relu", "lstm", r"1\*H, which fits rnn_tanh or rnn_relu"),
+    ],
+)
 def test_wrong_cell_for_gate_multiple(cell, given, phrase):
   with pytest.raises(ValueError, match="gate multiple mismatch: .*" + phrase):
     interop.infer_model_config(torch_arrays(cell, 5, 6, tied=False), given)
@@ -290,7 +317,9 @@ def test_wrong_cell_for_gate_multiple(cell, given, phrase):
 
 def test_rnn_sigmoid_rejected():
   a = torch_arrays("rnn_tanh", 5, 6, tied=False)
-  with pytest.raises(ValueError, match="'rnn_sigmoid' has no PyTorch counterpart"):
+  with pytest.raises(
+      ValueError, match="'rnn_sigmoid' has no PyTorch counterpart"
+  ):
     interop.infer_model_config(a, "rnn_sigmoid")
   cfg = ModelConfig(cell="rnn_sigmoid", vocab_size=V, hidden=6)
   with pytest.raises(ValueError, match="no PyTorch counterpart"):

@@ -19,8 +19,15 @@ V, B, T = 13, 2, 12
 
 
 def tiny(cell, **kw):
-  return ModelConfig(cell=cell, vocab_size=V, hidden=5, embed_dim=4,
-                     num_layers=2, init_scale=0.4, **kw)
+  return ModelConfig(
+      cell=cell,
+      vocab_size=V,
+      hidden=5,
+      embed_dim=4,
+      num_layers=2,
+      init_scale=0.4,
+      **kw,
+  )
 
 
 def tokens(seed=0, shape=(B, T)):
@@ -39,8 +46,9 @@ def test_gradients_match_finite_differences(cell):
   cfg = tiny(cell)
   x, y = tokens(1), tokens(2)
   with jax.enable_x64(True):
-    params = jax.tree.map(lambda a: a.astype(jnp.float64),
-                          models.init_lm(jax.random.key(0), cfg))
+    params = jax.tree.map(
+        lambda a: a.astype(jnp.float64), models.init_lm(jax.random.key(0), cfg)
+    )
     loss = lambda p: mean_loss(p, cfg, x, y)
     grads = jax.grad(loss)(params)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
@@ -53,8 +61,9 @@ def test_gradients_match_finite_differences(cell):
       plus = loss(unravel(flat + eps * direction))
       minus = loss(unravel(flat - eps * direction))
       numeric = (plus - minus) / (2 * eps)
-      np.testing.assert_allclose(float(gflat @ direction), float(numeric),
-                                 rtol=1e-6, atol=1e-9)
+      np.testing.assert_allclose(
+          float(gflat @ direction), float(numeric), rtol=1e-6, atol=1e-9
+      )
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
@@ -63,13 +72,17 @@ def test_chunked_tbptt_equals_one_long_pass(cell):
   params = models.init_lm(jax.random.key(3), cfg)
   x = tokens(4, (B, 3 * T))
   long_logits, long_carry = models.apply_lm(
-      params, cfg, models.init_carry(cfg, B), x)
+      params, cfg, models.init_carry(cfg, B), x
+  )
   carry, chunks = models.init_carry(cfg, B), []
   for i in range(3):
-    logits, carry = models.apply_lm(params, cfg, carry, x[:, i * T:(i + 1) * T])
+    logits, carry = models.apply_lm(
+        params, cfg, carry, x[:, i * T : (i + 1) * T]
+    )
     chunks.append(logits)
-  np.testing.assert_allclose(jnp.concatenate(chunks, axis=1), long_logits,
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      jnp.concatenate(chunks, axis=1), long_logits, rtol=1e-5, atol=1e-6
+  )
   for a, b in zip(jax.tree.leaves(carry), jax.tree.leaves(long_carry)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -83,12 +96,13 @@ def test_causality(cell):
   t = 5
 
   def state_at_t(e_TBE):
-    _, h_TBH = scan.run_stack(cells.get_cell(cell), params["layers"],
-                              models.init_carry(cfg, B), e_TBE)
+    _, h_TBH = scan.run_stack(
+        cells.get_cell(cell), params["layers"], models.init_carry(cfg, B), e_TBE
+    )
     return h_TBH[t].sum()
 
   g_TBE = jax.grad(state_at_t)(emb_TBE)
-  assert float(jnp.abs(g_TBE[t + 1:]).max()) == 0.0
+  assert float(jnp.abs(g_TBE[t + 1 :]).max()) == 0.0
   assert all(float(jnp.abs(g_TBE[k]).max()) > 0.0 for k in range(t + 1))
 
 
@@ -102,12 +116,14 @@ def test_zero_output_layer_gives_log_v(cell):
 
 
 def test_tied_weights_use_the_embedding():
-  cfg = ModelConfig(cell="lstm", vocab_size=V, hidden=6, num_layers=1,
-                    tie_weights=True)
+  cfg = ModelConfig(
+      cell="lstm", vocab_size=V, hidden=6, num_layers=1, tie_weights=True
+  )
   params = models.init_lm(jax.random.key(0), cfg)
   assert "w" not in params["out"]
-  np.testing.assert_array_equal(models.output_weights(params),
-                                params["embed"].T)
+  np.testing.assert_array_equal(
+      models.output_weights(params), params["embed"].T
+  )
 
 
 def test_dropout_only_with_a_key():
@@ -121,3 +137,22 @@ def test_dropout_only_with_a_key():
   np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(c, d)
   assert float(jnp.abs(a - c).max()) > 1e-3
+
+
+def test_dropout_scales_kept_units_and_spares_the_recurrence():
+  """Inverted dropout keeps the expectation; with an Elman cell of zero
+  recurrent weight, dropout on the recurrence would show as extra zeros."""
+  cfg = tiny("rnn_relu", dropout=0.5)
+  params = models.init_lm(jax.random.key(0), cfg)
+  x = jnp.ones((4, 8, 6))
+  kept = models._dropout(jax.random.key(3), 0.5, x)
+  assert set(np.unique(np.asarray(kept)).tolist()) <= {0.0, 2.0}
+  np.testing.assert_allclose(float(kept.mean()), 1.0, atol=0.15)
+  carry = models.init_carry(cfg, B)
+  h1, _ = models.hidden_states(
+      params, cfg, carry, tokens(1), dropout_key=jax.random.key(4)
+  )
+  h2, _ = models.hidden_states(
+      params, cfg, carry, tokens(1), dropout_key=jax.random.key(4)
+  )
+  np.testing.assert_array_equal(h1, h2)  # Masks come from the key alone.

@@ -17,16 +17,24 @@ def lrs_per_epoch(cfg, steps_per_epoch, epochs):
 
 
 def test_epoch_decay_follows_zaremba():
-  cfg = OptimConfig(learning_rate=1.0, schedule="epoch_decay",
-                    decay_factor=0.5, decay_after_epochs=4)
+  cfg = OptimConfig(
+      learning_rate=1.0,
+      schedule="epoch_decay",
+      decay_factor=0.5,
+      decay_after_epochs=4,
+  )
   assert lrs_per_epoch(cfg, 7, 7) == [1, 1, 1, 1, 0.5, 0.25, 0.125]
   _, schedule = optim.make_optimizer(cfg, 7, 7)
   assert float(schedule(4 * 7 - 1)) == 1.0  # Constant within an epoch.
 
 
 def test_warmup_cosine_peaks_after_warmup():
-  cfg = OptimConfig(learning_rate=2.0, schedule="warmup_cosine",
-                    warmup_steps=10, min_lr_ratio=0.1)
+  cfg = OptimConfig(
+      learning_rate=2.0,
+      schedule="warmup_cosine",
+      warmup_steps=10,
+      min_lr_ratio=0.1,
+  )
   _, schedule = optim.make_optimizer(cfg, 10, 5)
   assert float(schedule(0)) == 0.0
   assert float(schedule(10)) == pytest.approx(2.0)
@@ -40,25 +48,42 @@ def run_updates(cfg, grads_seq, steps_per_epoch, values=None):
   history = []
   for i, g in enumerate(grads_seq):
     value = jnp.float32(1.0 if values is None else values[i])
-    updates, state = tx.update({"w": jnp.asarray(g, jnp.float32)}, state,
-                               params, value=value)
+    updates, state = tx.update(
+        {"w": jnp.asarray(g, jnp.float32)}, state, params, value=value
+    )
     params = optax.apply_updates(params, updates)
     history.append(np.asarray(params["w"]))
   return history
 
 
-@pytest.mark.parametrize("patience, want", [
-    (0, [1.0, 1.0, 0.5, 0.25, 0.25]),
-    (1, [1.0, 1.0, 1.0, 0.5, 0.5]),
-])
+@pytest.mark.parametrize(
+    "patience, want",
+    [
+        (0, [1.0, 1.0, 0.5, 0.25, 0.25]),
+        (1, [1.0, 1.0, 1.0, 0.5, 0.5]),
+    ],
+)
 def test_plateau_follows_the_validation_loss(patience, want):
-  cfg = OptimConfig(schedule="plateau", plateau_factor=0.5,
-                    plateau_patience=patience)
+  cfg = OptimConfig(
+      schedule="plateau", plateau_factor=0.5, plateau_patience=patience
+  )
   plateau_tx = optim.make_plateau(cfg)
-  state = steps.TrainState(step=0, params={}, opt_state=(), carry=(), key=0,
-                           plateau=plateau_tx.init({}))
+  state = steps.TrainState(
+      step=0,
+      params={},
+      opt_state=(),
+      carry=(),
+      key=0,
+      plateau=plateau_tx.init({}),
+  )
   scales = []
-  for valid_loss in [2.0, 1.5, 1.6, 1.55, 1.0]:  # Improves, stalls twice, improves.
+  for valid_loss in [
+      2.0,
+      1.5,
+      1.6,
+      1.55,
+      1.0,
+  ]:  # Improves, stalls twice, improves.
     state = steps.step_plateau(state, plateau_tx, valid_loss)
     scales.append(float(state.plateau.scale))
   assert scales == want

@@ -29,16 +29,20 @@ def tiny_config(**overrides):
 def train_records(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
-  return [(r["step"], r["train_loss"], r["grad_norm"]) for r in rows
-          if "train_loss" in r]
+  return [
+      (r["step"], r["train_loss"], r["grad_norm"])
+      for r in rows
+      if "train_loss" in r
+  ]
 
 
 def final_params(workdir, cfg):
   corpus = corpus_lib.load_corpus(cfg.data)
   cfg = train.with_vocab_size(cfg, len(corpus.vocab))
   tx, _ = optim.make_optimizer(cfg.optim, 10, cfg.train.num_epochs)
-  target = steps.init_train_state(jax.random.key(0), cfg.model, tx,
-                                  cfg.data.batch_size)
+  target = steps.init_train_state(
+      jax.random.key(0), cfg.model, tx, cfg.data.batch_size
+  )
   state, _ = checkpoint.restore(workdir, "latest", target)
   return state
 
@@ -62,11 +66,13 @@ def test_training_lowers_the_loss_and_writes_the_run_directory(uninterrupted):
   assert results["valid_ppl"] < vocab_size / 2  # Far better than uniform.
   assert results["floor_ppl"] < results["test_ppl"]
   assert results["test_tokens"] == sum(
-      len(s.split()) + 1 for s in _synthetic_split(cfg, "test"))
+      len(s.split()) + 1 for s in _synthetic_split(cfg, "test")
+  )
 
 
 def _synthetic_split(cfg, split):
   from rnnlm_jax import synthetic
+
   n = cfg.data.synthetic_sentences
   return synthetic.make_corpus(*n, cfg.data.synthetic_seed)[split]
 
@@ -94,10 +100,13 @@ def test_incompatible_run_directory_is_refused(uninterrupted):
 
 
 def test_nan_stops_training_with_the_step(tmp_path):
-  cfg = tiny_config(model={"cell": "rnn_relu"},
-                    optim={"name": "sgd", "learning_rate": 1e30,
-                           "clip_norm": 0.0})
-  with pytest.raises(train.TrainingDiverged, match=r"non-finite training loss at step \d+"):
+  cfg = tiny_config(
+      model={"cell": "rnn_relu"},
+      optim={"name": "sgd", "learning_rate": 1e30, "clip_norm": 0.0},
+  )
+  with pytest.raises(
+      train.TrainingDiverged, match=r"non-finite training loss at step \d+"
+  ):
     train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
   assert checkpoint.latest_step(str(tmp_path), "latest") is None
 
@@ -108,8 +117,9 @@ def test_train_step_compiles_once():
   cfg = train.with_vocab_size(cfg, len(corpus.vocab))
   batches = jax.device_put(corpus_lib.train_batches(corpus, cfg.data, 0, 0))
   tx, _ = optim.make_optimizer(cfg.optim, batches["x"].shape[0], 1)
-  state = steps.init_train_state(jax.random.key(0), cfg.model, tx,
-                                 cfg.data.batch_size)
+  state = steps.init_train_state(
+      jax.random.key(0), cfg.model, tx, cfg.data.batch_size
+  )
   step = steps.make_train_step(cfg.model, tx)
   for _ in range(3):
     state, _ = step(state, batches)
@@ -118,15 +128,19 @@ def test_train_step_compiles_once():
   assert step._cache_size() == 1
 
 
-@pytest.mark.parametrize("data_overrides", [
-    {"mode": "sentence", "max_sentence_len": 12},
-    {"reset_at_eos": True},
-])
+@pytest.mark.parametrize(
+    "data_overrides",
+    [
+        {"mode": "sentence", "max_sentence_len": 12},
+        {"reset_at_eos": True},
+    ],
+)
 def test_other_data_modes_train_and_count_every_token(data_overrides, tmp_path):
   cfg = tiny_config(data=data_overrides, train={"num_epochs": 1})
   results = train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
   assert results["test_tokens"] == sum(
-      len(s.split()) + 1 for s in _synthetic_split(cfg, "test"))
+      len(s.split()) + 1 for s in _synthetic_split(cfg, "test")
+  )
   assert results["test_ppl"] < 186
 
 
@@ -140,9 +154,55 @@ def test_reset_at_eos_makes_sentences_independent():
   sentence = np.array([eos, 5, 9, 7, eos])
   for prefix in ([eos, 3, 4], [eos, 8, 8, 8, 2]):
     x = np.concatenate([prefix, sentence])[None]
-    logits, _ = models.apply_lm(params, cfg.model,
-                                models.init_carry(cfg.model, 1), x, x == eos)
-    tail = np.asarray(logits[0, -len(sentence):])
+    logits, _ = models.apply_lm(
+        params, cfg.model, models.init_carry(cfg.model, 1), x, x == eos
+    )
+    tail = np.asarray(logits[0, -len(sentence) :])
     if prefix[1] == 3:
       first = tail
   np.testing.assert_allclose(first, tail, rtol=1e-6, atol=1e-6)
+
+
+def test_full_batch_run_evaluates_and_counts_tokens_at_any_batch_size(tmp_path):
+  from rnnlm_jax import evaluation
+
+  cfg = tiny_config(optim={"grad_accum_steps": -1}, train={"num_epochs": 2})
+  workdir = str(tmp_path)
+  results = train.train_and_evaluate(cfg, workdir, log=lambda s: None)
+  for batch in (1, 3, 7):
+    again = evaluation.evaluate_run(workdir, batch_size=batch)
+    assert again["test_tokens"] == results["test_tokens"]
+    np.testing.assert_allclose(
+        again["test_ppl"], results["test_ppl"], rtol=0.05
+    )
+  again = evaluation.evaluate_run(workdir, batch_size=cfg.data.eval_batch_size)
+  np.testing.assert_allclose(again["test_ppl"], results["test_ppl"], rtol=1e-6)
+
+
+def test_character_level_run_reports_bits_per_character(tmp_path):
+  folder = tmp_path / "text"
+  folder.mkdir()
+  text = "".join(
+      f"the cat {w} the mat.\nand a dog {w}.\n"
+      for w in ("sat", "ran", "hid") * 60
+  )
+  (folder / "input.txt").write_text(text)
+  cfg = tiny_config(
+      data={
+          "source": "files",
+          "dir": str(folder),
+          "level": "char",
+          "split_fractions": [0.8, 0.1, 0.1],
+          "cache_dir": "",
+      },
+      train={"num_epochs": 1},
+  )
+  results = train.train_and_evaluate(
+      cfg, str(tmp_path / "run"), log=lambda s: None
+  )
+  n = len(text)
+  assert results["valid_tokens"] + results["test_tokens"] == n - int(n * 0.8)
+  np.testing.assert_allclose(
+      results["test_bpc"], results["test_loss"] / np.log(2), rtol=1e-9
+  )
+  assert results["test_bpc"] < np.log2(len(set(text)))

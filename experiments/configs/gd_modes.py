@@ -15,8 +15,11 @@ Measured results: see RESULTS.
 
 from experiments.configs import base
 
-RESULTS = {"online": "not yet run", "minibatch": "not yet run",
-           "batch": "not yet run"}
+RESULTS = {
+    "online": "not yet run",
+    "minibatch": "not yet run",
+    "batch": "not yet run",
+}
 
 VARIANTS = {
     #            batch  accum  lr    epochs
@@ -28,7 +31,9 @@ VARIANTS = {
 
 def get_config(variant: str = "minibatch"):
   if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+    raise ValueError(
+        f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}"
+    )
   batch, accum, lr, epochs = VARIANTS[variant]
   c = base.get_base_config()
   c.name = f"gd_{variant}"

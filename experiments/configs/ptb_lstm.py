@@ -36,7 +36,9 @@ VARIANTS = {
 
 def ptb_config(variant: str, cell: str):
   if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+    raise ValueError(
+        f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}"
+    )
   hidden, dropout, bptt, epochs, init, clip, decay, after = VARIANTS[variant]
   c = base.get_base_config()
   c.name = f"ptb_{cell}_{variant}"

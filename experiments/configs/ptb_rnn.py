@@ -12,7 +12,11 @@ Measured results: see RESULTS.
 
 from experiments.configs import ptb_lstm
 
-RESULTS = {"small": "not yet run", "medium": "not yet run", "large": "not yet run"}
+RESULTS = {
+    "small": "not yet run",
+    "medium": "not yet run",
+    "large": "not yet run",
+}
 
 
 def get_config(variant: str = "small"):
