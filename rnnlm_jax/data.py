@@ -645,10 +645,10 @@ def encode_splits(
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-  _atomic_write(path, lambda f: f.write(data))
+  atomic_write(path, lambda f: f.write(data))
 
 
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
   """Write through ``write(file)`` into a temp file next to ``path``, then rename it over ``path``."""
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(
@@ -738,7 +738,7 @@ def _write_cache(
       ),
       **{f"ids_{s}": np.asarray(ids[s], dtype=np.int32) for s in SPLITS},
   }
-  _atomic_write(path, lambda f: np.savez(f, **arrays))
+  atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def corpus_cache_path(

@@ -141,6 +141,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlm_jax import data
+
 __all__ = [
     "KATZ_MAX_COUNT",
     "METHODS",
@@ -252,24 +254,6 @@ def _katz_discounts(counts: np.ndarray, k: int = KATZ_MAX_COUNT) -> np.ndarray:
       if 0 < dr <= 1:
         d[r] = dr
   return d
-
-
-def _atomic_write(path: Path, write) -> None:
-  """Write through ``write(file)`` into a temp file beside ``path``, then rename it over ``path``."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(
-      dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-  )
-  try:
-    with os.fdopen(fd, "wb") as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -795,7 +779,7 @@ class NGramLM:
     ):
       for k, a in enumerate(getattr(self, name), start=1):
         arrays[f"{name}_{k}"] = a
-    _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    data.atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> "NGramLM":
@@ -915,7 +899,7 @@ class NGramLM:
         )
     lines += ["", "\\end\\", ""]
     text = "\n".join(lines)
-    _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+    data.atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
 # --------------------------------------------------------------------------------------------
