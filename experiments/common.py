@@ -13,6 +13,7 @@ from absl import logging
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import data
 from rnnlm_jax import rundir
+from rnnlm_jax import sampling
 from rnnlm_jax import train
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -24,6 +25,7 @@ USER_ERRORS = (
     data.DataError,
     rundir.IncompatibleRun,
     train.TrainingDiverged,
+    sampling.SamplingError,
     OSError,
 )
 

@@ -11,6 +11,7 @@ import typing
 from typing import Any
 
 from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import ngram
 
 
 class ConfigError(ValueError):
@@ -19,6 +20,9 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+  # rnn | neural_ngram (Bengio et al. 2003) | maxent (hashed n-gram features)
+  # | count_ngram (smoothed counts, "trained" by counting).
+  kind: str = "rnn"
   cell: str = "lstm"
   vocab_size: int = 0  # 0: taken from the vocabulary built from the data.
   embed_dim: int = 0  # 0: equal to hidden.
@@ -30,6 +34,13 @@ class ModelConfig:
   tie_weights: bool = False
   init_scale: float = 0.1  # Uniform(-s, s); <= 0 for PyTorch's 1/sqrt(H).
   unroll: int = 1
+  # The n-gram models: n, so n - 1 tokens of context. neural_ngram uses
+  # embed_dim, hidden (num_layers tanh layers) and dropout.
+  order: int = 5
+  direct: bool = False  # neural_ngram: direct embedding-to-output weights.
+  hash_bits: int = 22  # maxent: 2**hash_bits hashed feature weights.
+  smoothing: str = "modified_kneser_ney"  # count_ngram: see rnnlm_jax.ngram.
+  delta: float = 1.0  # count_ngram, smoothing add_delta: the added count.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +73,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-  name: str = "sgd"  # sgd | momentum | adam | adamw
+  name: str = "sgd"  # sgd | momentum | adagrad | adam | adamw
   learning_rate: float = 1.0
   momentum: float = 0.9
   weight_decay: float = 0.0
@@ -106,12 +117,14 @@ class Config:
 
 
 _CHOICES = {
+    "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
     "model.cell": tuple(cells_lib.CELLS),
+    "model.smoothing": ngram.METHODS,
     "data.source": ("synthetic", "files", "hub"),
     "data.level": ("word", "char"),
     "data.encoding_errors": ("strict", "replace"),
     "data.mode": ("stream", "sentence"),
-    "optim.name": ("sgd", "momentum", "adam", "adamw"),
+    "optim.name": ("sgd", "momentum", "adagrad", "adam", "adamw"),
     "optim.schedule": ("constant", "epoch_decay", "plateau", "warmup_cosine"),
     "optim.loss_reduction": ("mean", "sum_time"),
 }
@@ -119,6 +132,8 @@ _POSITIVE = (
     "model.hidden",
     "model.num_layers",
     "model.unroll",
+    "model.order",
+    "model.delta",
     "optim.decay_after_epochs",
     "data.batch_size",
     "data.bptt",
@@ -211,6 +226,10 @@ def validate(cfg: Config) -> Config:
         "train.checkpoint_every must be a multiple of " "train.log_every"
     )
   m = cfg.model
+  if not 1 <= m.hash_bits <= 31:
+    raise ConfigError(f"model.hash_bits must be in [1, 31], got {m.hash_bits}")
+  if m.kind in ("neural_ngram", "maxent") and m.order < 2:
+    raise ConfigError(f"model.kind={m.kind!r} needs model.order >= 2")
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
   if cfg.data.source == "hub" and not cfg.data.hf_path:

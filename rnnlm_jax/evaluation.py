@@ -10,6 +10,7 @@ from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import data
 from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
+from rnnlm_jax import ngram
 from rnnlm_jax import rundir
 from rnnlm_jax import steps
 from rnnlm_jax.config import Config
@@ -51,15 +52,41 @@ class Evaluator:
   def report(self, params, splits=("valid", "test")) -> dict:
     """Loss, perplexity, bits per character (char level), token counts and
     the synthetic corpus's floor."""
-    results = {}
-    for split in splits:
-      nll, count = self.nll(params, split)
-      results.update(split_metrics(nll, split, self.cfg.data.level))
-      results[f"{split}_tokens"] = count
-    if self.corpus.floor_ppl:
-      results["floor_ppl"] = self.corpus.floor_ppl["test"]
-      results["valid_floor_ppl"] = self.corpus.floor_ppl["valid"]
-    return results
+    return _report(
+        lambda split: self.nll(params, split),
+        self.corpus,
+        self.cfg.data.level,
+        splits,
+    )
+
+
+def counted_report(
+    model: ngram.NGramLM,
+    corpus: corpus_lib.Corpus,
+    level: str,
+    splits=("valid", "test"),
+) -> dict:
+  """Evaluator.report for a count-based n-gram model: the same tokens, each
+  predicted once after a leading boundary token, in the model's history
+  mode."""
+
+  def nll(split):
+    total, count = model.score(corpus.ids[split], corpus.start_id)
+    return -total / count, count
+
+  return _report(nll, corpus, level, splits)
+
+
+def _report(nll_fn, corpus: corpus_lib.Corpus, level: str, splits) -> dict:
+  results = {}
+  for split in splits:
+    nll, count = nll_fn(split)
+    results.update(split_metrics(nll, split, level))
+    results[f"{split}_tokens"] = count
+  if corpus.floor_ppl:
+    results["floor_ppl"] = corpus.floor_ppl["test"]
+    results["valid_floor_ppl"] = corpus.floor_ppl["valid"]
+  return results
 
 
 def split_metrics(nll: float, split: str, level: str) -> dict:
@@ -87,6 +114,9 @@ def evaluate_run(
     cfg = config_lib.replace(cfg, data={"dir": data_dir, "source": "files"})
   vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
   corpus = corpus_lib.load_corpus(cfg.data, vocab)
+  if cfg.model.kind == "count_ngram":
+    model = ngram.load(os.path.join(workdir, rundir.NGRAM_FILE))
+    return counted_report(model, corpus, cfg.data.level, splits)
   params, record = checkpoint.restore_params(workdir, slot)
   evaluator = Evaluator(cfg, corpus, batch_size)
   return {

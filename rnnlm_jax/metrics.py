@@ -6,7 +6,9 @@ import os
 
 
 def perplexity(nll_per_token: float) -> float:
-  return math.exp(min(nll_per_token, 700.0))
+  """exp(nll); inf where that overflows (a model that gives some token
+  probability 0 has infinite perplexity)."""
+  return math.exp(nll_per_token) if nll_per_token < 700.0 else math.inf
 
 
 def bits(nll_per_token: float) -> float:

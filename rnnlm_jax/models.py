@@ -1,6 +1,13 @@
-"""The recurrent language model: embedding -> stacked cells -> softmax.
+"""The neural language models behind one interface: init_lm, init_carry and
+apply_lm(params, cfg, carry, x_BT, reset_BT, dropout_key) -> (logits, carry).
 
-Parameters are a plain pytree:
+model.kind picks the family: "rnn" (below), or the fixed-window
+"neural_ngram" and "maxent" models of rnnlm_jax.window, whose carry is the
+window of previous tokens. The count-based n-gram model ("count_ngram") has
+no parameters to train and lives in rnnlm_jax.ngram.
+
+The recurrent model is embedding -> stacked cells -> softmax. Its
+parameters are a plain pytree:
 
   {"embed": [V, E],
    "layers": [cell params, ...],           # one dict per layer (see cells)
@@ -15,7 +22,19 @@ import jax.numpy as jnp
 
 from rnnlm_jax import cells as cells_lib
 from rnnlm_jax import scan
+from rnnlm_jax import window
 from rnnlm_jax.config import ModelConfig
+
+# kind -> (init(key, cfg), apply(params, cfg, carry, x, reset, key)).
+_WINDOW_MODELS = {
+    "neural_ngram": (window.init_neural, window.apply_neural),
+    "maxent": (window.init_maxent, window.apply_maxent),
+}
+
+
+def _check_kind(cfg: ModelConfig) -> None:
+  if cfg.kind != "rnn" and cfg.kind not in _WINDOW_MODELS:
+    raise ValueError(f"model.kind={cfg.kind!r} has no neural parameters")
 
 
 def embed_dim(cfg: ModelConfig) -> int:
@@ -26,6 +45,9 @@ def init_lm(key, cfg: ModelConfig):
   """Initial parameters of the language model described by cfg."""
   if cfg.vocab_size <= 0:
     raise ValueError("model.vocab_size must be set before init_lm")
+  _check_kind(cfg)
+  if cfg.kind in _WINDOW_MODELS:
+    return _WINDOW_MODELS[cfg.kind][0](key, cfg)
   cell = cells_lib.get_cell(cfg.cell)
   k_emb, k_out_w, k_out_b, *k_layers = jax.random.split(key, 3 + cfg.num_layers)
   scale = cfg.init_scale if cfg.init_scale > 0 else cfg.hidden**-0.5
@@ -51,7 +73,11 @@ def init_lm(key, cfg: ModelConfig):
 
 
 def init_carry(cfg: ModelConfig, batch: int):
-  """Zero state: a tuple with one carry (tuple of [B, H] arrays) per layer."""
+  """Zero state: a tuple with one carry (tuple of [B, H] arrays) per layer;
+  for the window models, an empty window."""
+  _check_kind(cfg)
+  if cfg.kind in _WINDOW_MODELS:
+    return window.init_carry(cfg, batch)
   cell = cells_lib.get_cell(cfg.cell)
   return tuple(
       cells_lib.init_carry(cell, batch, cfg.hidden)
@@ -112,6 +138,10 @@ def apply_lm(
   Returns:
     (logits_BTV, final carry).
   """
+  _check_kind(cfg)
+  if cfg.kind in _WINDOW_MODELS:
+    apply = _WINDOW_MODELS[cfg.kind][1]
+    return apply(params, cfg, carry, x_BT, reset_BT, dropout_key)
   h_BTH, carry = hidden_states(params, cfg, carry, x_BT, reset_BT, dropout_key)
   logits_BTV = h_BTH @ output_weights(params) + params["out"]["b"]
   return logits_BTV, carry

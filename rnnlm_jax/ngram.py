@@ -684,32 +684,42 @@ class NGramLM:
       start_id: int,
       max_len: int,
       stop_id: int | None = None,
+      prompt: Sequence[int] = (),
+      temperature: float = 1.0,
   ) -> list[int]:
-    """Up to ``max_len`` ids drawn one by one after ``start_id``, stopping after ``stop_id``.
+    """Up to ``max_len`` ids drawn one by one after ``start_id`` and ``prompt``, stopping after ``stop_id``.
 
     Histories follow the model's mode (padded stream, or cut after each
-    ``start_id`` in reset mode). ``rng`` is a numpy Generator or a seed.
+    ``start_id`` in reset mode). ``rng`` is a numpy Generator or a seed;
+    ``temperature`` draws from p ** (1 / temperature), renormalised.
     """
     start_id = _check_id(start_id, self.vocab_size, "start_id")
+    prompt = [_check_id(t, self.vocab_size, "prompt id") for t in prompt]
     if stop_id is not None:
       stop_id = _check_id(stop_id, self.vocab_size, "stop_id")
     if not _is_int(max_len) or max_len < 0:
       raise ValueError(
           f"max_len must be a non-negative integer, got {max_len!r}"
       )
+    if not temperature > 0:
+      raise ValueError(f"temperature must be > 0, got {temperature!r}")
     rng = (
         rng
         if isinstance(rng, np.random.Generator)
         else np.random.default_rng(rng)
     )
     n = self.order
-    hist = [start_id] * max(n - 1, 1)
+    hist = [start_id] * max(n - 1, 1) + prompt
     out: list[int] = []
     for _ in range(int(max_len)):
       ctx = hist[len(hist) - (n - 1) :] if n > 1 else []
       if self.reset_at_eos and start_id in ctx:
         ctx = ctx[len(ctx) - 1 - ctx[::-1].index(start_id) :]
       p = self._dense(ctx)
+      if temperature != 1.0:
+        with np.errstate(divide="ignore"):
+          logp = np.log(p) / temperature
+        p = np.exp(logp - logp.max()) if np.isfinite(logp.max()) else p * 0
       s = p.sum()
       if not s > 0:
         raise ValueError(

@@ -55,6 +55,10 @@ def _base(cfg: OptimConfig, lr):
     return optax.sgd(lr)
   if cfg.name == "momentum":
     return optax.sgd(lr, momentum=cfg.momentum)
+  if cfg.name == "adagrad":
+    # The classic choice for sparse features (maxent): a feature's rate
+    # shrinks only with its own gradients.
+    return optax.adagrad(lr, eps=cfg.eps)
   if cfg.name == "adam":
     return optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   if cfg.name == "adamw":

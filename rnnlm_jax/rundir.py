@@ -6,6 +6,7 @@ config may continue a directory.
   vocab.json     the vocabulary
   metrics.jsonl  metrics (see metrics.JsonlWriter)
   results.json   final metrics
+  ngram.npz      the counts of a count-based n-gram model (its "checkpoint")
 """
 
 import json
@@ -20,6 +21,7 @@ COMMAND_FILE = "cmd.sh"
 VOCAB_FILE = "vocab.json"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
+NGRAM_FILE = "ngram.npz"
 
 # Keys that may differ between a run directory's config and a resumed run.
 RESUMABLE_CHANGES = (

@@ -21,6 +21,7 @@ from rnnlm_jax import data
 from rnnlm_jax import evaluation
 from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
+from rnnlm_jax import ngram
 from rnnlm_jax import optim
 from rnnlm_jax import rundir
 from rnnlm_jax import steps
@@ -125,6 +126,8 @@ def train_and_evaluate(
   saved_vocab = rundir.existing_vocab(workdir, cfg)
   corpus = corpus_lib.load_corpus(cfg.data, saved_vocab)
   cfg = with_vocab_size(cfg, len(corpus.vocab))
+  if cfg.model.kind == "count_ngram":
+    return count_and_evaluate(cfg, corpus, workdir, log, command)
   epoch_batches = lambda e: jax.device_put(
       corpus_lib.train_batches(corpus, cfg.data, e, cfg.train.seed)
   )
@@ -244,6 +247,51 @@ def train_and_evaluate(
       "step": int(jax.device_get(state.step)),
       **evaluator.report(state.params),
       "train_seconds_this_process": time.perf_counter() - run_start,
+  }
+  rundir.write_json_atomic(os.path.join(workdir, rundir.RESULTS_FILE), results)
+  return results
+
+
+def count_and_evaluate(
+    cfg: Config,
+    corpus: corpus_lib.Corpus,
+    workdir: str,
+    log: Callable[[str], None] = print,
+    command: str | None = None,
+) -> dict:
+  """train_and_evaluate for the count-based n-gram model: training is
+  counting (histories cut at <eos> when data.reset_at_eos), the counts are
+  the run's checkpoint, and a finished run is loaded rather than counted
+  again."""
+  rundir.write_run_files(workdir, cfg, corpus.vocab, command)
+  path = os.path.join(workdir, rundir.NGRAM_FILE)
+  m = cfg.model
+  t0 = time.perf_counter()
+  if os.path.exists(path):
+    model = ngram.load(path)
+    log(f"loaded the counts of {path}")
+  else:
+    model = ngram.fit(
+        corpus.ids["train"],
+        m.order,
+        m.vocab_size,
+        m.smoothing,
+        m.delta,
+        start_id=corpus.start_id,
+        reset_at_eos=cfg.data.reset_at_eos,
+    )
+    model.save(path)
+  grams = sum(g.size for g in model.gram_keys)
+  log(
+      f"{cfg.name}: {m.smoothing} {m.order}-gram, vocab {len(corpus.vocab):,}, "
+      f"{len(corpus.ids['train']):,} train tokens, {grams:,} n-grams, "
+      f"{model.nbytes() / 2**20:.1f} MiB, {time.perf_counter() - t0:.1f}s"
+  )
+  results = {
+      "step": 0,
+      **evaluation.counted_report(model, corpus, cfg.data.level),
+      "train_seconds_this_process": time.perf_counter() - t0,
+      "ngram_mib": model.nbytes() / 2**20,
   }
   rundir.write_json_atomic(os.path.join(workdir, rundir.RESULTS_FILE), results)
   return results

@@ -1,0 +1,170 @@
+"""Fixed-window language models: p(x_t+1 | the last n-1 tokens).
+
+Two classics from before recurrent networks, written so that they plug into
+the same train step, evaluation, checkpoints and configs as the RNNs:
+
+- the neural n-gram model of Bengio et al. (2003): the n-1 context
+  embeddings, concatenated, through tanh hidden layers to a softmax, with
+  optional direct connections from the embeddings to the output;
+- the maximum-entropy (log-linear) model: logit_w = b_w + sum over the
+  context orders k = 1..n-1 of theta[hash(last k tokens, w)], one weight per
+  (n-gram context, word) indicator feature, hashed into 2**hash_bits
+  buckets, as in Mikolov's maxent / RNNME models.
+
+Their "carry" is the window itself: the last n-1 token ids [B, n-1], oldest
+first, with PAD (= vocab_size, one id past the vocabulary) where no token is
+visible (the start of a stream, or before a reset). A segment's contexts are
+read from concat(carry, x), so streaming a split in segments with the carry
+passed along gives exactly the contexts of one long pass.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnlm_jax.config import ModelConfig
+
+# A multiplicative (FNV-like) hash in uint32 arithmetic, with a final
+# Fibonacci-hashing multiply to spread the low bits.
+_MIX = np.uint32(0x01000193)
+_WORD = np.uint32(0x9E3779B1)
+_SEED = np.uint32(0x811C9DC5)
+
+
+def context_size(cfg: ModelConfig) -> int:
+  return cfg.order - 1
+
+
+def pad_id(cfg: ModelConfig) -> int:
+  return cfg.vocab_size
+
+
+def init_carry(cfg: ModelConfig, batch: int):
+  return jnp.full((batch, context_size(cfg)), pad_id(cfg), jnp.int32)
+
+
+def contexts(carry_BK, x_BT, reset_BT, pad: int):
+  """The window before each prediction and the carry after the segment.
+
+  Returns:
+    ctx_BTK: ctx[b, t, j] is the token j steps before x[b, t] (j = 0 is
+      x[b, t] itself), PAD where it lies before a reset at or before t.
+    new_carry_BK: the last K tokens, oldest first, masked as seen from the
+      segment's last position.
+  """
+  K = carry_BK.shape[1]
+  T = x_BT.shape[1]
+  seq = jnp.concatenate([carry_BK, x_BT.astype(carry_BK.dtype)], axis=1)
+  t = jnp.arange(T)[:, None]
+  j = jnp.arange(K)[None, :]
+  ctx_BTK = seq[:, K + t - j]
+  if reset_BT is not None:
+    # x index of the latest reset at or before t (a reset at s hides every
+    # token before s); -T - K when there is none in this segment.
+    marks = jnp.where(reset_BT, jnp.arange(T)[None, :], -T - K)
+    last_BT = jax.lax.cummax(marks, axis=1)
+    visible = (t - j)[None] >= last_BT[:, :, None]
+    ctx_BTK = jnp.where(visible, ctx_BTK, pad)
+  new_carry = ctx_BTK[:, T - 1, ::-1]
+  return ctx_BTK, new_carry
+
+
+def _dropout(key, rate, x):
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+# ----------------------------------------------------------------- neural n-gram
+
+
+def init_neural(key, cfg: ModelConfig):
+  """{"embed": [V+1, E], "hidden": [{"w", "b"}] * L, "out": {"w": [H, V],
+  "b": [V]}, and "direct": [K*E, V] when cfg.direct}."""
+  V, K, E, H = cfg.vocab_size, context_size(cfg), cfg.embed_dim, cfg.hidden
+  E = E or H
+  keys = jax.random.split(key, 3 + cfg.num_layers)
+  scale = cfg.init_scale
+  u = lambda k, shape, s: jax.random.uniform(k, shape, jnp.float32, -s, s)
+  glorot = lambda fan_in: scale if scale > 0 else fan_in**-0.5
+  hidden = []
+  fan_in = K * E
+  for layer in range(cfg.num_layers):
+    hidden.append(
+        {
+            "w": u(keys[3 + layer], (fan_in, H), glorot(fan_in)),
+            "b": jnp.zeros((H,), jnp.float32),
+        }
+    )
+    fan_in = H
+  params = {
+      "embed": u(keys[0], (V + 1, E), glorot(E)),
+      "hidden": hidden,
+      "out": {
+          "w": u(keys[1], (H, V), glorot(H)),
+          "b": jnp.zeros((V,), jnp.float32),
+      },
+  }
+  if cfg.direct:
+    params["direct"] = jnp.zeros((K * E, V), jnp.float32)
+  return params
+
+
+def apply_neural(params, cfg: ModelConfig, carry, x_BT, reset_BT, dropout_key):
+  ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
+  B, T, K = ctx_BTK.shape
+  use_dropout = dropout_key is not None and cfg.dropout > 0
+  keys = (
+      jax.random.split(dropout_key, cfg.num_layers + 1) if use_dropout else None
+  )
+  drop = lambda i, h: _dropout(keys[i], cfg.dropout, h) if use_dropout else h
+  e_BTF = jnp.take(params["embed"], ctx_BTK, axis=0).reshape(B, T, -1)
+  e_BTF = drop(0, e_BTF)
+  h = e_BTF
+  for i, layer in enumerate(params["hidden"]):
+    h = drop(i + 1, jnp.tanh(h @ layer["w"] + layer["b"]))
+  logits = h @ params["out"]["w"] + params["out"]["b"]
+  if "direct" in params:
+    logits = logits + e_BTF @ params["direct"]
+  return logits, carry
+
+
+# ----------------------------------------------------------------------- maxent
+
+
+def init_maxent(key, cfg: ModelConfig):
+  """{"bias": [V] (the unigram features), "table": [2**hash_bits + V - 1]}:
+  all zero, the uniform distribution, as is usual for a log-linear model."""
+  del key
+  return {
+      "bias": jnp.zeros((cfg.vocab_size,), jnp.float32),
+      "table": jnp.zeros((2**cfg.hash_bits + cfg.vocab_size - 1,), jnp.float32),
+  }
+
+
+def context_offsets(ctx_BTK, hash_bits: int):
+  """int32 [B, T, K]: entry k is the table offset of the k+1 most recent
+  tokens, the top hash_bits bits of a hash. The hash of a longer context extends
+  the shorter one's, so orders share weights only by collision."""
+  h = jnp.full(ctx_BTK.shape[:2], _SEED, jnp.uint32)
+  out = []
+  for k in range(ctx_BTK.shape[2]):
+    h = (h ^ (ctx_BTK[:, :, k].astype(jnp.uint32) + np.uint32(1))) * _MIX
+    out.append(h)
+  shift = np.uint32(32 - hash_bits)
+  return ((jnp.stack(out, axis=-1) * _WORD) >> shift).astype(jnp.int32)
+
+
+def apply_maxent(params, cfg: ModelConfig, carry, x_BT, reset_BT, dropout_key):
+  """The feature (context c, word w) has the weight table[offset(c) + w]:
+  each context's V weights are one contiguous run at a hashed offset, so
+  the lookup is a slice per context rather than V scattered reads (three
+  times faster on a CPU), and a collision pairs (c, w) with (c', w + d)."""
+  del dropout_key
+  ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
+  B, T, K = ctx_BTK.shape
+  V = cfg.vocab_size
+  starts = context_offsets(ctx_BTK, cfg.hash_bits).reshape(-1)
+  table = params["table"]
+  rows = jax.vmap(lambda s: jax.lax.dynamic_slice(table, (s,), (V,)))(starts)
+  logits = params["bias"] + rows.reshape(B, T, K, V).sum(axis=2)
+  return logits, carry

@@ -1,0 +1,208 @@
+"""Fixed-window models (neural n-gram, maxent): the window against a Python
+loop, streaming in segments against one pass, the neural n-gram against its
+formula, finite-difference gradients, and the uniform start of maxent."""
+
+import math
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import losses
+from rnnlm_jax import models
+from rnnlm_jax import window
+from rnnlm_jax.config import ModelConfig
+
+V, B, T = 11, 3, 10
+
+
+def tiny(kind, **kw):
+  base = dict(
+      kind=kind,
+      vocab_size=V,
+      order=4,
+      embed_dim=3,
+      hidden=5,
+      num_layers=1,
+      init_scale=0.5,
+      hash_bits=8,
+  )
+  return ModelConfig(**{**base, **kw})
+
+
+def tokens(seed, shape=(B, T)):
+  return jax.random.randint(jax.random.key(seed), shape, 0, V)
+
+
+def resets(seed, shape=(B, T), rate=0.2):
+  return jax.random.bernoulli(jax.random.key(seed), rate, shape)
+
+
+def reference_contexts(carry, x, reset, pad):
+  """The window kept token by token, as a deque would."""
+  carry, x, reset = (np.asarray(a) for a in (carry, x, reset))
+  K = carry.shape[1]
+  ctx = np.zeros(x.shape + (K,), np.int64)
+  final = np.zeros_like(carry)
+  for b in range(x.shape[0]):
+    win = list(carry[b])
+    for t in range(x.shape[1]):
+      if reset[b, t]:
+        win = [pad] * K
+      win = (win + [int(x[b, t])])[-K:]
+      ctx[b, t] = win[::-1]
+    final[b] = win
+  return ctx, final
+
+
+@pytest.mark.parametrize("K", [1, 3, 12])
+def test_contexts_match_a_python_loop_with_resets(K):
+  pad = V
+  carry = jax.random.randint(jax.random.key(1), (B, K), 0, V + 1)
+  x, reset = tokens(2), resets(3)
+  ctx, final = window.contexts(carry, x, reset, pad)
+  ref_ctx, ref_final = reference_contexts(carry, x, reset, pad)
+  np.testing.assert_array_equal(ctx, ref_ctx)
+  np.testing.assert_array_equal(final, ref_final)
+  no_reset, _ = window.contexts(carry, x, None, pad)
+  ref_no_reset, _ = reference_contexts(carry, x, np.zeros((B, T), bool), pad)
+  np.testing.assert_array_equal(no_reset, ref_no_reset)
+
+
+@pytest.mark.parametrize("kind", ["neural_ngram", "maxent"])
+def test_streaming_in_segments_equals_one_long_pass(kind):
+  cfg = tiny(kind, direct=True)
+  params = models.init_lm(jax.random.key(0), cfg)
+  if kind == "maxent":  # Zero weights would make every logit equal.
+    params = jax.tree.map(
+        lambda a: jax.random.normal(jax.random.key(9), a.shape), params
+    )
+  x, reset = tokens(4, (B, 3 * T)), resets(5, (B, 3 * T))
+  carry0 = models.init_carry(cfg, B)
+  long_logits, long_carry = models.apply_lm(params, cfg, carry0, x, reset)
+  carry, chunks = carry0, []
+  for i in range(3):
+    part = slice(i * T, (i + 1) * T)
+    logits, carry = models.apply_lm(
+        params, cfg, carry, x[:, part], reset[:, part]
+    )
+    chunks.append(logits)
+  np.testing.assert_allclose(
+      jnp.concatenate(chunks, axis=1), long_logits, rtol=1e-5, atol=1e-6
+  )
+  np.testing.assert_array_equal(carry, long_carry)
+
+
+def test_neural_ngram_is_bengio_formula():
+  """y = b + W x + U tanh(d + H x), x the concatenated context embeddings."""
+  cfg = tiny("neural_ngram", direct=True)
+  p = models.init_lm(jax.random.key(1), cfg)
+  p["direct"] = jax.random.normal(jax.random.key(2), p["direct"].shape)
+  x = tokens(3)
+  logits, _ = models.apply_lm(p, cfg, models.init_carry(cfg, B), x)
+  C = np.asarray(p["embed"])
+  xs = np.asarray(x)
+  for b, t in [(0, 0), (1, 2), (2, T - 1)]:
+    ctx = [xs[b, t - j] if t - j >= 0 else V for j in range(cfg.order - 1)]
+    e = np.concatenate([C[i] for i in ctx])
+    h = np.tanh(e @ p["hidden"][0]["w"] + p["hidden"][0]["b"])
+    want = p["out"]["b"] + h @ p["out"]["w"] + e @ p["direct"]
+    np.testing.assert_allclose(logits[b, t], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kind,kw",
+    [
+        ("neural_ngram", {"direct": True, "num_layers": 2}),
+        ("maxent", {}),
+    ],
+)
+def test_gradients_match_finite_differences(kind, kw):
+  cfg = tiny(kind, **kw)
+  x, y, reset = tokens(1), tokens(2), resets(3)
+  with jax.enable_x64(True):
+    params = jax.tree.map(
+        lambda a: jax.random.normal(jax.random.key(4), a.shape, jnp.float64)
+        * 0.5,
+        models.init_lm(jax.random.key(0), cfg),
+    )
+
+    def loss(p):
+      carry = models.init_carry(cfg, B)
+      logits, _ = models.apply_lm(p, cfg, carry, x, reset)
+      return losses.token_nll(logits, y).mean()
+
+    grads = jax.grad(loss)(params)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    gflat, _ = jax.flatten_util.ravel_pytree(grads)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+      direction = rng.normal(size=flat.shape)
+      direction /= np.linalg.norm(direction)
+      eps = 1e-5
+      numeric = (
+          loss(unravel(flat + eps * direction))
+          - loss(unravel(flat - eps * direction))
+      ) / (2 * eps)
+      np.testing.assert_allclose(
+          float(gflat @ direction), float(numeric), rtol=1e-6, atol=1e-9
+      )
+
+
+def test_maxent_starts_uniform_and_uses_every_order():
+  cfg = tiny("maxent")
+  params = models.init_lm(jax.random.key(0), cfg)
+  x = tokens(1)
+  logits, _ = models.apply_lm(params, cfg, models.init_carry(cfg, B), x)
+  loss = losses.token_nll(logits, tokens(2)).mean()
+  np.testing.assert_allclose(float(loss), math.log(V), rtol=1e-6)
+  # The gradient reaches one run of V weights per context order.
+  g = jax.grad(
+      lambda p: models.apply_lm(p, cfg, models.init_carry(cfg, 1), x[:1, :1])[
+          0
+      ][0, 0, 3]
+  )(params)
+  assert int((np.asarray(g["table"]) != 0).sum()) == cfg.order - 1
+  assert float(g["bias"][3]) == 1.0
+
+
+def test_a_later_token_never_changes_an_earlier_prediction():
+  cfg = tiny("neural_ngram")
+  params = models.init_lm(jax.random.key(0), cfg)
+  x = tokens(1)
+  y = x.at[:, 6].set((x[:, 6] + 1) % V)
+  a, _ = models.apply_lm(params, cfg, models.init_carry(cfg, B), x)
+  b, _ = models.apply_lm(params, cfg, models.init_carry(cfg, B), y)
+  np.testing.assert_array_equal(a[:, :6], b[:, :6])
+  assert (
+      float(
+          jnp.abs(
+              a[:, 6 : 6 + cfg.order - 1] - b[:, 6 : 6 + cfg.order - 1]
+          ).min()
+      )
+      > 0
+  )
+  np.testing.assert_array_equal(
+      a[:, 6 + cfg.order - 1 :], b[:, 6 + cfg.order - 1 :]
+  )
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"kind": "neural_ngram", "order": 1}, "needs model.order >= 2"),
+        ({"kind": "count_ngram", "order": 0}, "model.order must be positive"),
+        ({"kind": "maxent", "hash_bits": 40}, "model.hash_bits"),
+        ({"kind": "bigram"}, "model.kind"),
+        (
+            {"kind": "count_ngram", "smoothing": "witten_bell"},
+            "model.smoothing",
+        ),
+    ],
+)
+def test_bad_model_config_is_one_clear_error(overrides, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.replace(config_lib.Config(), model=overrides)
