@@ -1,0 +1,159 @@
+"""The baselines through the same entry points as the RNNs: training by
+config, evaluation of the run directory, sampling, and the command lines."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import ptb_baselines
+from experiments.configs import synthetic_baselines
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import corpus as corpus_lib
+from rnnlm_jax import evaluation
+from rnnlm_jax import ngram
+from rnnlm_jax import rundir
+from rnnlm_jax import sampling
+from rnnlm_jax import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(kind, **model):
+  cfg = config_lib.from_dict(
+      synthetic_baselines.get_config(
+          {
+              "count_ngram": "kn3",
+              "maxent": "maxent5",
+              "neural_ngram": "neural5",
+          }[kind]
+      ).to_dict()
+  )
+  return config_lib.replace(
+      cfg,
+      data={"synthetic_sentences": (300, 40, 40), "batch_size": 4, "bptt": 8},
+      model={"hidden": 16, "embed_dim": 8, "hash_bits": 18, **model},
+      train={"num_epochs": 2, "log_every": 10, "checkpoint_every": 20},
+      optim={"learning_rate": 1e-2 if kind == "maxent" else 3e-3},
+  )
+
+
+@pytest.fixture(
+    scope="module", params=["count_ngram", "maxent", "neural_ngram"]
+)
+def trained(request, tmp_path_factory):
+  cfg = tiny(request.param)
+  workdir = str(tmp_path_factory.mktemp(request.param))
+  results = train.train_and_evaluate(cfg, workdir, log=lambda s: None)
+  return cfg, workdir, results
+
+
+def test_every_family_trains_below_uniform_and_evaluates_the_same(trained):
+  cfg, workdir, results = trained
+  vocab_size = len(corpus_lib.load_corpus(cfg.data).vocab)
+  assert results["floor_ppl"] < results["test_ppl"] < vocab_size / 2
+  again = evaluation.evaluate_run(workdir)
+  assert again["test_tokens"] == results["test_tokens"]
+  np.testing.assert_allclose(again["test_ppl"], results["test_ppl"], rtol=1e-5)
+
+
+def test_counted_run_matches_the_library_model(trained):
+  cfg, workdir, results = trained
+  if cfg.model.kind != "count_ngram":
+    pytest.skip("count-based model only")
+  corpus = corpus_lib.load_corpus(cfg.data)
+  model = ngram.fit(
+      corpus.ids["train"],
+      cfg.model.order,
+      len(corpus.vocab),
+      cfg.model.smoothing,
+      start_id=corpus.start_id,
+      reset_at_eos=True,
+  )
+  want = model.perplexity(corpus.ids["test"], corpus.start_id)
+  np.testing.assert_allclose(results["test_ppl"], want, rtol=1e-9)
+  assert os.path.exists(os.path.join(workdir, rundir.NGRAM_FILE))
+
+
+def test_samples_are_sentences_of_the_vocabulary(trained):
+  cfg, workdir, _ = trained
+  words = set(corpus_lib.load_corpus(cfg.data).vocab.tokens)
+  texts = sampling.sample_run(workdir, 4, 30, seed=1, prompt="the")
+  assert len(texts) == 4
+  for text in texts:
+    assert text.split()[0] == "the"
+    assert set(text.split()) <= words
+  assert texts == sampling.sample_run(workdir, 4, 30, seed=1, prompt="the")
+  assert texts != sampling.sample_run(workdir, 4, 30, seed=2, prompt="the")
+
+
+def test_neural_sampling_follows_the_model():
+  """With an output layer that puts all mass on one token (and the rest on
+  another at temperature 1), samples are that token."""
+  cfg = config_lib.ModelConfig(
+      kind="neural_ngram", vocab_size=5, order=3, hidden=4, embed_dim=2
+  )
+  params = {
+      "embed": jnp.zeros((6, 2)),
+      "hidden": [{"w": jnp.zeros((4, 4)), "b": jnp.zeros(4)}],
+      "out": {"w": jnp.zeros((4, 5)), "b": jnp.array([0, 0, 0, 50.0, 0])},
+  }
+  ids = sampling.sample_ids(
+      params, cfg, jax.random.key(0), jnp.array([0]), 3, 7
+  )
+  np.testing.assert_array_equal(ids, np.full((3, 7), 3))
+
+
+def test_bad_sampling_request_is_refused(trained):
+  _, workdir, _ = trained
+  with pytest.raises(sampling.SamplingError, match="temperature"):
+    sampling.sample_run(workdir, temperature=0.0)
+
+
+def test_ptb_baseline_variants_are_valid_configs():
+  for variant in ptb_baselines.VARIANTS:
+    cfg = config_lib.from_dict(ptb_baselines.get_config(variant).to_dict())
+    assert cfg.model.order >= 3
+  with pytest.raises(ValueError, match="unknown variant"):
+    ptb_baselines.get_config("kn9")
+
+
+def test_mle_perplexity_is_reported_as_inf(tmp_path):
+  cfg = config_lib.replace(tiny("count_ngram"), model={"smoothing": "mle"})
+  results = train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  assert math.isinf(results["test_ppl"])
+
+
+def test_sample_command_line(trained, tmp_path):
+  _, workdir, _ = trained
+  proc = subprocess.run(
+      [
+          sys.executable,
+          "-m",
+          "experiments.sample",
+          f"--workdir={workdir}",
+          "--num_samples=2",
+          "--max_len=12",
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert len(proc.stdout.strip().splitlines()) == 2
+  bad = subprocess.run(
+      [sys.executable, "-m", "experiments.sample", f"--workdir={tmp_path}"],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
+  assert bad.returncode != 0
+  assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
