@@ -20,6 +20,8 @@ from rnnlm_jax import evaluation
 from rnnlm_jax import ngram
 from rnnlm_jax import rundir
 from rnnlm_jax import sampling
+from rnnlm_jax import scoring
+from rnnlm_jax import synthetic
 from rnnlm_jax import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,3 +159,37 @@ def test_sample_command_line(trained, tmp_path):
   )
   assert bad.returncode != 0
   assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_scoring_a_split_equals_its_evaluation(trained):
+  """The scorer (a sentence from a fresh state) on a whole split as one
+  sequence gives the evaluation loss at batch size 1."""
+  cfg, workdir, _ = trained
+  score, _, _ = scoring.load_scorer(workdir)
+  ids = corpus_lib.load_corpus(cfg.data).ids["test"].tolist()
+  (lp,) = score([ids])
+  evaluated = evaluation.evaluate_run(workdir, splits=("test",), batch_size=1)
+  np.testing.assert_allclose(
+      -lp.sum(), evaluated["test_loss"] * evaluated["test_tokens"], rtol=1e-4
+  )
+  # Sentences scored in one padded batch equal each scored alone.
+  sentences = [ids[:5], ids[5:17], ids[17:18]]
+  together = score(sentences)
+  for s, lp in zip(sentences, together):
+    np.testing.assert_allclose(lp, score([s])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_agreement_study_writes_table_and_plot(trained, tmp_path):
+  _, workdir, _ = trained
+  from experiments import agreement
+
+  probes = synthetic.agreement_probes(synthetic.default_grammar(), 40, 0, 0)
+  correct = agreement.verb_correct(workdir, probes)
+  assert correct.shape == (40,) and correct.dtype == bool
+  rows = agreement.accuracy_table(
+      np.array([p["distance"] for p in probes]), {"m": correct}
+  )
+  assert sum(r[1] for r in rows) == 40
+  agreement.write_outputs(str(tmp_path), rows, ["m"])
+  assert (tmp_path / "agreement.png").stat().st_size > 0
+  assert "| distance (words) |" in (tmp_path / "agreement.md").read_text()
