@@ -135,7 +135,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -685,13 +685,14 @@ class NGramLM:
       max_len: int,
       stop_id: int | None = None,
       prompt: Sequence[int] = (),
-      temperature: float = 1.0,
+      reweight: Callable[[np.ndarray], np.ndarray] | None = None,
   ) -> list[int]:
     """Up to ``max_len`` ids drawn one by one after ``start_id`` and ``prompt``, stopping after ``stop_id``.
 
     Histories follow the model's mode (padded stream, or cut after each
     ``start_id`` in reset mode). ``rng`` is a numpy Generator or a seed;
-    ``temperature`` draws from p ** (1 / temperature), renormalised.
+    ``reweight`` maps each next-token distribution to the unnormalised
+    weights actually drawn from (temperature, top-k, ...).
     """
     start_id = _check_id(start_id, self.vocab_size, "start_id")
     prompt = [_check_id(t, self.vocab_size, "prompt id") for t in prompt]
@@ -701,8 +702,6 @@ class NGramLM:
       raise ValueError(
           f"max_len must be a non-negative integer, got {max_len!r}"
       )
-    if not temperature > 0:
-      raise ValueError(f"temperature must be > 0, got {temperature!r}")
     rng = (
         rng
         if isinstance(rng, np.random.Generator)
@@ -716,10 +715,8 @@ class NGramLM:
       if self.reset_at_eos and start_id in ctx:
         ctx = ctx[len(ctx) - 1 - ctx[::-1].index(start_id) :]
       p = self._dense(ctx)
-      if temperature != 1.0:
-        with np.errstate(divide="ignore"):
-          logp = np.log(p) / temperature
-        p = np.exp(logp - logp.max()) if np.isfinite(logp.max()) else p * 0
+      if reweight is not None:
+        p = reweight(p)
       s = p.sum()
       if not s > 0:
         raise ValueError(

@@ -1,15 +1,25 @@
-"""Text from a trained model: ancestral sampling with a temperature.
+"""Text from a trained model: ancestral sampling with temperature, top-k and
+top-p (nucleus) filtering, or greedy decoding.
 
 Every model family samples the way it is evaluated: the stream starts with
 the boundary token (<eos>, or a newline for characters), then the prompt,
 then one token at a time drawn from the model's next-token distribution.
 The neural models (recurrent and fixed-window) run one compiled lax.scan
-over the whole sample, all samples in parallel; the count-based n-gram
-model draws with NumPy.
+over prompt and sample together, every prompt and sample of a batch in
+parallel (prompts of different lengths are fed token by token, so no
+padding ever enters a state); the count-based n-gram model draws with
+NumPy.
+
+The distribution is shaped in this order: temperature (0 means greedy:
+always the most probable token), then top-k (keep the k most probable),
+then top-p (keep the smallest set of most probable tokens whose mass is at
+least p).
 """
 
+import dataclasses
 import functools
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -27,68 +37,181 @@ class SamplingError(ValueError):
   """A sampling request that cannot be met."""
 
 
-def _check(num_samples: int, max_len: int, temperature: float) -> None:
-  if num_samples < 1:
-    raise SamplingError(f"num_samples must be >= 1, got {num_samples}")
-  if max_len < 1:
-    raise SamplingError(f"max_len must be >= 1, got {max_len}")
-  if not temperature > 0:
-    raise SamplingError(f"temperature must be > 0, got {temperature}")
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+  temperature: float = 1.0  # 0: greedy.
+  top_k: int = 0  # 0: no top-k filter.
+  top_p: float = 1.0  # 1: no nucleus filter.
+
+  def check(self) -> "Decoding":
+    if not self.temperature >= 0:
+      raise SamplingError(f"temperature must be >= 0, got {self.temperature}")
+    if self.top_k < 0:
+      raise SamplingError(f"top_k must be >= 0, got {self.top_k}")
+    if not 0 < self.top_p <= 1:
+      raise SamplingError(f"top_p must be in (0, 1], got {self.top_p}")
+    return self
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "num_samples", "max_len"))
+def filter_logits(logits, decoding: Decoding):
+  """Logits [..., V] with the tokens outside top-k / top-p set to -inf,
+  after dividing by the temperature (> 0)."""
+  logits = logits / decoding.temperature
+  if decoding.top_k:
+    kth = jax.lax.top_k(logits, decoding.top_k)[0][..., -1:]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if decoding.top_p < 1.0:
+    desc = -jnp.sort(-logits, axis=-1)
+    probs = jax.nn.softmax(desc, axis=-1)
+    before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly above
+    kept = jnp.where(before < decoding.top_p, desc, jnp.inf)
+    threshold = jnp.min(kept, axis=-1, keepdims=True)
+    logits = jnp.where(logits < threshold, -jnp.inf, logits)
+  return logits
+
+
+def _choose(key, logits_BV, decoding: Decoding):
+  if decoding.temperature == 0:
+    return jnp.argmax(logits_BV, axis=-1)
+  return jax.random.categorical(key, filter_logits(logits_BV, decoding), -1)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "max_len", "decoding"))
 def sample_ids(
     params,
     cfg: ModelConfig,
     key,
-    prefix,
-    num_samples: int,
+    prompts_BP,
+    prompt_len_B,
     max_len: int,
-    temperature=1.0,
+    decoding: Decoding = Decoding(),
 ):
-  """Int32 [num_samples, max_len]: tokens drawn after ``prefix`` (int [P],
-  P >= 1, starting with the boundary id) from a neural model."""
-  carry = models.init_carry(cfg, num_samples)
-  x = jnp.broadcast_to(prefix, (num_samples, prefix.shape[0]))
-  logits, carry = models.apply_lm(params, cfg, carry, x)
+  """The whole stream [B, P + max_len]: row b is prompts_BP[b, :len_b]
+  (starting with the boundary id) followed by max_len drawn tokens, then
+  whatever follows (to be cut on the host)."""
+  B, P = prompts_BP.shape
+  steps = P - 1 + max_len
+  prompts = jnp.pad(prompts_BP, ((0, 0), (0, max_len)))
 
-  def step(state, k):
-    logits_BV, carry = state
-    tok = jax.random.categorical(k, logits_BV / temperature, axis=-1)
+  def step(carry_x, t):
+    carry, x_B = carry_x
+    logits, carry = models.apply_lm(params, cfg, carry, x_B[:, None])
+    drawn = _choose(jax.random.fold_in(key, t), logits[:, 0], decoding)
+    nxt = jnp.where(t + 1 < prompt_len_B, prompts[:, t + 1], drawn)
+    return (carry, nxt.astype(jnp.int32)), nxt.astype(jnp.int32)
+
+  init = (models.init_carry(cfg, B), prompts[:, 0].astype(jnp.int32))
+  _, toks = jax.lax.scan(step, init, jnp.arange(steps))
+  return jnp.concatenate([prompts[:, :1], toks.T], axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "beam", "max_len"))
+def beam_search(
+    params,
+    cfg: ModelConfig,
+    prefix_P,
+    beam: int,
+    max_len: int,
+    stop_id: int = -1,
+    alpha: float = 0.0,
+):
+  """The ``beam`` most likely continuations of ``prefix_P`` (int [P], from
+  the boundary id) of up to max_len tokens, best first.
+
+  A hypothesis ends at its first stop_id (none when -1). Hypotheses are
+  ranked by log p / length ** alpha (alpha 0: the raw log-probability,
+  which favours short continuations; 1: per-token average).
+
+  Returns:
+    (tokens [beam, max_len] (after a stop, stop_id repeated), lengths
+    [beam], log-probabilities [beam], normalised scores [beam]).
+  """
+  V = cfg.vocab_size
+  carry = models.init_carry(cfg, 1)
+  logits, carry = models.apply_lm(params, cfg, carry, prefix_P[None])
+  carry = jax.tree.map(lambda c: jnp.repeat(c, beam, axis=0), carry)
+  logp_V = jax.nn.log_softmax(logits[0, -1])
+  # Beam slots 1.. start at -inf so that the first expansion comes from
+  # slot 0 alone (no duplicate hypotheses).
+  score_K = jnp.where(jnp.arange(beam) == 0, 0.0, -jnp.inf)
+  init = (
+      carry,
+      jnp.broadcast_to(logp_V, (beam, V)),
+      score_K,
+      jnp.zeros((beam, max_len), jnp.int32),
+      jnp.zeros((beam,), bool),
+      jnp.zeros((beam,), jnp.int32),
+  )
+
+  def step(state, t):
+    carry, logp_KV, score_K, toks, done_K, len_K = state
+    # A finished hypothesis extends only by stop_id, at no cost.
+    ext = jnp.where(
+        done_K[:, None],
+        jnp.where(jnp.arange(V) == jnp.maximum(stop_id, 0), 0.0, -jnp.inf),
+        logp_KV,
+    )
+    total = (score_K[:, None] + ext).reshape(-1)
+    best, flat = jax.lax.top_k(total, beam)
+    src, tok = flat // V, flat % V
+    toks = toks[src].at[:, t].set(tok)
+    was_done = done_K[src]
+    len_K = len_K[src] + (~was_done).astype(jnp.int32)
+    done_K = was_done | (tok == stop_id)
+    carry = jax.tree.map(lambda c: c[src], carry)
     logits, carry = models.apply_lm(params, cfg, carry, tok[:, None])
-    return (logits[:, 0], carry), tok
+    logp_KV = jax.nn.log_softmax(logits[:, 0])
+    return (carry, logp_KV, best, toks, done_K, len_K), None
 
-  keys = jax.random.split(key, max_len)
-  _, toks = jax.lax.scan(step, (logits[:, -1], carry), keys)
-  return toks.T.astype(jnp.int32)
+  state, _ = jax.lax.scan(step, init, jnp.arange(max_len))
+  _, _, score_K, toks, _, len_K = state
+  norm = score_K / jnp.maximum(len_K, 1).astype(jnp.float32) ** alpha
+  order = jnp.argsort(-norm)
+  return toks[order], len_K[order], score_K[order], norm[order]
+
+
+def reweight(p: np.ndarray, decoding: Decoding) -> np.ndarray:
+  """filter_logits for a probability vector, in NumPy: unnormalised
+  weights (one-hot at the argmax when greedy)."""
+  if decoding.temperature == 0:
+    return np.eye(p.size)[int(np.argmax(p))]
+  with np.errstate(divide="ignore"):
+    logits = np.log(p)
+  if not np.isfinite(logits.max()):
+    return p * 0
+  w = np.asarray(
+      jax.nn.softmax(filter_logits(jnp.asarray(logits), decoding)), np.float64
+  )
+  return w
 
 
 def sample_counted(
     model: ngram.NGramLM,
     seed: int,
-    prefix: list[int],
-    num_samples: int,
+    prompts: list[list[int]],
     max_len: int,
-    temperature: float = 1.0,
-) -> np.ndarray:
-  """The same for a count-based model: int [num_samples, max_len]."""
+    decoding: Decoding = Decoding(),
+) -> list[list[int]]:
+  """For a count-based model: max_len ids drawn after each prompt (whose
+  first id is the boundary id)."""
   rng = np.random.default_rng(seed)
-  out = np.zeros((num_samples, max_len), np.int32)
-  for i in range(num_samples):
-    out[i] = model.sample(
-        rng, prefix[0], max_len, prompt=prefix[1:], temperature=temperature
-    )
-  return out
+  return [
+      model.sample(
+          rng,
+          prompt[0],
+          max_len,
+          prompt=prompt[1:],
+          reweight=lambda p: reweight(p, decoding),
+      )
+      for prompt in prompts
+  ]
 
 
-def cut_at(ids_BL: np.ndarray, stop_id: int | None) -> list[list[int]]:
-  """Each row up to and including its first stop_id."""
-  rows = []
-  for row in np.asarray(ids_BL).tolist():
-    if stop_id is not None and stop_id in row:
-      row = row[: row.index(stop_id) + 1]
-    rows.append(row)
-  return rows
+def cut_at(row: list[int], stop_id: int | None) -> list[int]:
+  """row up to and including its first stop_id."""
+  if stop_id is not None and stop_id in row:
+    return row[: row.index(stop_id) + 1]
+  return row
 
 
 def detokenize(tokens: list[str], level: str) -> str:
@@ -108,38 +231,109 @@ def sample_run(
     num_samples: int = 5,
     max_len: int = 50,
     seed: int = 0,
-    temperature: float = 1.0,
-    prompt: str = "",
+    decoding: Decoding = Decoding(),
+    prompts: tuple[str, ...] = ("",),
     slot: str = "best",
-) -> list[str]:
-  """Samples from a run directory's model, as text (the prompt included).
+) -> tuple[list[str], dict]:
+  """Samples from a run directory's model, as text (each prompt included),
+  and {"tokens", "seconds", "tokens_per_s"} of the generation.
 
-  At word level each sample ends at its first <eos> (or after max_len
-  tokens); at character level it is max_len characters long.
+  num_samples per prompt; at word level each sample ends at its first
+  <eos> (or after max_len tokens); at character level it is max_len
+  characters long.
   """
-  _check(num_samples, max_len, temperature)
+  if num_samples < 1:
+    raise SamplingError(f"num_samples must be >= 1, got {num_samples}")
+  if max_len < 1:
+    raise SamplingError(f"max_len must be >= 1, got {max_len}")
+  decoding.check()
   cfg = rundir.load_run_config(workdir)
   vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
   level = cfg.data.level
-  prefix = encode_prompt(vocab, level, prompt)
+  encoded = [
+      encode_prompt(vocab, level, p)
+      for p in prompts
+      for _ in range(num_samples)
+  ]
+  t0 = time.perf_counter()
   if cfg.model.kind == "count_ngram":
     model = ngram.load(os.path.join(workdir, rundir.NGRAM_FILE))
-    ids = sample_counted(model, seed, prefix, num_samples, max_len, temperature)
+    drawn = sample_counted(model, seed, encoded, max_len, decoding)
   else:
     params, _ = checkpoint.restore_params(workdir, slot)
-    ids = jax.device_get(
-        sample_ids(
-            params,
-            cfg.model,
-            jax.random.key(seed),
-            jnp.asarray(prefix, jnp.int32),
-            num_samples,
-            max_len,
-            temperature,
+    lens = np.array([len(p) for p in encoded], np.int32)
+    padded = np.zeros((len(encoded), lens.max()), np.int32)
+    for b, p in enumerate(encoded):
+      padded[b, : len(p)] = p
+    stream = np.asarray(
+        jax.device_get(
+            sample_ids(
+                params,
+                cfg.model,
+                jax.random.key(seed),
+                jnp.asarray(padded),
+                jnp.asarray(lens),
+                max_len,
+                decoding,
+            )
         )
     )
+    drawn = [
+        stream[b, n : n + max_len].tolist() for b, n in enumerate(lens.tolist())
+    ]
+  seconds = time.perf_counter() - t0
   stop = vocab.eos_id if level == "word" else None
-  return [
-      detokenize(vocab.decode(prefix[1:] + row), level)
-      for row in cut_at(ids, stop)
+  texts = [
+      detokenize(vocab.decode(p[1:] + cut_at(row, stop)), level)
+      for p, row in zip(encoded, drawn)
   ]
+  count = len(encoded) * max_len
+  return texts, {
+      "tokens": count,
+      "seconds": seconds,
+      "tokens_per_s": count / max(seconds, 1e-9),
+  }
+
+
+def beam_run(
+    workdir: str,
+    beam: int,
+    max_len: int = 50,
+    alpha: float = 0.0,
+    prompts: tuple[str, ...] = ("",),
+    num_best: int = 1,
+    slot: str = "best",
+) -> list[tuple[str, float, float]]:
+  """The num_best most likely continuations of each prompt by beam search,
+  as (text, log-probability, normalised score); word level stops at <eos>."""
+  if not 1 <= num_best <= beam:
+    raise SamplingError(f"need 1 <= num_samples <= beam={beam}, got {num_best}")
+  if max_len < 1:
+    raise SamplingError(f"max_len must be >= 1, got {max_len}")
+  cfg = rundir.load_run_config(workdir)
+  if cfg.model.kind == "count_ngram":
+    raise SamplingError(
+        "beam search needs a neural model (rnn, neural_ngram, maxent)"
+    )
+  vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
+  level = cfg.data.level
+  stop = vocab.eos_id if level == "word" else None
+  params, _ = checkpoint.restore_params(workdir, slot)
+  out = []
+  for prompt in prompts:
+    prefix = encode_prompt(vocab, level, prompt)
+    toks, lens, logp, norm = jax.device_get(
+        beam_search(
+            params,
+            cfg.model,
+            jnp.asarray(prefix, jnp.int32),
+            beam,
+            max_len,
+            -1 if stop is None else stop,
+            alpha,
+        )
+    )
+    for row, n, lp, sc in list(zip(toks, lens, logp, norm))[:num_best]:
+      text = detokenize(vocab.decode(prefix[1:] + row[:n].tolist()), level)
+      out.append((text, float(lp), float(sc)))
+  return out

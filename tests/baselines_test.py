@@ -1,6 +1,7 @@
 """The baselines through the same entry points as the RNNs: training by
 config, evaluation of the run directory, sampling, and the command lines."""
 
+import json
 import math
 import os
 import subprocess
@@ -86,36 +87,22 @@ def test_counted_run_matches_the_library_model(trained):
 def test_samples_are_sentences_of_the_vocabulary(trained):
   cfg, workdir, _ = trained
   words = set(corpus_lib.load_corpus(cfg.data).vocab.tokens)
-  texts = sampling.sample_run(workdir, 4, 30, seed=1, prompt="the")
-  assert len(texts) == 4
-  for text in texts:
-    assert text.split()[0] == "the"
+  sample = lambda seed: sampling.sample_run(
+      workdir, 4, 30, seed=seed, prompts=("the", "a dog")
+  )[0]
+  texts = sample(1)
+  assert len(texts) == 8
+  for i, text in enumerate(texts):
+    assert text.startswith("the " if i < 4 else "a dog ")
     assert set(text.split()) <= words
-  assert texts == sampling.sample_run(workdir, 4, 30, seed=1, prompt="the")
-  assert texts != sampling.sample_run(workdir, 4, 30, seed=2, prompt="the")
-
-
-def test_neural_sampling_follows_the_model():
-  """With an output layer that puts all mass on one token (and the rest on
-  another at temperature 1), samples are that token."""
-  cfg = config_lib.ModelConfig(
-      kind="neural_ngram", vocab_size=5, order=3, hidden=4, embed_dim=2
-  )
-  params = {
-      "embed": jnp.zeros((6, 2)),
-      "hidden": [{"w": jnp.zeros((4, 4)), "b": jnp.zeros(4)}],
-      "out": {"w": jnp.zeros((4, 5)), "b": jnp.array([0, 0, 0, 50.0, 0])},
-  }
-  ids = sampling.sample_ids(
-      params, cfg, jax.random.key(0), jnp.array([0]), 3, 7
-  )
-  np.testing.assert_array_equal(ids, np.full((3, 7), 3))
+  assert texts == sample(1)
+  assert texts != sample(2)
 
 
 def test_bad_sampling_request_is_refused(trained):
   _, workdir, _ = trained
   with pytest.raises(sampling.SamplingError, match="temperature"):
-    sampling.sample_run(workdir, temperature=0.0)
+    sampling.sample_run(workdir, decoding=sampling.Decoding(temperature=-1.0))
 
 
 def test_ptb_baseline_variants_are_valid_configs():
@@ -193,3 +180,30 @@ def test_agreement_study_writes_table_and_plot(trained, tmp_path):
   agreement.write_outputs(str(tmp_path), rows, ["m"])
   assert (tmp_path / "agreement.png").stat().st_size > 0
   assert "| distance (words) |" in (tmp_path / "agreement.md").read_text()
+
+
+def test_score_command_ranks_and_prints_json(trained, tmp_path):
+  _, workdir, _ = trained
+  good, bad = "the dog sleeps", "sleeps dog the"
+  candidates = tmp_path / "c.txt"
+  candidates.write_text(f"{bad}\n{good}\n")
+  run = lambda *a: subprocess.run(
+      [sys.executable, "-m", "experiments.score", f"--workdir={workdir}", *a],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
+  ranked = run(f"--input={candidates}", "--rank")
+  assert ranked.returncode == 0, ranked.stderr[-2000:]
+  assert ranked.stdout.splitlines()[0].endswith(good)
+  as_json = run(f"--input={candidates}", "--json")
+  rows = [json.loads(l) for l in as_json.stdout.splitlines()]
+  assert [r["sentence"] for r in rows] == [bad, good]
+  for r in rows:
+    assert r["tokens"] == 4 and len(r["surprisal_bits"]) == 4
+    np.testing.assert_allclose(
+        -sum(b for _, b in r["surprisal_bits"]) * math.log(2),
+        r["logprob"],
+        rtol=1e-9,
+    )

@@ -12,6 +12,11 @@ what that window misses.
 Variants: kn5, kn3, kn2 (modified Kneser-Ney), katz3, add1_3, maxent5,
 neural5 (as in ptb_baselines, sized for a 187-word vocabulary).
 
+Agreement accuracy by subject-verb distance (experiments.agreement, 3,000
+probes): at distance 0 the LSTM, neural5, KN5 and KN2 are at 1.00 / 1.00 /
+0.96 / 0.99; at 3-4 words 1.00 / 0.68 / 0.54 / 0.54; at 5-7 words 1.00 /
+0.53 / 0.49 / 0.50, chance for every windowed model.
+
 Measured results: see RESULTS.
 """
 
@@ -19,8 +24,14 @@ from experiments.configs import base
 from experiments.configs import ptb_baselines
 
 RESULTS = {
-    v: "not yet run"
-    for v in ("kn5", "kn3", "kn2", "katz3", "add1_3", "maxent5", "neural5")
+    # Test perplexity beside the floor of 12.49 (the default LSTM: 13.10).
+    "kn5": "19.55",
+    "kn3": "19.49",
+    "kn2": "19.87",
+    "katz3": "20.57",
+    "add1_3": "40.37",
+    "maxent5": "25.96 (best of 6 epochs; it overfits after the first ones)",
+    "neural5": "15.01",
 }
 
 COUNTED = {
