@@ -68,16 +68,12 @@ def write_outputs(out: str, rows: list[list], labels: list[str]) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  os.makedirs(out, exist_ok=True)
   head = "| distance (words) | probes | " + " | ".join(labels) + " |"
   lines = [head, "|" + "---|" * (len(labels) + 2)]
   for r in rows:
     lines.append(
         f"| {r[0]} | {r[1]} | " + " | ".join(f"{a:.3f}" for a in r[2:]) + " |"
     )
-  common.rundir.write_text_atomic(
-      os.path.join(out, "agreement.md"), "\n".join(lines) + "\n"
-  )
   fig, ax = plt.subplots(figsize=(6, 4))
   x = np.arange(len(rows))
   for i, label in enumerate(labels):
@@ -90,10 +86,7 @@ def write_outputs(out: str, rows: list[list], labels: list[str]) -> None:
   ax.set_title("Subject-verb agreement on the synthetic language")
   ax.legend()
   fig.tight_layout()
-  tmp = os.path.join(out, ".agreement.png.tmp")
-  fig.savefig(tmp, format="png", dpi=120)
-  os.replace(tmp, os.path.join(out, "agreement.png"))
-  plt.close(fig)
+  common.save_study(out, "agreement", "\n".join(lines) + "\n", fig)
 
 
 def main(argv):

@@ -84,3 +84,16 @@ def one_line_errors():
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     print(f"error: {msg}", file=sys.stderr)
     sys.exit(1)
+
+
+def save_study(out: str, name: str, markdown: str, fig) -> None:
+  """Writes <out>/<name>.md and the matplotlib figure <out>/<name>.png, each
+  complete or not at all, and closes the figure."""
+  os.makedirs(out, exist_ok=True)
+  rundir.write_text_atomic(os.path.join(out, f"{name}.md"), markdown)
+  tmp = os.path.join(out, f".{name}.png.tmp")
+  fig.savefig(tmp, format="png", dpi=120)
+  os.replace(tmp, os.path.join(out, f"{name}.png"))
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  plt.close(fig)

@@ -17,7 +17,6 @@ from absl import flags
 
 from experiments import common
 from rnnlm_jax import parity
-from rnnlm_jax import rundir
 
 _OUT = flags.DEFINE_string("out", "results/parity", "Output folder.")
 _HIDDEN = flags.DEFINE_integer("hidden", 16, "Hidden units of learned cells.")
@@ -67,7 +66,6 @@ def write_outputs(out: str, rows, lengths) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  os.makedirs(out, exist_ok=True)
   lines = [
       "| model | final train loss | "
       + " | ".join(f"len {n}" for n in lengths)
@@ -81,9 +79,6 @@ def write_outputs(out: str, rows, lengths) -> None:
         + " | ".join(f"{acc[n]:.3f}" for n in lengths)
         + " |"
     )
-  rundir.write_text_atomic(
-      os.path.join(out, "parity.md"), "\n".join(lines) + "\n"
-  )
   fig, ax = plt.subplots(figsize=(7, 4))
   for label, _, acc in rows:
     ax.plot(lengths, [acc[n] for n in lengths], marker="o", label=label)
@@ -95,10 +90,7 @@ def write_outputs(out: str, rows, lengths) -> None:
   ax.set_title("Running parity: hand-set vs learned")
   ax.legend(fontsize=8)
   fig.tight_layout()
-  tmp = os.path.join(out, ".parity.png.tmp")
-  fig.savefig(tmp, format="png", dpi=120)
-  os.replace(tmp, os.path.join(out, "parity.png"))
-  plt.close(fig)
+  common.save_study(out, "parity", "\n".join(lines) + "\n", fig)
 
 
 def main(argv):

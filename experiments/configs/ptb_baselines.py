@@ -79,16 +79,21 @@ def counted(c, order: int, smoothing: str):
   return c
 
 
-def maxent(c, order: int, hash_bits: int):
-  c.model.kind = "maxent"
-  c.model.order = order
-  c.model.hash_bits = hash_bits
+def adam_on_plateau(c, learning_rate: float):
+  """Adam, no clipping, the rate halved when validation stops improving."""
   c.optim.name = "adam"
-  c.optim.learning_rate = 1e-2
+  c.optim.learning_rate = learning_rate
   c.optim.clip_norm = 0.0
   c.optim.schedule = "plateau"
   c.optim.plateau_factor = 0.5
   return c
+
+
+def maxent(c, order: int, hash_bits: int):
+  c.model.kind = "maxent"
+  c.model.order = order
+  c.model.hash_bits = hash_bits
+  return adam_on_plateau(c, 1e-2)
 
 
 def neural(c, order: int, embed: int, hidden: int, dropout: float):
@@ -99,12 +104,7 @@ def neural(c, order: int, embed: int, hidden: int, dropout: float):
   c.model.num_layers = 1
   c.model.dropout = dropout
   c.model.init_scale = 0.0  # 1 / sqrt(fan-in)
-  c.optim.name = "adam"
-  c.optim.learning_rate = 1e-3
-  c.optim.clip_norm = 0.0
-  c.optim.schedule = "plateau"
-  c.optim.plateau_factor = 0.5
-  return c
+  return adam_on_plateau(c, 1e-3)
 
 
 def get_config(variant: str = "kn5"):
