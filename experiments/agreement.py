@@ -22,16 +22,21 @@ from experiments import common
 from rnnlm_jax import scoring
 from rnnlm_jax import synthetic
 
-_WORKDIRS = flags.DEFINE_list(
-    "workdirs", None, "Run directories.", required=True
-)
-_LABELS = flags.DEFINE_list("labels", None, "A label per run (default: names).")
-_NUM = flags.DEFINE_integer("num_probes", 3000, "Probe sentences.")
-_SEED = flags.DEFINE_integer("seed", 1, "Seed of the probe sampler.")
-_OUT = flags.DEFINE_string("out", "results/agreement", "Output folder.")
-
 # Distance buckets: words strictly between the subject's noun and the verb.
 BUCKETS = ((0, 0), (1, 2), (3, 4), (5, 7), (8, 11), (12, 1000))
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The flags, defined only when run as a script, so that tests can import
+  the study without clashing with other scripts' flags."""
+  flags.DEFINE_list("workdirs", None, "Run directories.", required=True)
+  flags.DEFINE_list("labels", None, "A label per run (default: names).")
+  flags.DEFINE_integer("num_probes", 3000, "Probe sentences.")
+  flags.DEFINE_integer("seed", 1, "Seed of the probe sampler.")
+  flags.DEFINE_string("out", "results/agreement", "Output folder.")
 
 
 def bucket_name(lo: int, hi: int) -> str:
@@ -93,24 +98,28 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
-    labels = _LABELS.value or [
-        os.path.basename(w.rstrip("/")) for w in _WORKDIRS.value
+    labels = FLAGS.labels or [
+        os.path.basename(w.rstrip("/")) for w in FLAGS.workdirs
     ]
-    if len(labels) != len(_WORKDIRS.value):
+    if len(labels) != len(FLAGS.workdirs):
       raise common.config_lib.ConfigError("--labels needs one label per run")
     probes = synthetic.agreement_probes(
-        synthetic.default_grammar(), _NUM.value, _SEED.value, min_distance=0
+        synthetic.default_grammar(),
+        FLAGS.num_probes,
+        FLAGS.seed,
+        min_distance=0,
     )
     distances = np.array([p["distance"] for p in probes])
     correct = {
         label: verb_correct(w, probes)
-        for label, w in zip(labels, _WORKDIRS.value)
+        for label, w in zip(labels, FLAGS.workdirs)
     }
     rows = accuracy_table(distances, correct)
-    write_outputs(_OUT.value, rows, labels)
-  with open(os.path.join(_OUT.value, "agreement.md")) as f:
+    write_outputs(FLAGS.out, rows, labels)
+  with open(os.path.join(FLAGS.out, "agreement.md")) as f:
     print(f.read(), end="")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

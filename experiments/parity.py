@@ -18,13 +18,20 @@ from absl import flags
 from experiments import common
 from rnnlm_jax import parity
 
-_OUT = flags.DEFINE_string("out", "results/parity", "Output folder.")
-_HIDDEN = flags.DEFINE_integer("hidden", 16, "Hidden units of learned cells.")
-_TRAIN_LENGTH = flags.DEFINE_integer("train_length", 10, "Bits per string.")
-_STEPS = flags.DEFINE_integer("steps", 1500, "Adam steps (batch 64).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of init and training data.")
-
 CELLS = ("rnn_tanh", "lstm")
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The flags, defined only when run as a script, so that tests can import
+  the study without clashing with other scripts' flags."""
+  flags.DEFINE_string("out", "results/parity", "Output folder.")
+  flags.DEFINE_integer("hidden", 16, "Hidden units of learned cells.")
+  flags.DEFINE_integer("train_length", 10, "Bits per string.")
+  flags.DEFINE_integer("steps", 1500, "Adam steps (batch 64).")
+  flags.DEFINE_integer("seed", 0, "Seed of init and training data.")
 
 
 def run_study(
@@ -98,22 +105,23 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
     lengths = tuple(
-        _TRAIN_LENGTH.value * f
+        FLAGS.train_length * f
         for f in (0.5, 1, 2, 4, 8, 16)
-        if f * _TRAIN_LENGTH.value >= 1
+        if f * FLAGS.train_length >= 1
     )
     lengths = tuple(sorted({int(n) for n in lengths}))
     rows = run_study(
-        hidden=_HIDDEN.value,
-        train_length=_TRAIN_LENGTH.value,
-        steps=_STEPS.value,
+        hidden=FLAGS.hidden,
+        train_length=FLAGS.train_length,
+        steps=FLAGS.steps,
         lengths=lengths,
-        seed=_SEED.value,
+        seed=FLAGS.seed,
     )
-    write_outputs(_OUT.value, rows, lengths)
-  with open(os.path.join(_OUT.value, "parity.md")) as f:
+    write_outputs(FLAGS.out, rows, lengths)
+  with open(os.path.join(FLAGS.out, "parity.md")) as f:
     print(f.read(), end="")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
