@@ -678,6 +678,19 @@ class NGramLM:
     total, count = self.score(ids, start_id, reset_at_eos)
     return math.exp(-total / count) if total > -math.inf else math.inf
 
+  def context(self, stream: Sequence[int], start_id: int) -> list[int]:
+    """The history the model conditions on after ``stream`` (the ids after
+    ``start_id``): the last n - 1 ids of the padded stream, cut after its
+    last ``start_id`` in reset mode."""
+    n = self.order
+    if n == 1:
+      return []
+    hist = [start_id] * (n - 1) + list(stream)
+    ctx = hist[len(hist) - (n - 1) :]
+    if self.reset_at_eos and start_id in ctx:
+      ctx = ctx[len(ctx) - 1 - ctx[::-1].index(start_id) :]
+    return ctx
+
   def sample(
       self,
       rng: np.random.Generator | int,
@@ -707,13 +720,10 @@ class NGramLM:
         if isinstance(rng, np.random.Generator)
         else np.random.default_rng(rng)
     )
-    n = self.order
-    hist = [start_id] * max(n - 1, 1) + prompt
+    stream = list(prompt)
     out: list[int] = []
     for _ in range(int(max_len)):
-      ctx = hist[len(hist) - (n - 1) :] if n > 1 else []
-      if self.reset_at_eos and start_id in ctx:
-        ctx = ctx[len(ctx) - 1 - ctx[::-1].index(start_id) :]
+      ctx = self.context(stream, start_id)
       p = self._dense(ctx)
       if reweight is not None:
         p = reweight(p)
@@ -724,7 +734,7 @@ class NGramLM:
         )
       tok = int(rng.choice(self.vocab_size, p=p / s))
       out.append(tok)
-      hist.append(tok)
+      stream.append(tok)
       if tok == stop_id:
         break
     return out

@@ -170,6 +170,37 @@ def beam_search(
   return toks[order], len_K[order], score_K[order], norm[order]
 
 
+def beam_search_counted(
+    model: ngram.NGramLM,
+    prefix: list[int],
+    beam: int,
+    max_len: int,
+    stop_id: int = -1,
+    alpha: float = 0.0,
+) -> list[tuple[list[int], float, float]]:
+  """beam_search for a count-based model, in NumPy: up to ``beam``
+  (tokens, log-probability, normalised score), best first."""
+  # (tokens, log p, finished)
+  hyps = [([], 0.0, False)]
+  for _ in range(max_len):
+    cands = []
+    for toks, lp, done in hyps:
+      if done:
+        cands.append((toks, lp, True))
+        continue
+      logp = model.logprob_next(model.context(prefix[1:] + toks, prefix[0]))
+      for tok in np.argsort(-logp)[:beam]:
+        if np.isfinite(logp[tok]):
+          cands.append(
+              (toks + [int(tok)], lp + float(logp[tok]), int(tok) == stop_id)
+          )
+    hyps = sorted(cands, key=lambda h: -h[1])[:beam]
+    if all(done for _, _, done in hyps):
+      break
+  scored = [(toks, lp, lp / max(len(toks), 1) ** alpha) for toks, lp, _ in hyps]
+  return sorted(scored, key=lambda h: -h[2])
+
+
 def reweight(p: np.ndarray, decoding: Decoding) -> np.ndarray:
   """filter_logits for a probability vector, in NumPy: unnormalised
   weights (one-hot at the argmax when greedy)."""
@@ -311,15 +342,22 @@ def beam_run(
   if max_len < 1:
     raise SamplingError(f"max_len must be >= 1, got {max_len}")
   cfg = rundir.load_run_config(workdir)
-  if cfg.model.kind == "count_ngram":
-    raise SamplingError(
-        "beam search needs a neural model (rnn, neural_ngram, maxent)"
-    )
   vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
   level = cfg.data.level
   stop = vocab.eos_id if level == "word" else None
-  params, _ = checkpoint.restore_params(workdir, slot)
   out = []
+  if cfg.model.kind == "count_ngram":
+    model = ngram.load(os.path.join(workdir, rundir.NGRAM_FILE))
+    for prompt in prompts:
+      prefix = encode_prompt(vocab, level, prompt)
+      best = beam_search_counted(
+          model, prefix, beam, max_len, -1 if stop is None else stop, alpha
+      )
+      for toks, lp, sc in best[:num_best]:
+        text = detokenize(vocab.decode(prefix[1:] + toks), level)
+        out.append((text, lp, sc))
+    return out
+  params, _ = checkpoint.restore_params(workdir, slot)
   for prompt in prompts:
     prefix = encode_prompt(vocab, level, prompt)
     toks, lens, logp, norm = jax.device_get(

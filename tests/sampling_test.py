@@ -188,3 +188,25 @@ def test_beam_stops_at_the_stop_token_and_normalises_length():
     np.testing.assert_allclose(s, lp / n, rtol=1e-6)
     np.testing.assert_allclose(sequence_logprob([0], row[:n]), lp, rtol=1e-5)
   assert (np.diff(np.asarray(norm)) <= 1e-6).all()
+
+
+def test_counted_full_beam_is_the_exact_ranking_and_beam_one_is_greedy():
+  rng = np.random.default_rng(1)
+  ids = rng.integers(0, V, 300)
+  model = ngram.fit(ids, 3, V, "modified_kneser_ney", start_id=0)
+  best = sampling.beam_search_counted(model, [0, 5], V**2, 2)
+
+  def logprob(cont):
+    seq = [0, 0, 5, *cont]
+    return sum(
+        model.logprob_next(seq[i - 2 : i])[seq[i]] for i in range(3, len(seq))
+    )
+
+  brute = sorted((logprob((a, b)) for a in range(V) for b in range(V)))[::-1]
+  np.testing.assert_allclose([lp for _, lp, _ in best], brute, rtol=1e-9)
+  for toks, lp, _ in best[:5]:
+    np.testing.assert_allclose(logprob(toks), lp, rtol=1e-9)
+  (greedy,) = sampling.sample_counted(
+      model, 0, [[0, 5]], 6, sampling.Decoding(0.0)
+  )
+  assert sampling.beam_search_counted(model, [0, 5], 1, 6)[0][0] == greedy
