@@ -97,3 +97,13 @@ def save_study(out: str, name: str, markdown: str, fig) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   plt.close(fig)
+
+
+def run_labels(workdirs: list[str], labels: list[str] | None) -> list[str]:
+  """One label per run directory: the given ones, or the folder names."""
+  labels = labels or [os.path.basename(w.rstrip("/")) for w in workdirs]
+  if len(labels) != len(workdirs):
+    raise config_lib.ConfigError(
+        f"--labels has {len(labels)} labels for {len(workdirs)} runs"
+    )
+  return labels

@@ -375,11 +375,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
-    labels = FLAGS.labels or [
-        os.path.basename(w.rstrip("/")) for w in FLAGS.workdirs
-    ]
-    if len(labels) != len(FLAGS.workdirs):
-      raise config_lib.ConfigError("--labels needs one label per run")
+    labels = common.run_labels(FLAGS.workdirs, FLAGS.labels)
     s = QUICK if FLAGS.quick else DEFAULT
     if FLAGS.steps:
       s = s._replace(steps=FLAGS.steps)

@@ -4,7 +4,6 @@ with a carried state, causality, and the loss of an uninformed model."""
 import math
 
 import jax
-import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -42,7 +41,7 @@ def mean_loss(params, cfg, x, y, carry=None):
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
-def test_gradients_match_finite_differences(cell):
+def test_gradients_match_finite_differences(cell, check_gradient):
   cfg = tiny(cell)
   x, y = tokens(1), tokens(2)
   with jax.enable_x64(True):
@@ -50,20 +49,7 @@ def test_gradients_match_finite_differences(cell):
         lambda a: a.astype(jnp.float64), models.init_lm(jax.random.key(0), cfg)
     )
     loss = lambda p: mean_loss(p, cfg, x, y)
-    grads = jax.grad(loss)(params)
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    gflat, _ = jax.flatten_util.ravel_pytree(grads)
-    rng = np.random.default_rng(0)
-    for _ in range(3):
-      direction = rng.normal(size=flat.shape)
-      direction /= np.linalg.norm(direction)
-      eps = 1e-5
-      plus = loss(unravel(flat + eps * direction))
-      minus = loss(unravel(flat - eps * direction))
-      numeric = (plus - minus) / (2 * eps)
-      np.testing.assert_allclose(
-          float(gflat @ direction), float(numeric), rtol=1e-6, atol=1e-9
-      )
+    check_gradient(loss, params)
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])

@@ -1,0 +1,30 @@
+"""Shared test helpers."""
+
+import jax
+import jax.flatten_util
+import numpy as np
+import pytest
+
+
+def _check_directional_derivatives(loss, params, num=3, eps=1e-5):
+  """jax.grad(loss)(params) against central differences along random unit
+  directions (call under jax.enable_x64 with float64 params)."""
+  grads = jax.grad(loss)(params)
+  flat, unravel = jax.flatten_util.ravel_pytree(params)
+  gflat, _ = jax.flatten_util.ravel_pytree(grads)
+  rng = np.random.default_rng(0)
+  for _ in range(num):
+    direction = rng.normal(size=flat.shape)
+    direction /= np.linalg.norm(direction)
+    numeric = (
+        loss(unravel(flat + eps * direction))
+        - loss(unravel(flat - eps * direction))
+    ) / (2 * eps)
+    np.testing.assert_allclose(
+        float(gflat @ direction), float(numeric), rtol=1e-6, atol=1e-9
+    )
+
+
+@pytest.fixture
+def check_gradient():
+  return _check_directional_derivatives
