@@ -181,12 +181,11 @@ def cell_rows(out: str, s: Settings) -> list[dict]:
 def workdir_rows(workdirs, labels, s: Settings) -> list[dict]:
   rows = []
   for workdir, label in zip(workdirs, labels):
-    cfg = rundir.load_run_config(workdir)
-    vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
-    corpus = corpus_lib.load_corpus(cfg.data, vocab)
-    x, y = valid_sequences(corpus, s)
     slot = "best" if checkpoint.latest_step(workdir, "best") else "latest"
-    params, _ = checkpoint.restore_params(workdir, slot)
+    trained = rundir.load_trained(workdir, slot)
+    cfg, params = trained.cfg, trained.params
+    corpus = corpus_lib.load_corpus(cfg.data, trained.vocab)
+    x, y = valid_sequences(corpus, s)
     results = os.path.join(workdir, rundir.RESULTS_FILE)
     ppl = None
     if os.path.exists(results):

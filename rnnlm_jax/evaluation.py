@@ -1,13 +1,9 @@
 """Perplexity over whole splits, for the training loop and for saved runs."""
 
-import os
-
 import jax
 
-from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
-from rnnlm_jax import data
 from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
 from rnnlm_jax import ngram
@@ -109,15 +105,14 @@ def evaluate_run(
       raise ValueError(
           f"unknown split {split!r}; choose from {corpus_lib.SPLITS}"
       )
-  cfg = rundir.load_run_config(workdir)
+  trained = rundir.load_trained(workdir, slot)
+  cfg = trained.cfg
   if data_dir:
     cfg = config_lib.replace(cfg, data={"dir": data_dir, "source": "files"})
-  vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
-  corpus = corpus_lib.load_corpus(cfg.data, vocab)
-  if cfg.model.kind == "count_ngram":
-    model = ngram.load(os.path.join(workdir, rundir.NGRAM_FILE))
-    return counted_report(model, corpus, cfg.data.level, splits)
-  params, record = checkpoint.restore_params(workdir, slot)
+  corpus = corpus_lib.load_corpus(cfg.data, trained.vocab)
+  if trained.counts is not None:
+    return counted_report(trained.counts, corpus, cfg.data.level, splits)
+  params, record = trained.params, trained.record
   evaluator = Evaluator(cfg, corpus, batch_size)
   return {
       "step": record["step"],

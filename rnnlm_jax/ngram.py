@@ -129,12 +129,10 @@ probabilities. "mle" and "add_delta" are not backoff models and are refused.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any

@@ -9,11 +9,15 @@ config may continue a directory.
   ngram.npz      the counts of a count-based n-gram model (its "checkpoint")
 """
 
+import dataclasses
 import json
 import os
+from typing import Any
 
+from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import data
+from rnnlm_jax import ngram
 from rnnlm_jax.config import Config
 
 CONFIG_FILE = "config.json"
@@ -115,3 +119,25 @@ def write_run_files(
     write_text_atomic(
         os.path.join(workdir, COMMAND_FILE), f"#!/bin/sh\n{command}\n"
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+  """A run directory's model, ready to use."""
+
+  cfg: Config
+  vocab: data.Vocab
+  params: Any  # neural models; None for a count-based model
+  counts: ngram.NGramLM | None  # the count-based model; None otherwise
+  record: dict  # the checkpoint's record (step, epoch, ...)
+
+
+def load_trained(workdir: str, slot: str = "best") -> Trained:
+  """Config, vocabulary and the model of a run directory's checkpoint."""
+  cfg = load_run_config(workdir)
+  vocab = data.Vocab.load(os.path.join(workdir, VOCAB_FILE))
+  if cfg.model.kind == "count_ngram":
+    counts = ngram.load(os.path.join(workdir, NGRAM_FILE))
+    return Trained(cfg, vocab, None, counts, {"step": 0})
+  params, record = checkpoint.restore_params(workdir, slot)
+  return Trained(cfg, vocab, params, None, record)

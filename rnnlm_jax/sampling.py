@@ -18,14 +18,12 @@ least p).
 
 import dataclasses
 import functools
-import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlm_jax import checkpoint
 from rnnlm_jax import data
 from rnnlm_jax import models
 from rnnlm_jax import ngram
@@ -278,20 +276,17 @@ def sample_run(
   if max_len < 1:
     raise SamplingError(f"max_len must be >= 1, got {max_len}")
   decoding.check()
-  cfg = rundir.load_run_config(workdir)
-  vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
-  level = cfg.data.level
+  t = rundir.load_trained(workdir, slot)
+  vocab, level = t.vocab, t.cfg.data.level
   encoded = [
       encode_prompt(vocab, level, p)
       for p in prompts
       for _ in range(num_samples)
   ]
   t0 = time.perf_counter()
-  if cfg.model.kind == "count_ngram":
-    model = ngram.load(os.path.join(workdir, rundir.NGRAM_FILE))
-    drawn = sample_counted(model, seed, encoded, max_len, decoding)
+  if t.counts is not None:
+    drawn = sample_counted(t.counts, seed, encoded, max_len, decoding)
   else:
-    params, _ = checkpoint.restore_params(workdir, slot)
     lens = np.array([len(p) for p in encoded], np.int32)
     padded = np.zeros((len(encoded), lens.max()), np.int32)
     for b, p in enumerate(encoded):
@@ -299,8 +294,8 @@ def sample_run(
     stream = np.asarray(
         jax.device_get(
             sample_ids(
-                params,
-                cfg.model,
+                t.params,
+                t.cfg.model,
                 jax.random.key(seed),
                 jnp.asarray(padded),
                 jnp.asarray(lens),
@@ -341,29 +336,26 @@ def beam_run(
     raise SamplingError(f"need 1 <= num_samples <= beam={beam}, got {num_best}")
   if max_len < 1:
     raise SamplingError(f"max_len must be >= 1, got {max_len}")
-  cfg = rundir.load_run_config(workdir)
-  vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
-  level = cfg.data.level
+  t = rundir.load_trained(workdir, slot)
+  vocab, level = t.vocab, t.cfg.data.level
   stop = vocab.eos_id if level == "word" else None
   out = []
-  if cfg.model.kind == "count_ngram":
-    model = ngram.load(os.path.join(workdir, rundir.NGRAM_FILE))
+  if t.counts is not None:
     for prompt in prompts:
       prefix = encode_prompt(vocab, level, prompt)
       best = beam_search_counted(
-          model, prefix, beam, max_len, -1 if stop is None else stop, alpha
+          t.counts, prefix, beam, max_len, -1 if stop is None else stop, alpha
       )
       for toks, lp, sc in best[:num_best]:
         text = detokenize(vocab.decode(prefix[1:] + toks), level)
         out.append((text, lp, sc))
     return out
-  params, _ = checkpoint.restore_params(workdir, slot)
   for prompt in prompts:
     prefix = encode_prompt(vocab, level, prompt)
     toks, lens, logp, norm = jax.device_get(
         beam_search(
-            params,
-            cfg.model,
+            t.params,
+            t.cfg.model,
             jnp.asarray(prefix, jnp.int32),
             beam,
             max_len,

@@ -9,14 +9,12 @@ one function for every model family:
   natural-log probabilities.
 """
 
-import os
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlm_jax import checkpoint
 from rnnlm_jax import data
 from rnnlm_jax import losses
 from rnnlm_jax import models
@@ -82,17 +80,18 @@ def load_scorer(
     workdir: str, slot: str = "best"
 ) -> tuple[Scorer, data.Vocab, Config]:
   """(score function, vocabulary, config) of a run directory."""
-  cfg = rundir.load_run_config(workdir)
-  vocab = data.Vocab.load(os.path.join(workdir, rundir.VOCAB_FILE))
-  start = vocab.boundary_id
-  if cfg.model.kind == "count_ngram":
-    model = ngram.load(os.path.join(workdir, rundir.NGRAM_FILE))
-    return (lambda seqs: counted_token_logprobs(model, seqs, start)), vocab, cfg
-  params, _ = checkpoint.restore_params(workdir, slot)
+  t = rundir.load_trained(workdir, slot)
+  start = t.vocab.boundary_id
+  if t.counts is not None:
+    return (
+        lambda seqs: counted_token_logprobs(t.counts, seqs, start),
+        t.vocab,
+        t.cfg,
+    )
   return (
-      lambda seqs: neural_token_logprobs(params, cfg.model, seqs, start),
-      vocab,
-      cfg,
+      lambda seqs: neural_token_logprobs(t.params, t.cfg.model, seqs, start),
+      t.vocab,
+      t.cfg,
   )
 
 
