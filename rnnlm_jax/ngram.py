@@ -922,31 +922,8 @@ class NGramLM:
 # --------------------------------------------------------------------------------------------
 
 
-def fit(
-    ids: np.ndarray,
-    order: int,
-    vocab_size: int,
-    method: str = "modified_kneser_ney",
-    delta: float = 1.0,
-    *,
-    start_id: int | None = None,
-    reset_at_eos: bool = False,
-) -> NGramLM:
-  """:meth:`NGramLM.fit`."""
-  return NGramLM.fit(
-      ids,
-      order,
-      vocab_size,
-      method,
-      delta,
-      start_id=start_id,
-      reset_at_eos=reset_at_eos,
-  )
-
-
-def load(path: str | os.PathLike) -> NGramLM:
-  """:meth:`NGramLM.load`."""
-  return NGramLM.load(path)
+fit = NGramLM.fit
+load = NGramLM.load
 
 
 def read_arpa(path: str | os.PathLike) -> ArpaModel:
