@@ -95,7 +95,13 @@ def _dropout(key, rate, x):
 
 
 def hidden_states(
-    params, cfg: ModelConfig, carry, x_BT, reset_BT=None, dropout_key=None
+    params,
+    cfg: ModelConfig,
+    carry,
+    x_BT,
+    reset_BT=None,
+    dropout_key=None,
+    dropout_rate=None,
 ):
   """Top-layer states h_BTH and the final carry.
 
@@ -106,13 +112,16 @@ def hidden_states(
     x_BT: int token ids.
     reset_BT: optional bool mask; zero the state before consuming x_BT[b, t].
     dropout_key: a PRNG key turns dropout on (training); None turns it off.
+    dropout_rate: the rate, possibly traced (vectorised trials); default
+      cfg.dropout. Dropout is built only where cfg.dropout > 0.
   """
   cell = cells_lib.get_cell(cfg.cell)
   use_dropout = dropout_key is not None and cfg.dropout > 0
   keys = (
       jax.random.split(dropout_key, cfg.num_layers + 1) if use_dropout else None
   )
-  drop = lambda l, h: _dropout(keys[l], cfg.dropout, h) if use_dropout else h
+  rate = cfg.dropout if dropout_rate is None else dropout_rate
+  drop = lambda l, h: _dropout(keys[l], rate, h) if use_dropout else h
 
   x_TBE = jnp.take(params["embed"], x_BT.T, axis=0)
   x_TBE = drop(0, x_TBE)
@@ -131,7 +140,13 @@ def hidden_states(
 
 
 def apply_lm(
-    params, cfg: ModelConfig, carry, x_BT, reset_BT=None, dropout_key=None
+    params,
+    cfg: ModelConfig,
+    carry,
+    x_BT,
+    reset_BT=None,
+    dropout_key=None,
+    dropout_rate=None,
 ):
   """Next-token logits.
 
@@ -141,7 +156,11 @@ def apply_lm(
   _check_kind(cfg)
   if cfg.kind in _WINDOW_MODELS:
     apply = _WINDOW_MODELS[cfg.kind][1]
-    return apply(params, cfg, carry, x_BT, reset_BT, dropout_key)
-  h_BTH, carry = hidden_states(params, cfg, carry, x_BT, reset_BT, dropout_key)
+    return apply(
+        params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
+    )
+  h_BTH, carry = hidden_states(
+      params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
+  )
   logits_BTV = h_BTH @ output_weights(params) + params["out"]["b"]
   return logits_BTV, carry

@@ -1,9 +1,18 @@
 """Optimizers and learning-rate schedules, all from optax.
 
+The peak learning rate and the clipping norm are held in the optimizer
+state (optax.inject_hyperparams), not closed over: trials that differ only
+in them share one compiled step and are vmapped over their states
+(rnnlm_jax.trials). The schedule's shape is built at learning rate 1 and
+scaled by the stored rate, which every optimizer here allows (each update
+is linear in its learning rate).
+
 Non-finite gradients never reach the parameters: the update is skipped
 (optax.apply_if_finite / MultiSteps' skip_not_finite) and the training loop
 stops with the step range at its next metrics fetch.
 """
+
+import dataclasses
 
 import optax
 
@@ -68,7 +77,12 @@ def _base(cfg: OptimConfig, lr):
   raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
-def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
+def make_optimizer(
+    cfg: OptimConfig,
+    steps_per_epoch: int,
+    num_epochs: int,
+    clip: bool | None = None,
+):
   """The full gradient transformation and its learning-rate schedule.
 
   Gradient accumulation (optax.MultiSteps) turns one update into the mean of
@@ -76,15 +90,33 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   SGD, 1 with batch B is minibatch SGD, and -1 is full-batch gradient descent
   (one update per epoch).
 
+  Args:
+    cfg: the optimizer config.
+    steps_per_epoch: train steps per epoch.
+    num_epochs: epochs (for schedules that need the total).
+    clip: whether the chain clips; default cfg.clip_norm > 0. A vectorised
+      group whose trials disagree clips in every trial, at an infinite norm
+      where clip_norm is 0 (which leaves the gradients exactly as they are).
+
   Returns:
     (optax.GradientTransformationExtraArgs, schedule(update_count) -> lr).
   """
-  schedule = make_schedule(cfg, steps_per_epoch, num_epochs)
+  unit = make_schedule(
+      dataclasses.replace(cfg, learning_rate=1.0), steps_per_epoch, num_epochs
+  )
   parts = []
-  if cfg.clip_norm > 0:
-    parts.append(optax.clip_by_global_norm(cfg.clip_norm))
-  parts.append(_base(cfg, schedule))
+  if cfg.clip_norm > 0 if clip is None else clip:
+    parts.append(
+        optax.inject_hyperparams(optax.clip_by_global_norm)(
+            max_norm=cfg.clip_norm if cfg.clip_norm > 0 else float("inf")
+        )
+    )
+  parts.append(_base(cfg, unit))
+  parts.append(
+      optax.inject_hyperparams(optax.scale)(step_size=cfg.learning_rate)
+  )
   tx = optax.chain(*parts)
+  schedule = lambda count: cfg.learning_rate * unit(count)
   k = accum_steps(cfg, steps_per_epoch)
   if k > 1:
     tx = optax.MultiSteps(

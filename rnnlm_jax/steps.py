@@ -4,6 +4,11 @@ Everything a run needs to continue exactly lives in TrainState: parameters,
 optimizer state, the truncated-BPTT carry, the step counter and the PRNG key.
 Per-step randomness is jax.random.fold_in(key, step), so a resumed run draws
 the same dropout masks as an uninterrupted one.
+
+Hyperparameters that vectorised trials may vary are data too: the learning
+rate and clipping norm in the optimizer state (see rnnlm_jax.optim), the
+dropout rate in ``TrainState.hparams``. ``vectorise`` turns a step into one
+over K stacked states, one per trial, sharing the batches.
 """
 
 from typing import Any
@@ -29,6 +34,8 @@ class TrainState:
   # loss once per epoch; its scale multiplies every update (1 unless the
   # plateau schedule is on).
   plateau: Any
+  # {"dropout": rate}: a traced value, so trials may differ in it.
+  hparams: Any
 
 
 def init_train_state(
@@ -44,6 +51,7 @@ def init_train_state(
       carry=models.init_carry(cfg, batch_size),
       key=jax.random.key_data(state_key),
       plateau=plateau_tx.init(params),
+      hparams={"dropout": jnp.float32(cfg.dropout)},
   )
 
 
@@ -82,7 +90,13 @@ def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
 
     def loss_fn(params):
       logits, new_carry = models.apply_lm(
-          params, cfg, carry, batch["x"], batch["reset"], key
+          params,
+          cfg,
+          carry,
+          batch["x"],
+          batch["reset"],
+          key,
+          state.hparams["dropout"],
       )
       nll_BT = losses.token_nll(logits, batch["y"])
       objective = losses.training_loss(nll_BT, batch["mask"], loss_reduction)
@@ -101,6 +115,25 @@ def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
     return new_state, {"nll": nll, "count": count, "grad_norm": grad_norm}
 
   return jax.jit(train_step, donate_argnums=0)
+
+
+def vectorise(step_fn, shared_batches: bool = True):
+  """``step(states, batches)`` over K trials stacked on a leading axis, as
+  one compiled program: ``batches`` are shared (or stacked per trial when
+  ``shared_batches`` is False, as for sentence-mode trials with their own
+  shuffles); metrics come back as [K] arrays."""
+  in_axes = (0, None if shared_batches else 0)
+  return jax.jit(jax.vmap(step_fn, in_axes=in_axes), donate_argnums=0)
+
+
+def stack(trees):
+  """K pytrees of equal structure as one with a leading axis of K."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack(tree, k: int):
+  """Trial k of a stacked pytree."""
+  return jax.tree.map(lambda x: x[k], tree)
 
 
 def make_evaluate(cfg: ModelConfig):

@@ -109,14 +109,17 @@ def init_neural(key, cfg: ModelConfig):
   return params
 
 
-def apply_neural(params, cfg: ModelConfig, carry, x_BT, reset_BT, dropout_key):
+def apply_neural(
+    params, cfg: ModelConfig, carry, x_BT, reset_BT, dropout_key, rate=None
+):
   ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
   B, T, K = ctx_BTK.shape
   use_dropout = dropout_key is not None and cfg.dropout > 0
   keys = (
       jax.random.split(dropout_key, cfg.num_layers + 1) if use_dropout else None
   )
-  drop = lambda i, h: _dropout(keys[i], cfg.dropout, h) if use_dropout else h
+  rate = cfg.dropout if rate is None else rate
+  drop = lambda i, h: _dropout(keys[i], rate, h) if use_dropout else h
   e_BTF = jnp.take(params["embed"], ctx_BTK, axis=0).reshape(B, T, -1)
   e_BTF = drop(0, e_BTF)
   h = e_BTF
@@ -154,12 +157,14 @@ def context_offsets(ctx_BTK, hash_bits: int):
   return ((jnp.stack(out, axis=-1) * _WORD) >> shift).astype(jnp.int32)
 
 
-def apply_maxent(params, cfg: ModelConfig, carry, x_BT, reset_BT, dropout_key):
+def apply_maxent(
+    params, cfg: ModelConfig, carry, x_BT, reset_BT, dropout_key, rate=None
+):
   """The feature (context c, word w) has the weight table[offset(c) + w]:
   each context's V weights are one contiguous run at a hashed offset, so
   the lookup is a slice per context rather than V scattered reads (three
   times faster on a CPU), and a collision pairs (c, w) with (c', w + d)."""
-  del dropout_key
+  del dropout_key, rate  # No dropout in the log-linear model.
   ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
   B, T, K = ctx_BTK.shape
   V = cfg.vocab_size

@@ -75,6 +75,7 @@ def test_plateau_follows_the_validation_loss(patience, want):
       carry=(),
       key=0,
       plateau=plateau_tx.init({}),
+      hparams={},
   )
   scales = []
   for valid_loss in [
