@@ -156,9 +156,7 @@ def apply_lm(
   _check_kind(cfg)
   if cfg.kind in _WINDOW_MODELS:
     apply = _WINDOW_MODELS[cfg.kind][1]
-    return apply(
-        params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
-    )
+    return apply(params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate)
   h_BTH, carry = hidden_states(
       params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
   )
