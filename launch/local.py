@@ -1,0 +1,173 @@
+"""The local executor: runs jobs as child processes, a bounded number at once.
+
+With GPUs (counted with `nvidia-smi -L`), each job gets one GPU of its own
+through CUDA_VISIBLE_DEVICES and the default concurrency is the number of
+GPUs. TPUs are not handled (their equivalent would be TPU_VISIBLE_CHIPS).
+On CPU the default concurrency is max(1, cores // 2) and each job is pinned
+(sched_setaffinity) to its own share of the cores: XLA's CPU thread pools
+size themselves from the affinity mask, so concurrent runs do not
+oversubscribe the machine. (XLA 0.10 has no intra-op thread-count flag;
+--xla_cpu_multi_thread_eigen=false alone would make each run single-threaded
+whatever its share.) OMP_NUM_THREADS is set to the share for the libraries
+that read it.
+"""
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Callable, Sequence
+
+
+@dataclasses.dataclass
+class Job:
+  """One process: a run alone or a vectorised group.
+
+  Attributes:
+    name: the run's or group's name.
+    argv: the command.
+    log: the file that receives its stdout and stderr.
+    run_dirs: the run directories it writes.
+  """
+
+  name: str
+  argv: list[str]
+  log: str
+  run_dirs: list[str]
+
+
+def count_gpus() -> int:
+  """The number of NVIDIA GPUs `nvidia-smi -L` lists (0 without it)."""
+  try:
+    out = subprocess.run(
+        ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30
+    )
+  except (OSError, subprocess.TimeoutExpired):
+    return 0
+  if out.returncode != 0:
+    return 0
+  return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+def cpu_cores() -> list[int]:
+  return sorted(os.sched_getaffinity(0))
+
+
+def default_parallel(num_gpus: int, num_cores: int) -> int:
+  return num_gpus if num_gpus else max(1, num_cores // 2)
+
+
+def slots(parallel: int, num_gpus: int, cores: Sequence[int]) -> list[dict]:
+  """What each of `parallel` concurrent slots gets.
+
+  Returns:
+    One dict per slot: env (variables to set) and cpus (the cores to pin
+    to, or None).
+  """
+  if parallel < 1:
+    raise ValueError(f"--parallel must be at least 1, got {parallel}")
+  if num_gpus:
+    if parallel > num_gpus:
+      raise ValueError(f"--parallel={parallel} but only {num_gpus} GPUs")
+    return [
+        {"env": {"CUDA_VISIBLE_DEVICES": str(i)}, "cpus": None}
+        for i in range(parallel)
+    ]
+  if parallel > len(cores):
+    # More runs than cores: share all of them rather than pin several to one.
+    return [{"env": {}, "cpus": None} for _ in range(parallel)]
+  share = len(cores) // parallel
+  return [
+      {
+          "env": {"OMP_NUM_THREADS": str(share)},
+          "cpus": set(cores[i * share : (i + 1) * share]),
+      }
+      for i in range(parallel)
+  ]
+
+
+def pid_alive(pid, host: str | None = None) -> bool | None:
+  """Whether process pid is alive (not a zombie) on this host; None when
+  the record is from another host, where we cannot tell."""
+  if host and host != socket.gethostname():
+    return None
+  if not isinstance(pid, int) or pid <= 0:
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  try:
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+      state = f.read().rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+  except (OSError, IndexError):
+    return True
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    parallel: int,
+    num_gpus: int = 0,
+    on_start: Callable[[Job, int], None] = lambda job, pid: None,
+    on_end: Callable[[Job, int], None] = lambda job, code: None,
+    poll_s: float = 0.2,
+    cwd: str | None = None,
+) -> dict[str, int]:
+  """Runs the jobs, at most `parallel` at once; one failure stops nothing.
+
+  Each child is its own session (so a Ctrl-C of the launcher reaches it only
+  through the launcher, which passes SIGINT/SIGTERM on and waits).
+
+  Returns:
+    Job name -> exit status.
+  """
+  free = list(slots(parallel, num_gpus, cpu_cores()))
+  queue = list(jobs)
+  running: dict[subprocess.Popen, tuple[Job, dict, object]] = {}
+  codes = {}
+
+  def start(job, slot):
+    os.makedirs(os.path.dirname(job.log) or ".", exist_ok=True)
+    log = open(job.log, "ab")
+    log.write(f"$ {subprocess.list2cmdline(job.argv)}\n".encode())
+    log.flush()
+    cpus = slot["cpus"]
+    proc = subprocess.Popen(
+        job.argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **slot["env"]},
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+    running[proc] = (job, slot, log)
+    on_start(job, proc.pid)
+
+  try:
+    while queue or running:
+      while queue and free:
+        start(queue.pop(0), free.pop(0))
+      for proc in list(running):
+        code = proc.poll()
+        if code is None:
+          continue
+        job, slot, log = running.pop(proc)
+        log.close()
+        free.append(slot)
+        codes[job.name] = code
+        on_end(job, code)
+      time.sleep(poll_s)
+  except KeyboardInterrupt:
+    for proc in running:
+      proc.send_signal(signal.SIGTERM)
+    for proc in running:
+      proc.wait()
+    raise
+  return codes

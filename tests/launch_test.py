@@ -1,0 +1,497 @@
+"""The sweep launcher: expansion, grouping, run states, the launch cycle with a
+stand-in for experiments.train (fails once, then succeeds), SLURM rendering,
+and one real tiny sweep end to end."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from launch import local
+from launch import slurm
+from launch import sweeps
+from launch.sweeps import Sweep, product, zip_
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def launch(*args, timeout=300):
+  return subprocess.run(
+      [sys.executable, "-m", "launch.sweep", *args],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+  )
+
+
+# ---------------------------------------------------------------------------
+# Expansion and grouping.
+
+
+def test_arch_x_tbptt_is_15_cells_times_3_seeds():
+  sweep = sweeps.load_sweep("experiments/sweeps/arch_x_tbptt.py")
+  runs = sweeps.expand(sweep)
+  assert len(runs) == 45 and len({r.name for r in runs}) == 45
+  expected = [
+      (cell, bptt, seed)
+      for cell in ["rnn_tanh", "gru", "lstm"]
+      for bptt in [5, 10, 20, 35, 70]
+      for seed in [0, 1, 2]
+  ]
+  got = [
+      (
+          r.overrides["model.cell"],
+          r.overrides["data.bptt"],
+          r.overrides["train.seed"],
+      )
+      for r in runs
+  ]
+  assert got == expected
+  by_name = {r.name: r for r in runs}
+  assert by_name["cell=gru+bptt=5+seed=1"].overrides == {
+      "model.cell": "gru",
+      "data.bptt": 5,
+      "train.seed": 1,
+  }
+
+
+def test_ptb_sweeps_reduced_and_full():
+  reduced = sweeps.expand(
+      sweeps.load_sweep("experiments/sweeps/ptb_arch_x_tbptt.py")
+  )
+  full = sweeps.expand(
+      sweeps.load_sweep("experiments/sweeps/ptb_arch_x_tbptt.py:full")
+  )
+  assert len(reduced) == 30 and len(full) == 45
+  # Fixed overrides reach every run but not its name.
+  assert all(r.overrides["model.num_layers"] == 1 for r in reduced)
+  assert "layers" not in reduced[0].name
+  assert "model.num_layers" not in full[0].overrides
+
+
+def test_zip_product_and_fixed():
+  sweep = Sweep(
+      name="t",
+      config="c.py",
+      axes=product(
+          zip_({"optim.learning_rate": [0.1, 0.3], "model.hidden": [8, 16]}),
+          {"model.cell": ["gru", "lstm"]},
+      ),
+      seeds=[4],
+      fixed={"train.num_epochs": 1},
+  )
+  runs = sweeps.expand(sweep)
+  assert [r.name for r in runs] == [
+      "learning_rate=0.1+hidden=8+cell=gru+seed=4",
+      "learning_rate=0.1+hidden=8+cell=lstm+seed=4",
+      "learning_rate=0.3+hidden=16+cell=gru+seed=4",
+      "learning_rate=0.3+hidden=16+cell=lstm+seed=4",
+  ]
+  assert all(r.overrides["train.num_epochs"] == 1 for r in runs)
+  # A plain list of override dicts is an axis too; colliding short names
+  # keep their whole key.
+  runs = sweeps.expand(
+      Sweep(
+          name="t",
+          config="c.py",
+          axes=[{"model.dropout": 0.1, "data.dropout": 0.2}, {}],
+      )
+  )
+  assert [r.name for r in runs] == [
+      "model.dropout=0.1+data.dropout=0.2",
+      "base",
+  ]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: zip_({"a.b": [1, 2], "a.c": [1]}),
+        lambda: product({"a.b": [1]}, {"a.b": [2]}),
+        lambda: product({"a.b": 3}),
+        lambda: sweeps.expand(
+            Sweep("t", "c.py", axes=product({"a.b": [1]}), fixed={"a.b": 2})
+        ),
+        lambda: sweeps.expand(Sweep("t", "c.py", axes=[{"a.b": 1}] * 2)),
+        lambda: sweeps.expand(
+            Sweep("t", "c.py", axes=[{"train.seed": 1}], seeds=[0])
+        ),
+    ],
+)
+def test_bad_sweeps_are_refused(make):
+  with pytest.raises(sweeps.SweepError):
+    make()
+
+
+def test_rendered_overrides_round_trip():
+  assert sweeps.override_args(
+      {"a.b": 0.001, "a.c": True, "a.d": (150, 30, 30), "a.e": "gru"}
+  ) == [
+      "--config.a.b=0.001",
+      "--config.a.c=True",
+      "--config.a.d=(150,30,30)",
+      "--config.a.e=gru",
+  ]
+
+
+def test_vectorize_groups_runs_that_differ_only_in_vectorisable_keys():
+  runs = sweeps.expand(sweeps.load_sweep("experiments/sweeps/arch_x_tbptt.py"))
+  groups = sweeps.group(runs)
+  assert len(groups) == 15
+  assert groups[0].name == "cell=rnn_tanh+bptt=5"
+  for g in groups:
+    assert g.trials == {"train.seed": (0, 1, 2)}
+    assert {r.overrides["model.cell"] for r in g.runs} == {
+        g.shared["model.cell"]
+    }
+  # Learning rate and seed both vectorise; the cell does not.
+  runs = sweeps.expand(
+      Sweep(
+          name="t",
+          config="c.py",
+          axes=product(
+              {"model.cell": ["gru", "lstm"]},
+              {"optim.learning_rate": [0.1, 1.0]},
+          ),
+          seeds=[0, 1],
+          fixed={"optim.clip_norm": 1.0},
+      )
+  )
+  groups = sweeps.group(runs)
+  assert [g.name for g in groups] == ["cell=gru", "cell=lstm"]
+  assert groups[0].trials == {
+      "optim.learning_rate": (0.1, 0.1, 1.0, 1.0),
+      "train.seed": (0, 1, 0, 1),
+  }
+  assert groups[0].shared == {"optim.clip_norm": 1.0, "model.cell": "gru"}
+  cmd = sweeps.group_command("py", "c.py", groups[0], ["d0", "d1", "d2", "d3"])
+  assert cmd == [
+      "py",
+      "-m",
+      "experiments.train",
+      "--config=c.py",
+      "--config.optim.clip_norm=1.0",
+      "--config.model.cell=gru",
+      "--trials=optim.learning_rate=0.1,0.1,1.0,1.0",
+      "--trials=train.seed=0,1,0,1",
+      "--workdir=d0,d1,d2,d3",
+  ]
+  # A group of one is the ordinary single-run command.
+  one = sweeps.group(runs[:1])[0]
+  assert sweeps.group_command("py", "c.py", one, ["d0"]) == (
+      sweeps.train_command("py", "c.py", runs[0].overrides, "d0")
+  )
+
+
+# ---------------------------------------------------------------------------
+# Run states.
+
+
+def test_run_state():
+  assert sweeps.run_state(True, None, None) == "done"
+  assert sweeps.run_state(True, {"exit_code": 1}, False) == "done"
+  assert sweeps.run_state(False, None, None) == "pending"
+  running = {"status": "running", "pid": 1, "exit_code": None}
+  assert sweeps.run_state(False, running, True) == "running"
+  # Started, process gone, no exit status: interrupted, so resumable.
+  assert sweeps.run_state(False, running, False) == "pending"
+  assert sweeps.run_state(False, {"exit_code": 2}, False) == "failed"
+  assert sweeps.run_state(False, {"exit_code": 0}, False) == "failed"
+  # SLURM: the exit status comes from the task's exit file or sacct.
+  assert sweeps.run_state(False, {"job_id": "7"}, False, 1) == "failed"
+
+
+def test_select():
+  states = {"a": "done", "b": "failed", "c": "pending", "d": "running"}
+  assert sweeps.select(states) == ["c"]
+  assert sweeps.select(states, retry_failed=True) == ["b", "c"]
+  assert sweeps.select(states, only=["b"]) == ["b"]
+  assert sweeps.select(states, only=["a", "d"]) == []
+  with pytest.raises(sweeps.SweepError):
+    sweeps.select(states, only=["zz"])
+
+
+def test_a_dead_pid_is_not_alive():
+  proc = subprocess.Popen([sys.executable, "-c", "pass"])
+  proc.wait()
+  assert local.pid_alive(proc.pid) is False
+  assert local.pid_alive(os.getpid()) is True
+  assert local.pid_alive(os.getpid(), host="another-host") is None
+
+
+def test_cpu_slots_split_the_cores():
+  s = local.slots(2, 0, [0, 1, 2, 3, 4])
+  assert [x["cpus"] for x in s] == [{0, 1}, {2, 3}]
+  assert s[0]["env"] == {"OMP_NUM_THREADS": "2"}
+  g = local.slots(2, 4, [0, 1])
+  assert [x["env"]["CUDA_VISIBLE_DEVICES"] for x in g] == ["0", "1"]
+  assert local.default_parallel(0, 2) == 1
+  assert local.default_parallel(0, 16) == 8
+  assert local.default_parallel(4, 16) == 4
+
+
+# ---------------------------------------------------------------------------
+# The launch cycle, with a stand-in for experiments.train.
+
+FAKE_TRAIN = """\
+#!{python}
+# Stands in for `python -m experiments.train`: counts its attempts in each
+# run directory; a GRU or tanh run fails on its first attempt.
+import json, os, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[3:] if "=" in a)
+for d in args["workdir"].split(","):
+  os.makedirs(d, exist_ok=True)
+  path = os.path.join(d, "attempts")
+  n = int(open(path).read()) + 1 if os.path.exists(path) else 1
+  open(path, "w").write(str(n))
+  print("training", d, flush=True)
+  if args.get("config.model.cell") in ("gru", "rnn_tanh") and n == 1:
+    print("error: boom in", d, file=sys.stderr)
+    sys.exit(3)
+  json.dump({{"test_ppl": 1.0}}, open(os.path.join(d, "results.json"), "w"))
+"""
+
+CYCLE_SWEEP = """\
+from launch.sweeps import Sweep, product
+def get_sweep():
+  return Sweep(
+      name="cycle",
+      config="experiments/configs/smoke.py",
+      axes=product({"model.cell": ["lstm", "gru", "rnn_tanh"]}),
+  )
+"""
+
+
+@pytest.fixture
+def cycle(tmp_path):
+  fake = tmp_path / "fake_python"
+  fake.write_text(FAKE_TRAIN.format(python=sys.executable))
+  fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+  sweep = tmp_path / "cycle.py"
+  sweep.write_text(CYCLE_SWEEP)
+  root = tmp_path / "root"
+  args = [f"--sweep={sweep}", f"--root={root}", f"--python={fake}"]
+  return root, args
+
+
+def attempts(root):
+  return {
+      d.name: int((d / "attempts").read_text())
+      for d in root.iterdir()
+      if (d / "attempts").exists()
+  }
+
+
+def test_failed_runs_are_reported_and_retried_alone(cycle):
+  root, args = cycle
+  first = launch(*args, "--parallel=2")
+  assert first.returncode == 1, first.stderr
+  assert "3 runs: 1 done, 0 running, 2 failed, 0 pending" in first.stdout
+  assert "failed: cell=gru" in first.stdout
+  assert "error: boom in" in first.stdout  # the log's tail
+  assert "exit 3" in first.stdout
+  rec = json.loads((root / "cell=gru" / "launch.json").read_text())
+  assert rec["exit_code"] == 3 and rec["status"] == "exited"
+  assert rec["log"].endswith("cell=gru/launch.log")
+
+  again = launch(*args)
+  assert "nothing to launch" in again.stdout and again.returncode == 1
+  assert attempts(root) == {"cell=lstm": 1, "cell=gru": 1, "cell=rnn_tanh": 1}
+
+  only = launch(*args, "--only=cell=gru")
+  assert "2 done, 0 running, 1 failed" in only.stdout
+  assert attempts(root) == {"cell=lstm": 1, "cell=gru": 2, "cell=rnn_tanh": 1}
+
+  retry = launch(*args, "--retry_failed")
+  assert retry.returncode == 0, retry.stdout
+  assert "3 done, 0 running, 0 failed, 0 pending" in retry.stdout
+  assert attempts(root) == {"cell=lstm": 1, "cell=gru": 2, "cell=rnn_tanh": 2}
+
+
+def test_a_run_whose_launcher_died_is_pending_and_resumed(cycle):
+  root, args = cycle
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  run_dir = root / "cell=lstm"
+  run_dir.mkdir(parents=True)
+  sweeps.update_record(
+      str(run_dir), status="running", pid=dead.pid, exit_code=None,
+      host=os.uname().nodename, executor="local",
+  )  # fmt: skip
+  status = launch(*args, "--status")
+  assert "0 running, 0 failed, 3 pending" in status.stdout
+  # A live pid is running, and a launch leaves it alone.
+  sweeps.update_record(str(run_dir), pid=os.getpid())
+  status = launch(*args, "--status", "--only=cell=lstm")
+  assert "1 running" in status.stdout
+  launch(*args, "--only=cell=lstm")
+  assert not (run_dir / "attempts").exists()
+
+
+def test_dry_run_runs_and_writes_nothing(cycle):
+  root, args = cycle
+  out = launch(*args, "--dry_run")
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.count("-m experiments.train") == 3
+  assert "--workdir=" + str(root / "cell=gru") in out.stdout
+  assert not root.exists()
+
+
+def test_vectorize_relaunches_only_unfinished_members(tmp_path):
+  sweep = tmp_path / "seeds.py"
+  sweep.write_text(
+      "from launch.sweeps import Sweep\n"
+      "def get_sweep():\n"
+      "  return Sweep(name='seeds', config='experiments/configs/smoke.py',"
+      " axes=[{'model.cell': 'gru'}], seeds=[0, 1, 2])\n"
+  )
+  root = tmp_path / "root"
+  done = root / "cell=gru+seed=0"
+  done.mkdir(parents=True)
+  (done / "results.json").write_text("{}")
+  out = launch(f"--sweep={sweep}", f"--root={root}", "--vectorize", "--dry_run")
+  assert out.returncode == 0, out.stderr
+  (cmd,) = [l for l in out.stdout.splitlines() if "experiments.train" in l]
+  assert "--trials=train.seed=1,2" in cmd
+  assert f"--workdir={root}/cell=gru+seed=1,{root}/cell=gru+seed=2" in cmd
+
+
+def test_bad_input_is_one_error_line(tmp_path):
+  out = launch(f"--sweep={tmp_path}/missing.py")
+  assert out.returncode == 1
+  assert out.stderr.strip().splitlines() == [
+      f"error: no sweep file {tmp_path}/missing.py"
+  ]
+
+
+# ---------------------------------------------------------------------------
+# SLURM, without SLURM: the rendered script run by hand, recorded outputs.
+
+
+def test_rendered_slurm_script_runs_its_task(cycle, tmp_path):
+  root, args = cycle
+  fake = args[2].split("=", 1)[1]
+  runs = sweeps.expand(sweeps.load_sweep(args[0].split("=", 1)[1]))
+  tasks = []
+  for r in runs:
+    d = str(root / r.name)
+    argv = sweeps.train_command(fake, "c.py", r.overrides, d)
+    tasks.append(slurm.task_line(argv, f"{d}.log", [d]))
+  res = slurm.Resources(
+      partition="gpu", time="1:00:00", cpus=4, gpus=1, mem="8G",
+      max_parallel=2, extra=("--qos=low", "#SBATCH --exclusive"),
+  )  # fmt: skip
+  script = slurm.render(str(root), "cycle-1", tasks, str(ROOT), res)
+  text = Path(script).read_text()
+  for line in [
+      "#SBATCH --array=0-2%2",
+      "#SBATCH --partition=gpu",
+      "#SBATCH --time=1:00:00",
+      "#SBATCH --cpus-per-task=4",
+      "#SBATCH --gres=gpu:1",
+      "#SBATCH --mem=8G",
+      "#SBATCH --qos=low",
+      "#SBATCH --exclusive",
+  ]:
+    assert line in text.splitlines()
+  # Task 1 is the GRU, which fails on its first attempt.
+  env = dict(os.environ, SLURM_ARRAY_TASK_ID="1")
+  out = subprocess.run(["bash", script], env=env, capture_output=True)
+  assert out.returncode == 3
+  assert (root / "cell=gru" / sweeps.EXIT_FILE).read_text() == "3\n"
+  assert "boom" in (root / "cell=gru.log").read_text()
+  out = subprocess.run(["bash", script], env=env, capture_output=True)
+  assert out.returncode == 0
+  assert (root / "cell=gru" / sweeps.EXIT_FILE).read_text() == "0\n"
+  assert (root / "cell=gru" / "results.json").exists()
+  assert not (root / "cell=lstm").exists()
+
+
+def test_parse_squeue_and_sacct():
+  squeue = textwrap.dedent("""\
+      1234_[3-5,8%2]|PENDING
+      1234_1|RUNNING
+      99|RUNNING
+      """)
+  assert slurm.parse_squeue(squeue) == {
+      ("1234", 3): "PENDING",
+      ("1234", 4): "PENDING",
+      ("1234", 5): "PENDING",
+      ("1234", 8): "PENDING",
+      ("1234", 1): "RUNNING",
+  }
+  sacct = textwrap.dedent("""\
+      1234_0|COMPLETED|0:0
+      1234_1|FAILED|3:0
+      1234_2|CANCELLED by 0|0:15
+      1234_6|TIMEOUT|0:0
+      1234_7|RUNNING|0:0
+      1234_[8-9]|PENDING|0:0
+      """)
+  assert slurm.parse_sacct(sacct) == {
+      ("1234", 0): ("COMPLETED", 0),
+      ("1234", 1): ("FAILED", 3),
+      ("1234", 2): ("CANCELLED", 143),
+      ("1234", 6): ("TIMEOUT", 1),
+      ("1234", 7): ("RUNNING", None),
+      ("1234", 8): ("PENDING", None),
+      ("1234", 9): ("PENDING", None),
+  }
+
+
+# ---------------------------------------------------------------------------
+# A real tiny sweep.
+
+TINY_SWEEP = """\
+from launch.sweeps import Sweep
+def get_sweep():
+  return Sweep(
+      name="tiny",
+      config="experiments/configs/smoke.py",
+      axes=[{}],
+      seeds=[0, 1],
+      fixed={
+          "data.synthetic_sentences": (150, 30, 30),
+          "train.num_epochs": 1,
+          "model.num_layers": 1,
+      },
+  )
+"""
+
+
+def _has_trials() -> bool:
+  return "--trials" in (ROOT / "experiments" / "train.py").read_text() or (
+      '"trials"' in (ROOT / "experiments" / "train.py").read_text()
+  )
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_tiny_sweep_end_to_end(tmp_path, vectorize):
+  if vectorize and not _has_trials():
+    pytest.skip("experiments.train has no --trials flag yet")
+  sweep = tmp_path / "tiny.py"
+  sweep.write_text(TINY_SWEEP)
+  root = tmp_path / "root"
+  flags = ["--vectorize"] if vectorize else ["--parallel=2"]
+  out = launch(f"--sweep={sweep}", f"--root={root}", *flags)
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  assert "2 runs: 2 done" in out.stdout
+  seeds = []
+  for name in ["seed=0", "seed=1"]:
+    run = root / name
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_ppl"] > 1
+    config = json.loads((run / "config.json").read_text())
+    seeds.append(config["train"]["seed"])
+    assert config["data"]["synthetic_sentences"] == [150, 30, 30]
+    assert "experiments.train" in (run / "cmd.sh").read_text()
+    assert json.loads((run / "launch.json").read_text())["exit_code"] == 0
+  assert seeds == [0, 1]
+  again = launch(f"--sweep={sweep}", f"--root={root}", *flags)
+  assert "nothing to launch" in again.stdout and again.returncode == 0
