@@ -18,9 +18,9 @@ import orbax.checkpoint as ocp
 SLOTS = ("latest", "best")
 
 
-def _manager(workdir: str, slot: str) -> ocp.CheckpointManager:
+def _manager(workdir: str, slot: str, keep: int = 1) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=1,
+      max_to_keep=keep,
       create=True,
       enable_async_checkpointing=False,
       cleanup_tmp_directories=True,
@@ -29,10 +29,20 @@ def _manager(workdir: str, slot: str) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(path, options=options)
 
 
-def save(workdir: str, slot: str, state: Any, record: dict) -> None:
-  """Writes ``state`` and the JSON-able ``record`` to a slot, atomically."""
+def save(
+    workdir: str, slot: str, state: Any, record: dict, keep: int = 1
+) -> None:
+  """Writes ``state`` and the JSON-able ``record`` to a slot, atomically,
+  keeping the ``keep`` newest checkpoints of the slot.
+
+  A checkpoint already there at the same step is replaced: a run resumed
+  from an earlier 'latest' recomputes, exactly, what it had saved before
+  it was killed (a 'best' written just before the kill, say).
+  """
   step = int(jax.device_get(state.step))
-  with _manager(workdir, slot) as mngr:
+  with _manager(workdir, slot, keep) as mngr:
+    if step in mngr.all_steps():
+      mngr.delete(step)
     mngr.save(
         step,
         args=ocp.args.Composite(
@@ -51,11 +61,22 @@ def latest_step(workdir: str, slot: str) -> int | None:
     return mngr.latest_step()
 
 
-def restore(workdir: str, slot: str, target: Any) -> tuple[Any, dict]:
-  """Restores (state, record) from a slot; ``target`` gives the structure."""
+def all_steps(workdir: str, slot: str) -> list[int]:
+  path = os.path.join(workdir, "checkpoints", slot)
+  if not os.path.isdir(path):
+    return []
+  with _manager(workdir, slot) as mngr:
+    return sorted(mngr.all_steps())
+
+
+def restore(
+    workdir: str, slot: str, target: Any, step: int | None = None
+) -> tuple[Any, dict]:
+  """Restores (state, record) from a slot, at ``step`` or the newest;
+  ``target`` gives the structure."""
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   with _manager(workdir, slot) as mngr:
-    step = mngr.latest_step()
+    step = mngr.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/{slot}")
     restored = mngr.restore(

@@ -26,6 +26,8 @@ class Evaluator:
     self.corpus = corpus
     self.batch_size = batch_size or cfg.data.eval_batch_size
     self.fn = steps.make_evaluate(cfg.model)
+    # Over K trials' stacked parameters, sharing the batches.
+    self.stacked_fn = jax.jit(jax.vmap(self.fn, in_axes=(0, None, None)))
     self.batches = {}
 
   def _batches(self, split: str):
@@ -44,6 +46,17 @@ class Evaluator:
         self.fn(params, carry, self._batches(split))
     )
     return float(total) / max(float(count), 1.0), int(count)
+
+  def nlls(self, params, split: str, stacked: bool) -> list[float]:
+    """Mean nll per token over the split for each trial of stacked
+    parameters (stacked) or for one model's parameters."""
+    if not stacked:
+      return [self.nll(params, split)[0]]
+    carry = models.init_carry(self.cfg.model, self.batch_size)
+    total_K, count_K, _ = jax.device_get(
+        self.stacked_fn(params, carry, self._batches(split))
+    )
+    return [float(t) / max(float(c), 1.0) for t, c in zip(total_K, count_K)]
 
   def report(self, params, splits=("valid", "test")) -> dict:
     """Loss, perplexity, bits per character (char level), token counts and

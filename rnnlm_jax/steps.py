@@ -56,12 +56,17 @@ def init_train_state(
 
 
 def step_plateau(
-    state: TrainState, plateau_tx, valid_loss: float
+    state: TrainState, plateau_tx, valid_loss, stacked: bool = False
 ) -> TrainState:
-  """Feeds one validation loss to the plateau schedule."""
-  _, plateau = plateau_tx.update(
-      jnp.zeros(()), state.plateau, value=jnp.float32(valid_loss)
-  )
+  """Feeds one validation loss to the plateau schedule (K losses, one per
+  trial, to a stacked state)."""
+
+  def update(plateau, value):
+    return plateau_tx.update(jnp.zeros(()), plateau, value=value)[1]
+
+  if stacked:
+    update = jax.vmap(update)
+  plateau = update(state.plateau, jnp.asarray(valid_loss, jnp.float32))
   return state.replace(plateau=plateau)
 
 

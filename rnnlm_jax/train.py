@@ -23,8 +23,10 @@ from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
 from rnnlm_jax import ngram
 from rnnlm_jax import optim
+from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 from rnnlm_jax import steps
+from rnnlm_jax import trials as trials_lib
 from rnnlm_jax.config import Config
 
 IncompatibleRun = rundir.IncompatibleRun
@@ -43,13 +45,14 @@ def with_vocab_size(cfg: Config, vocab_size: int) -> Config:
   return config_lib.replace(cfg, model={"vocab_size": vocab_size})
 
 
-def _check_finite(fetched, first_step: int) -> None:
+def _check_finite(fetched, first_step: int, label: str = "") -> None:
   for i, m in enumerate(fetched):
     if not (np.isfinite(m["nll"]) and np.isfinite(m["grad_norm"])):
       what = "loss" if not np.isfinite(m["nll"]) else "gradient"
       raise TrainingDiverged(
-          f"non-finite training {what} at step {first_step + i + 1} (checked "
-          f"steps {first_step + 1}-{first_step + len(fetched)}); the update "
+          f"non-finite training {what} at step {first_step + i + 1}{label} "
+          f"(checked steps {first_step + 1}-{first_step + len(fetched)}); the "
+          "update "
           f"was skipped and training stopped: lower the learning rate or "
           f"enable clipping"
       )
@@ -77,9 +80,8 @@ class _Plan:
   accum: int
 
 
-def _summarise(window: _Window, done: int, plan: _Plan, lr: float) -> dict:
-  fetched = jax.device_get(window.pending)
-  _check_finite(fetched, window.first_step)
+def _summarise(fetched: list, window: _Window, done, plan, lr, label) -> dict:
+  _check_finite(fetched, window.first_step, label)
   elapsed = time.perf_counter() - window.t0
   nll = sum(float(f["nll"]) for f in fetched) / max(
       sum(float(f["count"]) for f in fetched), 1.0
@@ -105,6 +107,22 @@ def _progress_line(r: dict, total_steps: int) -> str:
   )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Stack:
+  """How K trials' pytrees are held: stacked on a leading axis (K > 1) or,
+  for a single run, as they are."""
+
+  k: int
+
+  def split(self, tree) -> list:
+    if self.k == 1:
+      return [tree]
+    return [steps.unstack(tree, i) for i in range(self.k)]
+
+  def join(self, trees: list):
+    return trees[0] if self.k == 1 else steps.stack(trees)
+
+
 def train_and_evaluate(
     cfg: Config,
     workdir: str,
@@ -123,132 +141,231 @@ def train_and_evaluate(
   Returns:
     The final metrics (also written to workdir/results.json).
   """
-  saved_vocab = rundir.existing_vocab(workdir, cfg)
-  corpus = corpus_lib.load_corpus(cfg.data, saved_vocab)
-  cfg = with_vocab_size(cfg, len(corpus.vocab))
-  if cfg.model.kind == "count_ngram":
-    return count_and_evaluate(cfg, corpus, workdir, log, command)
-  epoch_batches = lambda e: jax.device_put(
-      corpus_lib.train_batches(corpus, cfg.data, e, cfg.train.seed)
-  )
-  batches = epoch_batches(0)
-  rundir.write_run_files(workdir, cfg, corpus.vocab, command)
+  return train_trials([cfg], [workdir], log, [command])[0]
 
-  steps_per_epoch, batch_size = batches["x"].shape[:2]
-  total_steps = steps_per_epoch * cfg.train.num_epochs
-  if cfg.train.max_steps:
-    total_steps = min(total_steps, cfg.train.max_steps)
+
+def _resume_step(workdirs: list[str]) -> int:
+  """The step every trial can resume from: trials are checkpointed one
+  after another, so a kill can leave some one checkpoint ahead; each keeps
+  its previous one (vectorised groups keep two) to step back to."""
+  latest = [checkpoint.latest_step(w, "latest") for w in workdirs]
+  common = min(s or 0 for s in latest)
+  for w, s in zip(workdirs, latest):
+    if common and common not in checkpoint.all_steps(w, "latest"):
+      raise IncompatibleRun(
+          f"{w} has no checkpoint at step {common}, where the other trials "
+          f"of its group stand; train it on its own"
+      )
+  return common
+
+
+def train_trials(
+    cfgs: list[Config],
+    workdirs: list[str],
+    log: Callable[[str], None] = print,
+    commands: list[str | None] | None = None,
+) -> list[dict]:
+  """train_and_evaluate for K trials at once (rnnlm_jax.trials): one
+  compiled step vmapped over K stacked train states, each trial with its
+  own run directory, written exactly as a separate run would write it.
+
+  Returns:
+    Each trial's final metrics, in order.
+  """
+  if len(cfgs) != len(workdirs) or len(set(workdirs)) != len(workdirs):
+    raise config_lib.ConfigError(
+        f"{len(cfgs)} trials need as many distinct run directories, got "
+        f"{workdirs}"
+    )
+  commands = commands or [None] * len(cfgs)
+  trials_lib.template(cfgs)  # Refuse groups that cannot share a step early.
+  vocabs = [rundir.existing_vocab(w, c) for w, c in zip(workdirs, cfgs)]
+  saved_vocab = next((v for v in vocabs if v is not None), None)
+  corpus = corpus_lib.load_corpus(cfgs[0].data, saved_vocab)
+  cfgs = [with_vocab_size(c, len(corpus.vocab)) for c in cfgs]
+  if cfgs[0].model.kind == "count_ngram":
+    return [count_and_evaluate(cfgs[0], corpus, workdirs[0], log, commands[0])]
+  group = trials_lib.template(cfgs)
+  stack = _Stack(len(cfgs))
+  shared = trials_lib.shared_batches(cfgs)
+
+  def epoch_batches(epoch):
+    per_trial = [
+        corpus_lib.train_batches(corpus, c.data, epoch, c.train.seed)
+        for c in (cfgs[:1] if shared else cfgs)
+    ]
+    return jax.device_put(per_trial[0] if shared else steps.stack(per_trial))
+
+  batches = epoch_batches(0)
+  for w, c, command in zip(workdirs, cfgs, commands):
+    rundir.write_run_files(w, c, corpus.vocab, command)
+
+  steps_per_epoch, batch_size = batches["x"].shape[-3:-1]
+  total_steps = steps_per_epoch * group.train.num_epochs
+  if group.train.max_steps:
+    total_steps = min(total_steps, group.train.max_steps)
   plan = _Plan(
       steps_per_epoch,
       total_steps,
-      int(batches["mask"][0].sum()),
-      optim.accum_steps(cfg.optim, steps_per_epoch),
+      int(batches["mask"][(0,) * (batches["mask"].ndim - 2)].sum()),
+      optim.accum_steps(group.optim, steps_per_epoch),
   )
-  tx, schedule = optim.make_optimizer(
-      cfg.optim, steps_per_epoch, cfg.train.num_epochs
-  )
-  plateau_tx = optim.make_plateau(cfg.optim)
-  state = steps.init_train_state(
-      jax.random.key(cfg.train.seed), cfg.model, tx, batch_size, plateau_tx
-  )
-  writer = metrics_lib.JsonlWriter(os.path.join(workdir, rundir.METRICS_FILE))
-  best_nll = float("inf")
-  if checkpoint.latest_step(workdir, "latest") is not None:
-    state, record = checkpoint.restore(workdir, "latest", state)
-    best_nll = record["best_valid_loss"]
-    writer.truncate_after(record["step"])
+  clip = group.optim.clip_norm > 0
+  txs = [
+      optim.make_optimizer(c.optim, steps_per_epoch, c.train.num_epochs, clip)
+      for c in cfgs
+  ]
+  plateau_tx = optim.make_plateau(group.optim)
+  fresh = [
+      steps.init_train_state(
+          jax.random.key(c.train.seed), c.model, tx, batch_size, plateau_tx
+      )
+      for c, (tx, _) in zip(cfgs, txs)
+  ]
+  writers = [
+      metrics_lib.JsonlWriter(os.path.join(w, rundir.METRICS_FILE))
+      for w in workdirs
+  ]
+  best_nll = [float("inf")] * stack.k
+  start_step = _resume_step(workdirs)
+  if start_step:
+    for i, w in enumerate(workdirs):
+      fresh[i], record = checkpoint.restore(w, "latest", fresh[i], start_step)
+      best_nll[i] = record["best_valid_loss"]
     log(
         f"resumed from step {record['step']} (epoch {record['epoch']}, "
         f"segment {record['segment']})"
     )
-  start_step = int(jax.device_get(state.step))
+  for w in writers:
+    w.truncate_after(start_step)
+  state = stack.join(fresh)
+  for i, (w, c) in enumerate(zip(workdirs, cfgs)):
+    extra = {"trial": i, "trials": stack.k} if stack.k > 1 else {}
+    provenance.append(
+        w, provenance.describe(c.train.seed, step=start_step, **extra)
+    )
+  n_params = sum(x.size for x in jax.tree.leaves(fresh[0].params))
   log(
-      f"{cfg.name}: {sum(x.size for x in jax.tree.leaves(state.params)):,} "
-      f"parameters, vocab {len(corpus.vocab):,}, {len(corpus.ids['train']):,} "
-      f"train tokens, {steps_per_epoch} steps/epoch, {total_steps} steps"
+      f"{group.name}: {n_params:,} parameters, vocab {len(corpus.vocab):,}, "
+      f"{len(corpus.ids['train']):,} train tokens, {steps_per_epoch} "
+      f"steps/epoch, {total_steps} steps"
+      + (f", {stack.k} vectorised trials" if stack.k > 1 else "")
   )
 
-  if cfg.data.mode == "sentence" and start_step % steps_per_epoch:
+  if group.data.mode == "sentence" and start_step % steps_per_epoch:
     batches = epoch_batches(start_step // steps_per_epoch)
+  step_fn = steps.make_train_step(
+      group.model, txs[0][0], group.optim.loss_reduction
+  )
+  if stack.k > 1:
+    step_fn = steps.vectorise(step_fn, shared)
   # Compiled ahead of time: a later call with other shapes would be an error,
   # never a silent recompile.
   t0 = time.perf_counter()
-  train_step = (
-      steps.make_train_step(cfg.model, tx, cfg.optim.loss_reduction)
-      .lower(state, batches)
-      .compile()
-  )
+  train_step = step_fn.lower(state, batches).compile()
   log(f"compiled the train step in {time.perf_counter() - t0:.1f}s")
-  evaluator = evaluation.Evaluator(cfg, corpus)
+  evaluator = evaluation.Evaluator(group, corpus)
+  keep = 1 if stack.k == 1 else 2
 
-  def save(slot, step):
-    checkpoint.save(
-        workdir,
-        slot,
-        state,
-        {
-            "step": step,
-            "epoch": step // steps_per_epoch,
-            "segment": step % steps_per_epoch,
-            "best_valid_loss": best_nll,
-            "vocab": list(corpus.vocab.tokens),
-        },
-    )
+  def save(slot, step, which):
+    for i, s in enumerate(stack.split(state)):
+      if i in which:
+        checkpoint.save(
+            workdirs[i],
+            slot,
+            s,
+            {
+                "step": step,
+                "epoch": step // steps_per_epoch,
+                "segment": step % steps_per_epoch,
+                "best_valid_loss": best_nll[i],
+                "vocab": list(corpus.vocab.tokens),
+            },
+            keep,
+        )
 
-  def learning_rate(done):
-    scale = float(jax.device_get(state.plateau.scale))
-    return float(schedule(done // plan.accum)) * scale
+  def learning_rates(done):
+    scales = np.reshape(jax.device_get(state.plateau.scale), (stack.k,))
+    return [
+        float(schedule(done // plan.accum)) * float(scale)
+        for (_, schedule), scale in zip(txs, scales)
+    ]
 
+  def label(i):
+    return f" in trial {i} ({workdirs[i]})" if stack.k > 1 else ""
+
+  everyone = range(stack.k)
   window = _Window(start_step, time.perf_counter())
   run_start = time.perf_counter()
   for step in range(start_step, total_steps):
     if step % steps_per_epoch == 0 and step > 0:
-      state = state.replace(carry=models.init_carry(cfg.model, batch_size))
-      if cfg.data.mode == "sentence":
+      carry = models.init_carry(group.model, batch_size)
+      state = state.replace(carry=stack.join([carry] * stack.k))
+      if group.data.mode == "sentence":
         batches = epoch_batches(step // steps_per_epoch)
     state, m = train_step(state, batches)
     window.pending.append(m)
     done = step + 1
     epoch_end = done % steps_per_epoch == 0
-    if done % cfg.train.log_every == 0 or epoch_end or done == total_steps:
-      record = _summarise(window, done, plan, learning_rate(done))
-      writer.write(record)
-      log(_progress_line(record, total_steps))
+    if done % group.train.log_every == 0 or epoch_end or done == total_steps:
+      fetched = [stack.split(f) for f in jax.device_get(window.pending)]
+      lrs = learning_rates(done)
+      for i in everyone:
+        record = _summarise(
+            [f[i] for f in fetched], window, done, plan, lrs[i], label(i)
+        )
+        writers[i].write(record)
+        prefix = f"[{i}] " if stack.k > 1 else ""
+        log(prefix + _progress_line(record, total_steps))
       window = _Window(done, time.perf_counter())
     if epoch_end:
-      valid_nll, _ = evaluator.nll(state.params, "valid")
-      if not np.isfinite(valid_nll):
-        raise TrainingDiverged(f"non-finite validation loss after step {done}")
-      writer.write(
-          {
-              "step": done,
-              "epoch": done / steps_per_epoch,
-              **evaluation.split_metrics(valid_nll, "valid", cfg.data.level),
-          }
-      )
-      log(
-          f"epoch {done / steps_per_epoch:.2f} valid loss {valid_nll:.4f} "
-          f"ppl {metrics_lib.perplexity(valid_nll):.2f}"
-      )
-      if cfg.optim.schedule == "plateau":
-        state = steps.step_plateau(state, plateau_tx, valid_nll)
-      if valid_nll < best_nll:
-        best_nll = valid_nll
-        save("best", done)
-      save("latest", done)
+      valid = evaluator.nlls(state.params, "valid", stack.k > 1)
+      improved = []
+      for i, valid_nll in enumerate(valid):
+        if not np.isfinite(valid_nll):
+          raise TrainingDiverged(
+              f"non-finite validation loss after step {done}{label(i)}"
+          )
+        writers[i].write(
+            {
+                "step": done,
+                "epoch": done / steps_per_epoch,
+                **evaluation.split_metrics(
+                    valid_nll, "valid", group.data.level
+                ),
+            }
+        )
+        log(
+            f"epoch {done / steps_per_epoch:.2f} valid loss {valid_nll:.4f} "
+            f"ppl {metrics_lib.perplexity(valid_nll):.2f}{label(i)}"
+        )
+        if valid_nll < best_nll[i]:
+          best_nll[i] = valid_nll
+          improved.append(i)
+      if group.optim.schedule == "plateau":
+        state = steps.step_plateau(
+            state, plateau_tx, np.asarray(valid, np.float32), stack.k > 1
+        )
+      save("best", done, improved)
+      save("latest", done, everyone)
       window.t0 = time.perf_counter()
-    elif done % cfg.train.checkpoint_every == 0 or done == total_steps:
-      save("latest", done)
+    elif done % group.train.checkpoint_every == 0 or done == total_steps:
+      save("latest", done, everyone)
       window.t0 = time.perf_counter()
 
-  if checkpoint.latest_step(workdir, "best") is not None:
-    state, _ = checkpoint.restore(workdir, "best", state)
-  results = {
-      "step": int(jax.device_get(state.step)),
-      **evaluator.report(state.params),
-      "train_seconds_this_process": time.perf_counter() - run_start,
-  }
-  rundir.write_json_atomic(os.path.join(workdir, rundir.RESULTS_FILE), results)
+  results = []
+  for i, (w, c) in enumerate(zip(workdirs, cfgs)):
+    final = stack.split(state)[i]
+    if checkpoint.latest_step(w, "best") is not None:
+      final, _ = checkpoint.restore(w, "best", final)
+    results.append(
+        {
+            "step": int(jax.device_get(final.step)),
+            **evaluator.report(final.params),
+            "train_seconds_this_process": time.perf_counter() - run_start,
+        }
+    )
+    rundir.write_json_atomic(os.path.join(w, rundir.RESULTS_FILE), results[-1])
   return results
 
 
