@@ -109,6 +109,13 @@ def test_killed_run_resumes_exactly(smoke_run, tmp_path):
             ],
             "data folder not found",
         ),
+        (["--trials=train.seed"], "must look like KEY=V1,V2"),
+        (
+            ["--trials=train.seed=0,1", "--trials=optim.learning_rate=0.1"],
+            "different numbers of values",
+        ),
+        (["--trials=model.hiden=8,16"], "cannot set model.hiden"),
+        (["--trials=train.seed=0,1"], "lists 1 directories for 2 trials"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
@@ -182,3 +189,16 @@ def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
   assert again.returncode == 0, again.stderr[-2000:]
   a, b = json.loads(original.stdout), json.loads(again.stdout)
   assert abs(a["test_ppl"] - b["test_ppl"]) < 1e-4 * a["test_ppl"]
+
+
+def test_trials_that_differ_in_shape_are_one_line_and_nonzero(tmp_path):
+  proc = run(
+      "experiments.train",
+      SMOKE,
+      "--trials=model.hidden=8,16",
+      f"--workdir={tmp_path}/a,{tmp_path}/b",
+  )
+  assert proc.returncode != 0
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and "differ in model.hidden" in lines[0], proc.stderr
+  assert not (tmp_path / "a").exists()
