@@ -48,6 +48,7 @@ DEFAULT_METRICS = ("valid_ppl", "test_ppl", "valid_bpc", "test_bpc")
 # The true generator's perplexity: a property of the corpus, not of the
 # model, shown as a plain value (and a line in the figure).
 FLOOR = "floor_ppl"
+LOWER_IS_BETTER = ("_ppl", "_bpc", "_loss")
 CELL_KEY, BPTT_KEY = "model.cell", "data.bptt"
 # What the sweep launcher writes into a run directory before the run starts
 # (status, exit code): a folder with only this file is a run not yet begun.
@@ -159,9 +160,14 @@ def load_run(path: str, label: str) -> Run:
         path, label, None, None, problem="not started" + _launch_state(path)
     )
   try:
-    config = rundir.flatten(rundir.load_run_config(path))
+    values = _read_json(os.path.join(path, rundir.CONFIG_FILE))
+    if not isinstance(values, dict):
+      raise config_lib.ConfigError("is not a JSON object")
+    config = rundir.flatten(config_lib.from_dict(values))
   except (ValueError, OSError) as e:
-    return Run(path, label, None, None, problem=f"unreadable config: {e}")
+    # The reason without the path: the label already says which run.
+    why = f"not valid JSON ({e})" if isinstance(e, json.JSONDecodeError) else e
+    return Run(path, label, None, None, problem=f"config.json {why}")
   config = {k: _hashable(v) for k, v in config.items()}
   curve = _valid_curve(path)
   results_path = os.path.join(path, rundir.RESULTS_FILE)
@@ -362,45 +368,64 @@ def _header(summary: Summary) -> list[str]:
   return cols + [FLOOR] if summary.has_floor else cols
 
 
+def lower_is_better(metric: str) -> bool:
+  return metric.endswith(LOWER_IS_BETTER)
+
+
+def best_mean(summary: Summary, metric: str) -> float | None:
+  """The lowest mean of a lower-is-better metric over two or more rows."""
+  if len(summary.rows) < 2 or not lower_is_better(metric):
+    return None
+  return min(r.stats[metric][0] for r in summary.rows)
+
+
 def _cells(summary: Summary, row: Row, tex: bool = False) -> list[str]:
   cells = [format_value(v) for v in row.values] + [str(row.n)]
   for m in summary.metrics:
     mean, std = row.stats[m]
-    cells.append(format_stat(mean, std, tex))
+    cell = format_stat(mean, std, tex)
+    if mean == best_mean(summary, m):
+      cell = f"\\textbf{{{cell}}}" if tex else f"**{cell}**"
+    cells.append(cell)
   if summary.has_floor:
     cells.append(format_number(row.floor))
   return cells
 
 
+def _plural(n: int, word: str) -> str:
+  return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def notes(summary: Summary) -> list[str]:
-  """What a reader of the table must know: averaging, pooled keys,
-  repeated seeds and the runs left out."""
+  """The paragraphs a reader of the table needs: averaging, pooled keys,
+  repeated seeds, and the runs left out."""
   g = summary.grouping
   runs = sum(r.n for r in summary.rows)
-  out = [
+  first = [
       f"Mean ± sample standard deviation over seeds ({SEED_KEY}) of "
-      f"{runs} finished runs in {len(summary.rows)} configurations; "
+      f"{_plural(runs, 'finished run')} in "
+      f"{_plural(len(summary.rows), 'configuration')}; "
       '"-" where one seed.'
   ]
+  if any(best_mean(summary, m) is not None for m in summary.metrics):
+    first.append("Bold: the lowest mean of each column.")
   if summary.has_floor:
-    out.append(f"{FLOOR}: test perplexity of the true generator.")
+    first.append(f"{FLOOR}: test perplexity of the true generator.")
   if g.pooled:
-    out.append(
+    first.append(
         "Pooled within a row (not in --group_by): "
         + ", ".join(f"`{k}`" for k in g.pooled)
         + "."
     )
   for row in summary.rows:
     if len(set(row.seeds)) < row.n:
-      label = ", ".join(
-          f"{n}={format_value(v)}" for n, v in zip(g.names, row.values)
-      )
-      out.append(f"Repeated seeds in {label or 'the one row'}: {row.seeds}.")
+      label = _label(g.names, row.values) or "the one row"
+      first.append(f"Repeated seeds in {label}: {list(row.seeds)}.")
+  out = [" ".join(first)]
   if g.incomplete:
     out.append(
-        f"Incomplete, not in the means ({len(g.incomplete)} runs): "
-        + "; ".join(f"`{r.label}` ({r.problem})" for r in g.incomplete)
-        + "."
+        f"Incomplete, not in the means ({_plural(len(g.incomplete), 'run')}):"
+        "\n\n" + "\n".join(f"- `{r.label}`: {r.problem}" for r in g.incomplete)
     )
   return out
 
@@ -416,7 +441,7 @@ def to_markdown(summary: Summary) -> str:
   ]
   for row in summary.rows:
     lines.append("| " + " | ".join(_cells(summary, row)) + " |")
-  return "\n".join(lines + [""] + notes(summary)) + "\n"
+  return "\n".join(lines) + "\n\n" + "\n\n".join(notes(summary)) + "\n"
 
 
 def _csv_number(x: float | None) -> str:
@@ -545,42 +570,84 @@ def _pyplot():
   return plt
 
 
+MAX_PANELS = 6
+
+
+def _panel_index(keys) -> int | None:
+  """The key that splits the curves into panels (the cell where it varies
+  beside other keys, else the first of two or more keys), or None."""
+  if len(keys) < 2:
+    return None
+  return keys.index(CELL_KEY) if CELL_KEY in keys else 0
+
+
 def valid_curves_figure(grouping: Grouping):
   """Validation perplexity against epoch, per group: the mean over seeds at
-  the epochs every seed reached, with a band of ± one std. None when no run
-  logged validation (count-based models)."""
+  the epochs every seed reached, with a band of ± one std. One panel per
+  cell (or per value of the first key) when two or more keys vary, so that
+  a grid of configurations stays readable. None when no run logged
+  validation (count-based models)."""
   curves = [
-      (g, [dict(r.curve) for r in g.runs])
+      (g, [{round(e, 6): y for e, y in r.curve} for r in g.runs])
       for g in grouping.groups
       if all(r.curve for r in g.runs)
   ]
   if not curves:
     return None
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(8, 4.5))
-  colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
-  for i, (g, per_seed) in enumerate(curves):
-    epochs = sorted(set.intersection(*(set(c) for c in per_seed)))
-    y_SE = np.array([[c[e] for e in epochs] for c in per_seed])
-    mean = y_SE.mean(0)
-    colour = colours(i % colours.N)
-    label = _label(grouping.names, g.values) or "all runs"
-    ax.plot(
-        epochs,
-        mean,
-        marker=".",
-        color=colour,
-        label=f"{label} (n={len(per_seed)})",
-    )
-    if len(per_seed) > 1:
-      std = y_SE.std(0, ddof=1)
-      ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2)
-  ax.set_yscale("log")
-  ax.set_xlabel("epoch")
-  ax.set_ylabel("validation perplexity")
-  ax.set_title("Validation perplexity (mean over seeds, band: ± std)")
-  ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+
+  pi = _panel_index(grouping.keys)
+  panel_values = [None]
+  if pi is not None:
+    panel_values = sorted({g.values[pi] for g, _ in curves}, key=_sort_key)
+    if len(panel_values) > MAX_PANELS:
+      pi, panel_values = None, [None]
+  line_keys = [i for i in range(len(grouping.keys)) if i != pi]
+  fig, axes = plt.subplots(
+      1,
+      len(panel_values),
+      figsize=(4.2 * len(panel_values) + 2.5, 4.5),
+      sharey=True,
+      squeeze=False,
+  )
+  for ax, panel in zip(axes[0], panel_values):
+    mine = [c for c in curves if pi is None or c[0].values[pi] == panel]
+    colours = plt.get_cmap("tab10" if len(mine) <= 10 else "tab20")
+    for i, (g, per_seed) in enumerate(mine):
+      epochs = sorted(set.intersection(*(set(c) for c in per_seed)))
+      y_SE = np.array([[c[e] for e in epochs] for c in per_seed])
+      mean = y_SE.mean(0)
+      label = _label(
+          [grouping.names[k] for k in line_keys],
+          [g.values[k] for k in line_keys],
+      )
+      colour = colours(i % colours.N)
+      ax.plot(
+          epochs,
+          mean,
+          marker=".",
+          color=colour,
+          label=f"{label or 'all runs'} (n={len(per_seed)})",
+      )
+      if len(per_seed) > 1:
+        std = y_SE.std(0, ddof=1)
+        ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2)
+    if pi is not None:
+      ax.set_title(f"{grouping.names[pi]}={format_value(panel)}")
+    ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+  lo, hi = axes[0][0].get_ylim()
+  if hi > 10 * lo:  # Labels at every minor tick would crowd several decades.
+    axes[0][0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  axes[0][0].set_ylabel("validation perplexity (log scale)")
+  fig.suptitle("Validation perplexity per epoch (mean over seeds, band: ± std)")
   fig.tight_layout()
   return fig
 
@@ -610,6 +677,8 @@ def ppl_vs_bptt_figure(summary: Summary, metric: str = "test_ppl"):
         for r in rows
     ]
     label = _label([g.names[i] for i in others], values)
+    if len(others) == 1:
+      label = format_value(values[0])  # The legend's title names the key.
     ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=label)
   if summary.has_floor:
     floor = float(np.mean([r.floor for r in summary.rows]))
@@ -622,13 +691,14 @@ def ppl_vs_bptt_figure(summary: Summary, metric: str = "test_ppl"):
   ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   ax.set_xlabel("truncation length (data.bptt, tokens)")
-  ax.set_ylabel(metric.replace("_", " ").replace("ppl", "perplexity"))
+  what = metric.replace("_ppl", " perplexity").replace("_", " ")
+  ax.set_ylabel(what)
   ax.set_title(
-      f"{metric.replace('_', ' ')} vs truncation length "
+      f"{what[0].upper() + what[1:]} vs truncation length "
       "(mean ± std over seeds)"
   )
   ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=8, title=g.names[others[0]] if len(others) == 1 else None)
   fig.tight_layout()
   return fig
 

@@ -68,6 +68,9 @@ def sweep(tmp_path_factory):
   broken = root / "broken"
   broken.mkdir()
   (broken / rundir.CONFIG_FILE).write_text("{")
+  queued = root / "queued"
+  queued.mkdir()
+  (queued / tables.LAUNCH_RECORD).write_text('{"status": "queued"}')
   out = str(tmp_path_factory.mktemp("tables"))
   summary, written = tables.build_tables([str(root)], out)
   return root, out, summary, written
@@ -116,12 +119,14 @@ def test_means_and_stds_equal_numpys_over_results_json(sweep):
 def test_incomplete_runs_are_listed_and_left_out(sweep):
   _, out, summary, _ = sweep
   incomplete = {r.label: r.problem for r in summary.grouping.incomplete}
-  assert set(incomplete) == {run_name("lstm", 4, 2), "broken"}
-  assert incomplete[run_name("lstm", 4, 2)].startswith("no results.json")
-  assert "unreadable config" in incomplete["broken"]
+  assert set(incomplete) == {run_name("lstm", 4, 2), "broken", "queued"}
+  assert incomplete[run_name("lstm", 4, 2)] == "no results.json"
+  assert incomplete["broken"].startswith("config.json not valid JSON")
+  assert incomplete["queued"] == "not started, launcher: queued"
   assert summary.rows[0].n == 2  # lstm, bptt 4: seeds 0 and 1, not 2.
   md = Path(out, "table.md").read_text()
-  assert "Incomplete, not in the means (2 runs)" in md
+  assert "Incomplete, not in the means (3 runs)" in md
+  assert str(out) not in md and "/tmp" not in md
   assert run_name("lstm", 4, 2) in md
 
 
@@ -190,6 +195,14 @@ def test_group_by_pools_the_other_keys(sweep):
   assert "Pooled within a row" in tables.to_markdown(summary)
   assert tables.to_pivot(summary) is None
   assert tables.ppl_vs_bptt_figure(summary) is None
+
+
+def test_formatting():
+  assert tables.format_stat(73.93, 0.7086) == "73.93 ± 0.71"
+  assert tables.format_stat(1.5432, 0.01234) == "1.543 ± 0.012"
+  assert tables.format_stat(3283.4, float("nan")) == "3,283 ± -"
+  assert tables.format_stat(73.93, 0.7, tex=True) == "73.93 $\\pm$ 0.70"
+  assert tables.format_value((150, 30, 30)) == "(150, 30, 30)"
 
 
 def test_short_names_and_sorting():
