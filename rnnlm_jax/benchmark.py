@@ -15,7 +15,7 @@ from rnnlm_jax import steps
 from rnnlm_jax.config import ModelConfig, OptimConfig
 
 
-def _random_batches(vocab, batch, bptt, segments, seed):
+def random_batches(vocab, batch, bptt, segments, seed):
   rng = np.random.default_rng(seed)
   stream = rng.integers(0, vocab, (batch, segments * bptt + 1), dtype=np.int32)
   x = np.stack([stream[:, i * bptt : (i + 1) * bptt] for i in range(segments)])
@@ -50,7 +50,7 @@ def measure(
   )
   state = steps.init_train_state(jax.random.key(seed), model, tx, batch)
   batches = jax.device_put(
-      _random_batches(model.vocab_size, batch, bptt, 8, seed)
+      random_batches(model.vocab_size, batch, bptt, 8, seed)
   )
 
   t0 = time.perf_counter()
@@ -67,7 +67,7 @@ def measure(
   # Evaluation runs a whole split per call: time calls over `steps_timed`
   # segments and divide.
   eval_batches = jax.device_put(
-      _random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
+      random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
   )
   carry = models.init_carry(model, batch)
   t0 = time.perf_counter()
