@@ -4,7 +4,8 @@
   python -m experiments.tables --runs=runs/a --runs=runs/b --out=results/ab \
       --metric=test_ppl --group_by=model.cell
 
-Every folder under --runs that holds a config.json is a run. Runs are grouped
+Every folder under --runs that holds a config.json (or only the sweep
+launcher's launch.json: a run not yet started) is a run. Runs are grouped
 by their config without train.seed (and without the keys a run may change on
 resume), so each group is one configuration trained with several seeds. The
 table's columns are the config keys that vary across groups, the number of
@@ -107,6 +108,7 @@ class Row:
   seeds: tuple
   stats: dict  # metric -> (mean, sample std or nan for one seed)
   floor: float | None
+  repeats: int = 0  # Runs with the config and seed of another in the row.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,9 +135,13 @@ def _valid_curve(path: str) -> tuple:
   curve = []
   with open(metrics_path, encoding="utf-8") as f:
     for line in f:
-      if '"valid_ppl"' in line:
+      if '"valid_ppl"' not in line:
+        continue
+      try:
         r = json.loads(line)
-        curve.append((float(r["epoch"]), float(r["valid_ppl"])))
+      except json.JSONDecodeError:
+        continue  # A line cut short by a killed run.
+      curve.append((float(r["epoch"]), float(r["valid_ppl"])))
   return tuple(curve)
 
 
@@ -293,6 +299,17 @@ def group_runs(runs: list[Run], group_by=None) -> Grouping:
   )
 
 
+def _identity(config: dict) -> tuple:
+  """What makes a run a repeat of another: its config, the seed included."""
+  return tuple(
+      sorted(
+          (k, v)
+          for k, v in config.items()
+          if k == SEED_KEY or k not in IGNORED_KEYS
+      )
+  )
+
+
 def available_metrics(grouping: Grouping) -> tuple:
   """DEFAULT_METRICS that every finished run reports."""
   runs = [r for g in grouping.groups for r in g.runs]
@@ -329,7 +346,8 @@ def summarise(grouping: Grouping, metrics) -> Summary:
         else None
     )
     seeds = tuple(r.config.get(SEED_KEY) for r in g.runs)
-    rows.append(Row(g.values, len(g.runs), seeds, stats, floor))
+    repeats = len(g.runs) - len({_identity(r.config) for r in g.runs})
+    rows.append(Row(g.values, len(g.runs), seeds, stats, floor, repeats))
   return Summary(grouping, tuple(metrics), tuple(rows), has_floor)
 
 
@@ -381,6 +399,8 @@ def best_mean(summary: Summary, metric: str) -> float | None:
 
 def _cells(summary: Summary, row: Row, tex: bool = False) -> list[str]:
   cells = [format_value(v) for v in row.values] + [str(row.n)]
+  if not tex:  # A '|' in a value would end a markdown cell.
+    cells = [c.replace("|", "\\|") for c in cells]
   for m in summary.metrics:
     mean, std = row.stats[m]
     cell = format_stat(mean, std, tex)
@@ -404,7 +424,7 @@ def notes(summary: Summary) -> list[str]:
   first = [
       f"Mean ± sample standard deviation over seeds ({SEED_KEY}) of "
       f"{_plural(runs, 'finished run')} in "
-      f"{_plural(len(summary.rows), 'configuration')}; "
+      f"{_plural(len(summary.rows), 'row' if g.pooled else 'configuration')}; "
       '"-" where one seed.'
   ]
   if any(best_mean(summary, m) is not None for m in summary.metrics):
@@ -418,9 +438,12 @@ def notes(summary: Summary) -> list[str]:
         + "."
     )
   for row in summary.rows:
-    if len(set(row.seeds)) < row.n:
-      label = _label(g.names, row.values) or "the one row"
-      first.append(f"Repeated seeds in {label}: {list(row.seeds)}.")
+    if row.repeats:
+      label = _label(g.names, row.values) or "The one row"
+      first.append(
+          f"{label}: {_plural(row.repeats, 'run')} with the config and seed "
+          "of another, counted as separate seeds."
+      )
   out = [" ".join(first)]
   if g.incomplete:
     out.append(

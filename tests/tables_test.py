@@ -197,6 +197,18 @@ def test_group_by_pools_the_other_keys(sweep):
   assert tables.ppl_vs_bptt_figure(summary) is None
 
 
+def test_a_copied_run_is_flagged_as_a_repeat(sweep, tmp_path):
+  root, _, _, _ = sweep
+  for name in ("a", "b"):
+    shutil.copytree(root / run_name("lstm", 16, 0), tmp_path / name)
+  summary, _ = tables.build_tables([str(tmp_path)], str(tmp_path / "t"))
+  (row,) = summary.rows
+  assert (row.n, row.repeats, row.stats["test_ppl"][1]) == (2, 1, 0.0)
+  assert "1 run with the config and seed of another" in (
+      tables.to_markdown(summary)
+  )
+
+
 def test_formatting():
   assert tables.format_stat(73.93, 0.7086) == "73.93 ± 0.71"
   assert tables.format_stat(1.5432, 0.01234) == "1.543 ± 0.012"
