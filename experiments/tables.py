@@ -325,7 +325,10 @@ def summarise(grouping: Grouping, metrics) -> Summary:
     ConfigError: a finished run lacks one of the metrics.
   """
   if not metrics:
-    raise config_lib.ConfigError("no metric to summarise")
+    raise config_lib.ConfigError(
+        f"the finished runs share none of {', '.join(DEFAULT_METRICS)}; "
+        "name one with --metric"
+    )
   rows = []
   runs = [r for g in grouping.groups for r in g.runs]
   has_floor = bool(runs) and all(FLOOR in r.results for r in runs)
