@@ -32,6 +32,7 @@ import numpy as np
 
 from experiments import common
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 
 # Keys that say nothing about what a run is: the seed (averaged over), the
@@ -70,6 +71,8 @@ class Run:
     results: results.json, or None for an unfinished or failed run.
     curve: (epoch, valid_ppl) of each validation record of metrics.jsonl.
     problem: why the run is incomplete (None for a finished run).
+    made_by: one "commit (+ uncommitted changes) on device" per process that
+      started or resumed the run (provenance.jsonl).
   """
 
   path: str
@@ -78,6 +81,7 @@ class Run:
   results: dict | None
   curve: tuple = ()
   problem: str | None = None
+  made_by: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +149,20 @@ def _valid_curve(path: str) -> tuple:
   return tuple(curve)
 
 
+def _made_by(path: str) -> tuple:
+  try:
+    records = provenance.read(path)
+  except (ValueError, OSError):
+    return ()
+  out = []
+  for r in records:
+    commit = (r.get("git_commit") or "unknown commit")[:7]
+    dirty = " + uncommitted changes" if r.get("git_dirty") else ""
+    device = r.get("device_kind") or r.get("backend") or "unknown device"
+    out.append(f"{commit}{dirty} on {device}")
+  return tuple(out)
+
+
 def _launch_state(path: str) -> str:
   """', launcher: failed (exit 1)' from the sweep launcher's record, if any."""
   try:
@@ -185,7 +203,7 @@ def load_run(path: str, label: str) -> Run:
     results = _read_json(results_path)
   except (ValueError, OSError) as e:
     return Run(path, label, config, None, curve, f"bad results.json: {e}")
-  return Run(path, label, config, results, curve)
+  return Run(path, label, config, results, curve, made_by=_made_by(path))
 
 
 def find_runs(root: str) -> list[Run]:
@@ -448,12 +466,32 @@ def notes(summary: Summary) -> list[str]:
           "of another, counted as separate seeds."
       )
   out = [" ".join(first)]
+  made_by = provenance_note(summary)
+  if made_by:
+    out.append(made_by)
   if g.incomplete:
     out.append(
         f"Incomplete, not in the means ({_plural(len(g.incomplete), 'run')}):"
         "\n\n" + "\n".join(f"- `{r.label}`: {r.problem}" for r in g.incomplete)
     )
   return out
+
+
+def provenance_note(summary: Summary) -> str | None:
+  """Which code and device made the finished runs, from provenance.jsonl:
+  'Made by 1af0f6d on cpu (44 runs); ...'. None when no run has a record."""
+  runs = [r for g in summary.grouping.groups for r in g.runs]
+  counts = {}
+  for r in runs:
+    for what in dict.fromkeys(r.made_by):
+      counts[what] = counts.get(what, 0) + 1
+  if not counts:
+    return None
+  parts = [f"{what} ({_plural(n, 'run')})" for what, n in counts.items()]
+  bare = sum(not r.made_by for r in runs)
+  if bare:
+    parts.append(f"not recorded ({_plural(bare, 'run')})")
+  return "Made (or resumed) by " + "; ".join(parts) + "."
 
 
 def to_markdown(summary: Summary) -> str:

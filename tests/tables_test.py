@@ -155,6 +155,10 @@ def test_markdown_has_one_row_per_group_and_is_printed(sweep):
   assert len(table) == 2 + len(summary.rows)
   assert "| rnn_tanh | 16 | 1 |" in md
   assert "± -" in md and md.count(" ± ") >= 2 * len(summary.rows)
+  # One process made every run: one commit and device for all of them.
+  note = tables.provenance_note(summary)
+  assert note.startswith("Made (or resumed) by ") and note in md
+  assert note.endswith(f"({len(RUNS)} runs).")
 
 
 def test_latex_is_a_booktabs_tabular_with_escapes(sweep):
