@@ -171,12 +171,12 @@ def make_jobs(sweep, runs, root: str, python: str, vectorize: bool):
   return jobs
 
 
-def _record_start(job, **fields):
+def _record_start(job, status: str, **fields):
   for d in job.run_dirs:
     os.makedirs(_abs(d), exist_ok=True)
     sweeps.update_record(
         _abs(d),
-        status="running",
+        status=status,
         exit_code=None,
         end=None,
         start=_now(),
@@ -204,7 +204,7 @@ def launch_local(jobs, parallel: int) -> None:
   by_name = {j.name: j for j in jobs}
 
   def on_start(job, pid):
-    _record_start(by_name[job.name], executor="local", pid=pid)
+    _record_start(by_name[job.name], "running", executor="local", pid=pid)
     print(f"started {job.name} (pid {pid})", flush=True)
 
   def on_end(job, code):
@@ -239,7 +239,14 @@ def launch_slurm(sweep_name: str, jobs, root: str, parallel: int) -> None:
   script = slurm.render(_abs(root), job_name, tasks, REPO, res)
   job_id = slurm.submit(script)
   for i, job in enumerate(jobs):
-    _record_start(job, executor="slurm", job_id=job_id, task=i, script=script)
+    _record_start(
+        job,
+        "submitted",
+        executor="slurm",
+        job_id=job_id,
+        task=i,
+        script=script,
+    )
   print(f"submitted job array {job_id} ({len(jobs)} tasks): {script}")
 
 

@@ -98,11 +98,11 @@ def product(*factors) -> list[Overrides]:
   points = [{}]
   for factor in factors:
     options = _points(factor)
-    for p in points[:1]:
-      for o in options:
-        both = sorted(set(p) & set(o))
-        if both:
-          raise SweepError(f"key {both[0]} is given by two product factors")
+    both = sorted(
+        set().union(*map(set, points)) & set().union(*map(set, options))
+    )
+    if both:
+      raise SweepError(f"key {both[0]} is given by two product factors")
     points = [{**p, **o} for p in points for o in options]
   return points
 
@@ -312,7 +312,7 @@ def group(
   names = [g.name for g in groups]
   for g in groups:
     if names.count(g.name) > 1:
-      # Same visible name, different hidden overrides: number them.
+      # Runs that set different vectorisable keys (axes given as a list).
       raise SweepError(f"two vectorised groups are named {g.name}")
   return groups
 

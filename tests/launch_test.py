@@ -20,10 +20,11 @@ from launch.sweeps import Sweep, product, zip_
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def launch(*args, timeout=300):
+def launch(*args, timeout=300, env=None):
   return subprocess.run(
       [sys.executable, "-m", "launch.sweep", *args],
       cwd=ROOT,
+      env=env,
       capture_output=True,
       text=True,
       timeout=timeout,
@@ -491,7 +492,11 @@ def test_tiny_sweep_end_to_end(tmp_path, vectorize):
     seeds.append(config["train"]["seed"])
     assert config["data"]["synthetic_sentences"] == [150, 30, 30]
     assert "experiments.train" in (run / "cmd.sh").read_text()
-    assert json.loads((run / "launch.json").read_text())["exit_code"] == 0
+    record = json.loads((run / "launch.json").read_text())
+    assert record["exit_code"] == 0
+    # A vectorised group logs once, for all its members.
+    log = "logs/all.log" if vectorize else f"{name}/launch.log"
+    assert record["log"].endswith(log), record
   assert seeds == [0, 1]
   again = launch(f"--sweep={sweep}", f"--root={root}", *flags)
   assert "nothing to launch" in again.stdout and again.returncode == 0

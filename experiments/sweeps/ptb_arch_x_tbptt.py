@@ -19,9 +19,12 @@ gru, lstm} and data.bptt in {5, 10, 20, 35, 70}.
   full     the paper's 2 x 200, 13 epochs, decay 0.5 after epoch 4, seeds
            {0, 1, 2}; runs in runs/sweeps/ptb_arch_x_tbptt_full
 
-Runtime: the 2 x 200 LSTM takes about 5 min per epoch on a 2-core CPU
-(experiments/configs/ptb_lstm.py), so a reduced run is a few minutes and the
-reduced grid a few hours there; not yet run as a sweep.
+Runtime, reduced grid: a 1 x 200 LSTM ran at 1,100-1,600 tok/s at bptt 5
+and at bptt 35 on this project's 2-core CPU while other jobs loaded it (load
+average 9; 300 steps of each), so one epoch of PTB's 929,589 training tokens
+is 10-14 min there and the 30 runs 5-7 hours one at a time; an unloaded
+machine should be about twice as fast (the 2 x 200 LSTM reached 2,200-3,300
+tok/s, experiments/configs/ptb_lstm.py). Not yet run as a sweep.
 """
 
 from launch.sweeps import Sweep, product
