@@ -101,7 +101,9 @@ def _abs(p: str) -> str:
 def sweep_states(runs, root: str) -> tuple[dict, dict]:
   """Each run's state, and for failed ones the detail to show."""
   records = {
-      r.name: sweeps.read_json(_abs(os.path.join(root, r.name, "launch.json")))
+      r.name: sweeps.read_json(
+          _abs(os.path.join(root, r.name, sweeps.RECORD_FILE))
+      )
       for r in runs
   }
   jobs = [

@@ -252,6 +252,9 @@ for d in args["workdir"].split(","):
   n = int(open(path).read()) + 1 if os.path.exists(path) else 1
   open(path, "w").write(str(n))
   print("training", d, flush=True)
+  with open(os.path.join(d, "slot"), "w") as f:
+    cpus = sorted(os.sched_getaffinity(0))
+    json.dump({{"cpus": cpus, "omp": os.environ.get("OMP_NUM_THREADS")}}, f)
   if args.get("config.model.cell") in ("gru", "rnn_tanh") and n == 1:
     print("error: boom in", d, file=sys.stderr)
     sys.exit(3)
@@ -313,6 +316,36 @@ def test_failed_runs_are_reported_and_retried_alone(cycle):
   assert retry.returncode == 0, retry.stdout
   assert "3 done, 0 running, 0 failed, 0 pending" in retry.stdout
   assert attempts(root) == {"cell=lstm": 1, "cell=gru": 2, "cell=rnn_tanh": 2}
+
+
+def test_concurrent_cpu_runs_get_disjoint_cores(cycle):
+  root, args = cycle
+  cores = local.cpu_cores()
+  if len(cores) < 2:
+    pytest.skip("needs two cores")
+  launch(*args, "--parallel=2")
+  slots = [json.loads((d / "slot").read_text()) for d in root.iterdir()]
+  assert len(slots) == 3
+  share = len(cores) // 2
+  assert all(len(s["cpus"]) == share for s in slots)
+  assert all(s["omp"] == str(share) for s in slots)
+  # Two slots, each with its own cores; the third run reused one.
+  first, second = {tuple(s["cpus"]) for s in slots}
+  assert not set(first) & set(second)
+
+
+def test_gpus_are_counted_with_nvidia_smi(tmp_path, monkeypatch):
+  fake = tmp_path / "nvidia-smi"
+  fake.write_text(
+      "#!/bin/sh\n"
+      "echo 'GPU 0: NVIDIA H100 (UUID: GPU-a)'\n"
+      "echo 'GPU 1: NVIDIA H100 (UUID: GPU-b)'\n"
+  )
+  fake.chmod(0o755)
+  monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+  assert local.count_gpus() == 2
+  monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+  assert local.count_gpus() == 0
 
 
 def test_a_run_whose_launcher_died_is_pending_and_resumed(cycle):
