@@ -14,21 +14,25 @@ Both take experiments/configs/ptb_lstm.py:small (batch 20, SGD lr 1, loss
 summed over time, clipping at 5, init +-0.1) with model.cell in {rnn_tanh,
 gru, lstm} and data.bptt in {5, 10, 20, 35, 70}.
 
-  reduced  one layer of 200 units, one epoch (so the learning rate never
-           decays), seeds {0, 1}; runs in runs/sweeps/ptb_arch_x_tbptt
+  reduced  one layer of 200 units and the same budget of about a quarter of
+           an epoch (232,400 training tokens: train.max_steps = 11,620 /
+           bptt) for every truncation length, so the learning rate never
+           decays; seeds {0, 1}; runs in runs/sweeps/ptb_arch_x_tbptt
   full     the paper's 2 x 200, 13 epochs, decay 0.5 after epoch 4, seeds
            {0, 1, 2}; runs in runs/sweeps/ptb_arch_x_tbptt_full
 
-Runtime, reduced grid: a 1 x 200 LSTM ran at 1,100-1,600 tok/s at bptt 5
-and at bptt 35 on this project's 2-core CPU while other jobs loaded it (load
-average 9; 300 steps of each), so one epoch of PTB's 929,589 training tokens
-is 10-14 min there and the 30 runs 5-7 hours one at a time; an unloaded
-machine should be about twice as fast (the 2 x 200 LSTM reached 2,200-3,300
-tok/s, experiments/configs/ptb_lstm.py). Not yet run as a sweep.
+Runtime: the 1 x 200 model trains at about 1,100-1,600 tokens/s per process
+on a loaded 2-core CPU, so a full epoch per run would make the reduced grid
+5-7 hours there; with the quarter-epoch budget it is under an hour and a
+half (measured: see the README's sweep section). The full grid is for GPUs.
 """
 
-from launch.sweeps import Sweep, product
+from launch.sweeps import Sweep, product, zip_
 
+# The reduced grid's budget: the same number of training tokens (about a
+# quarter of PTB's 929,589) at every truncation length.
+TOKENS = 232_400
+BATCH = 20
 AXES = {
     "model.cell": ["rnn_tanh", "gru", "lstm"],
     "data.bptt": [5, 10, 20, 35, 70],
@@ -37,10 +41,19 @@ AXES = {
 
 def get_sweep(variant: str = "reduced"):
   if variant == "reduced":
+    budget = TOKENS // BATCH
     return Sweep(
         name="ptb_arch_x_tbptt",
         config="experiments/configs/ptb_lstm.py:small",
-        axes=product(AXES),
+        axes=product(
+            {"model.cell": AXES["model.cell"]},
+            zip_(
+                {
+                    "data.bptt": AXES["data.bptt"],
+                    "train.max_steps": [budget // t for t in AXES["data.bptt"]],
+                }
+            ),
+        ),
         seeds=[0, 1],
         fixed={
             "model.hidden": 200,
