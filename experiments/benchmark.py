@@ -1,13 +1,30 @@
-"""Tokens/s of training and evaluation, against the PyTorch peer, in one run.
+"""Tokens/s of training and evaluation: rnnlm_jax, flax.linen and PyTorch.
 
+  python -m experiments.benchmark --preset=zaremba_small,char --cell=lstm,gru \
+      --repeats=3 --out=bench.json
   python -m experiments.benchmark --preset=zaremba_small \
-      --peer_script=PATH/torch_lstm_lm.py --torch_python=PATH/bin/python
+      --sweep_batch=20,64,128 --sweep_hidden=200,650      # scaling, ours only
+  python -m experiments.benchmark --preset=tiny --steps=3 --repeats=1  # CI
 
-Each repetition runs every implementation once, in a fresh process, in
-alternating order (A B A B ...), so that machine drift hits both alike; the
-report gives medians over repetitions and rnnlm_jax / peer ratios, and is
-written as JSON to --out. Without --peer_script only rnnlm_jax is measured.
-Timings are wall-clock medians of per-step times, warm-up steps excluded.
+Implementations (--impls): rnnlm_jax; "flax", the same model written with
+flax.linen's nn.RNN over OptimizedLSTMCell / GRUCell / SimpleCell; "torch",
+the PyTorch peer script (--peer_script, by default ../shared/peers/
+torch_lstm_lm.py beside the repository) run by the interpreter in
+--torch_python or $TORCH_PYTHON, and skipped, with the reason in the report,
+when that interpreter cannot import torch. torch is never imported here.
+
+Every measurement is a fresh process. Each repetition measures the peak fp32
+GEMM rate through XLA (a jitted --gemm_n cube matmul, best of five), then
+every (preset, cell) row with every implementation, the order of the
+implementations rotating from one repetition to the next (A B C, B C A, ...)
+so that machine drift hits all alike. The report gives medians over
+repetitions, rnnlm_jax / peer ratios, achieved FLOP/s as a fraction of the
+GEMM peak (FLOPs counted analytically: rnnlm_jax.benchmark.flops_per_token,
+training as three forward passes), compile times, peak RSS per process and,
+for the jax implementations, XLA's memory analysis of the compiled train
+step (argument + temporary bytes). It is printed as a markdown table and
+written as JSON to --out. Timings are medians of per-step wall times,
+warm-up steps excluded.
 """
 
 import json
@@ -19,153 +36,359 @@ import sys
 from absl import app
 from absl import flags
 
+from experiments import common
+from rnnlm_jax import config as config_lib
+
 PRESETS = {
     # name: (vocab, hidden, layers, batch, bptt)
     "zaremba_small": (10000, 200, 2, 20, 35),
     "zaremba_medium": (10000, 650, 2, 20, 35),
+    "zaremba_large": (10000, 1500, 2, 20, 35),
     "char": (65, 512, 2, 32, 100),
     "tiny": (50, 16, 1, 4, 8),
 }
+CELLS = ("lstm", "gru", "rnn_tanh")
+IMPLS = ("rnnlm_jax", "flax", "torch")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PEER = os.path.join(ROOT, "..", "shared", "peers", "torch_lstm_lm.py")
+TORCH_ENV = "TORCH_PYTHON"
 
-_PRESET = flags.DEFINE_enum(
-    "preset", "zaremba_small", list(PRESETS), "Model size."
+_PRESET = flags.DEFINE_list(
+    "preset", ["zaremba_small"], f"Model sizes, of {', '.join(PRESETS)}."
 )
-_CELL = flags.DEFINE_enum("cell", "lstm", ["lstm", "gru", "rnn_tanh"], "Cell.")
+_CELL = flags.DEFINE_list("cell", ["lstm"], f"Cells, of {', '.join(CELLS)}.")
+_BATCH = flags.DEFINE_integer("batch", 0, "Batch size; 0: the preset's.")
+_HIDDEN = flags.DEFINE_integer("hidden", 0, "Hidden width; 0: the preset's.")
+_IMPLS = flags.DEFINE_list("impls", list(IMPLS), "Implementations to time.")
 _STEPS = flags.DEFINE_integer("steps", 30, "Timed steps per measurement.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Alternating repetitions.")
 _THREADS = flags.DEFINE_integer("threads", 2, "CPU threads for the peer.")
-_PEER = flags.DEFINE_string("peer_script", None, "PyTorch peer script.")
+_GEMM_N = flags.DEFINE_integer("gemm_n", 2048, "Size of the peak GEMM.")
+_SWEEP_BATCH = flags.DEFINE_list(
+    "sweep_batch", [], "Scaling mode: batch sizes (rnnlm_jax only)."
+)
+_SWEEP_HIDDEN = flags.DEFINE_list(
+    "sweep_hidden", [], "Scaling mode: hidden widths (rnnlm_jax only)."
+)
+_PEER = flags.DEFINE_string(
+    "peer_script",
+    DEFAULT_PEER if os.path.exists(DEFAULT_PEER) else None,
+    "PyTorch peer script.",
+)
 _TORCH_PY = flags.DEFINE_string(
-    "torch_python", sys.executable, "Python interpreter that has torch."
+    "torch_python",
+    os.environ.get(TORCH_ENV),
+    f"Python interpreter that has torch (default ${TORCH_ENV}).",
 )
 _OUT = flags.DEFINE_string("out", None, "Write the report as JSON here.")
-_WORKER = flags.DEFINE_bool("worker", False, "Internal: one measurement.")
+_WORKER = flags.DEFINE_enum(
+    "worker", None, ["rnnlm_jax", "flax", "gemm"], "Internal: one measurement."
+)
 
 
-def _jax_once() -> dict:
+def _shape(preset: str, batch: int = 0, hidden: int = 0) -> dict:
+  vocab, h, layers, b, bptt = PRESETS[preset]
+  return {
+      "vocab": vocab,
+      "hidden": hidden or h,
+      "layers": layers,
+      "batch": batch or b,
+      "bptt": bptt,
+  }
+
+
+def _worker_result() -> dict:
   from rnnlm_jax import benchmark
   from rnnlm_jax.config import ModelConfig
 
-  vocab, hidden, layers, batch, bptt = PRESETS[_PRESET.value]
+  if _WORKER.value == "gemm":
+    return benchmark.peak_gemm_flops(_GEMM_N.value)
+  shape = _shape(_PRESET.value[0], _BATCH.value, _HIDDEN.value)
   model = ModelConfig(
-      cell=_CELL.value,
-      vocab_size=vocab,
-      hidden=hidden,
-      num_layers=layers,
+      cell=_CELL.value[0],
+      vocab_size=shape["vocab"],
+      hidden=shape["hidden"],
+      num_layers=shape["layers"],
       init_scale=0.1,
   )
-  return benchmark.measure(model, batch, bptt, _STEPS.value, _WARMUP.value)
+  measure = {"rnnlm_jax": benchmark.measure, "flax": benchmark.measure_flax}
+  return measure[_WORKER.value](
+      model, shape["batch"], shape["bptt"], _STEPS.value, _WARMUP.value
+  )
 
 
 def _run_result(cmd: list[str]) -> dict:
-  """One measurement's RESULT. Rates are per-step medians on both sides (the
-  peer reports them as *_from_median)."""
+  """One measurement's RESULT line. Rates are per-step medians on every side
+  (the peer reports them as *_from_median)."""
   proc = subprocess.run(
       cmd,
       capture_output=True,
       text=True,
+      cwd=ROOT,
       env=dict(os.environ, PYTHONUNBUFFERED="1"),
   )
   for line in proc.stdout.splitlines():
     if line.startswith("RESULT "):
       result = json.loads(line[len("RESULT ") :])
       for key in ("train_tok_s", "eval_tok_s"):
-        result[key] = result.get(f"{key}_from_median", result[key])
+        if key in result:
+          result[key] = result.get(f"{key}_from_median", result[key])
       return result
-  raise RuntimeError(f"{cmd[:3]} printed no RESULT: {proc.stderr[-500:]}")
+  raise RuntimeError(f"{cmd[:4]} printed no RESULT: {proc.stderr[-800:]}")
 
 
-def _commands() -> dict:
-  preset = f"--preset={_PRESET.value}"
-  common = [
-      preset,
-      f"--cell={_CELL.value}",
+def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
+  return [
+      sys.executable,
+      "-m",
+      "experiments.benchmark",
+      f"--worker={worker}",
+      f"--preset={preset}",
+      f"--cell={cell}",
+      f"--batch={batch}",
+      f"--hidden={hidden}",
       f"--steps={_STEPS.value}",
       f"--warmup={_WARMUP.value}",
+      f"--gemm_n={_GEMM_N.value}",
   ]
-  cmds = {
-      "rnnlm_jax": [
-          sys.executable,
-          "-m",
-          "experiments.benchmark",
-          "--worker",
-          *common,
-      ]
+
+
+def _torch_cmd(shape: dict, cell: str) -> list[str]:
+  return [
+      _TORCH_PY.value,
+      _PEER.value,
+      f"--vocab={shape['vocab']}",
+      f"--hidden={shape['hidden']}",
+      f"--layers={shape['layers']}",
+      f"--batch={shape['batch']}",
+      f"--bptt={shape['bptt']}",
+      f"--cell={cell}",
+      f"--steps={_STEPS.value}",
+      f"--warmup={_WARMUP.value}",
+      f"--threads={_THREADS.value}",
+  ]
+
+
+def _torch_unavailable() -> str | None:
+  """Why the torch peer cannot run, or None."""
+  if not _PEER.value or not os.path.exists(_PEER.value):
+    return f"no peer script (--peer_script={_PEER.value})"
+  if not _TORCH_PY.value:
+    return f"no interpreter with torch (--torch_python or ${TORCH_ENV})"
+  try:
+    proc = subprocess.run(
+        [_TORCH_PY.value, "-c", "import torch"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+  except OSError as e:
+    return f"{_TORCH_PY.value}: {e}"
+  if proc.returncode:
+    return f"{_TORCH_PY.value} cannot import torch"
+  return None
+
+
+def _check_flags() -> None:
+  for name, given, known in (
+      ("preset", _PRESET.value, PRESETS),
+      ("cell", _CELL.value, CELLS),
+      ("impls", _IMPLS.value, IMPLS),
+  ):
+    bad = [v for v in given if v not in known]
+    if bad or not given:
+      raise config_lib.ConfigError(
+          f"--{name}={','.join(given)}: choose from {', '.join(known)}"
+      )
+  for name, values in (
+      ("sweep_batch", _SWEEP_BATCH.value),
+      ("sweep_hidden", _SWEEP_HIDDEN.value),
+  ):
+    if not all(v.isdigit() and int(v) > 0 for v in values):
+      raise config_lib.ConfigError(
+          f"--{name}={','.join(values)}: give positive integers"
+      )
+  if min(_STEPS.value, _REPEATS.value) < 1 or _WARMUP.value < 0:
+    raise config_lib.ConfigError("--steps and --repeats must be >= 1")
+
+
+def _median(results: list[dict], key: str):
+  values = [r[key] for r in results if key in r]
+  return statistics.median(values) if values else None
+
+
+def _xla_mb(result: dict) -> float | None:
+  memory = result.get("train_memory") or {}
+  if "temp_bytes" not in memory:
+    return None
+  return (memory["temp_bytes"] + memory["argument_bytes"]) / 2**20
+
+
+def _summary(results: list[dict], flops_fwd: float, peak: float) -> dict:
+  m = {
+      k: _median(results, k)
+      for k in (
+          "train_tok_s",
+          "eval_tok_s",
+          "compile_train_s",
+          "compile_eval_s",
+          "peak_rss_mb",
+      )
   }
-  if _PEER.value:
-    vocab, hidden, layers, batch, bptt = PRESETS[_PRESET.value]
-    cell = {"rnn_tanh": "rnn_tanh"}.get(_CELL.value, _CELL.value)
-    cmds["torch"] = [
-        _TORCH_PY.value,
-        _PEER.value,
-        f"--vocab={vocab}",
-        f"--hidden={hidden}",
-        f"--layers={layers}",
-        f"--batch={batch}",
-        f"--bptt={bptt}",
-        f"--cell={cell}",
-        f"--steps={_STEPS.value}",
-        f"--warmup={_WARMUP.value}",
-        f"--threads={_THREADS.value}",
-    ]
-  return cmds
+  xla = [v for v in map(_xla_mb, results) if v is not None]
+  m["train_xla_mb"] = statistics.median(xla) if xla else None
+  m["train_flops_s"] = m["train_tok_s"] * 3 * flops_fwd
+  m["eval_flops_s"] = m["eval_tok_s"] * flops_fwd
+  m["train_frac_peak"] = m["train_flops_s"] / peak
+  m["eval_frac_peak"] = m["eval_flops_s"] / peak
+  return m
 
 
-def _report(runs: dict) -> dict:
-  report = {
-      "preset": _PRESET.value,
-      "cell": _CELL.value,
+def _rotated(items: list, rep: int) -> list:
+  k = rep % len(items)
+  return items[k:] + items[:k]
+
+
+def _benchmark(impls: list[str]) -> dict:
+  from rnnlm_jax import benchmark
+
+  sweep = bool(_SWEEP_BATCH.value or _SWEEP_HIDDEN.value)
+  rows = []
+  if sweep:
+    preset, cell = _PRESET.value[0], _CELL.value[0]
+    for b in _SWEEP_BATCH.value or [_BATCH.value]:
+      for h in _SWEEP_HIDDEN.value or [_HIDDEN.value]:
+        rows.append((preset, cell, _shape(preset, int(b), int(h))))
+    impls = ["rnnlm_jax"]
+  else:
+    for preset in _PRESET.value:
+      for cell in _CELL.value:
+        rows.append((preset, cell, _shape(preset, _BATCH.value, _HIDDEN.value)))
+
+  def cmd(impl, preset, cell, shape):
+    if impl == "torch":
+      return _torch_cmd(shape, cell)
+    return _worker_cmd(impl, preset, cell, shape["batch"], shape["hidden"])
+
+  gemm = []
+  runs = [{impl: [] for impl in impls} for _ in rows]
+  for rep in range(_REPEATS.value):
+    gemm.append(_run_result(_worker_cmd("gemm")))
+    print(
+        f"rep {rep} peak GEMM {gemm[-1]['gemm_peak_flops'] / 1e9:,.1f} GFLOP/s",
+        flush=True,
+    )
+    for (preset, cell, shape), row_runs in zip(rows, runs):
+      for impl in _rotated(impls, rep):
+        result = _run_result(cmd(impl, preset, cell, shape))
+        row_runs[impl].append(result)
+        print(
+            f"rep {rep} {preset} {cell} B={shape['batch']} H={shape['hidden']}"
+            f" {impl}: train {result['train_tok_s']:,.0f} tok/s, eval "
+            f"{result['eval_tok_s']:,.0f} tok/s",
+            flush=True,
+        )
+
+  peak = max(g["gemm_peak_flops"] for g in gemm)
+  report_rows = []
+  for (preset, cell, shape), row_runs in zip(rows, runs):
+    model = config_lib.ModelConfig(
+        cell=cell,
+        vocab_size=shape["vocab"],
+        hidden=shape["hidden"],
+        num_layers=shape["layers"],
+    )
+    flops_fwd = benchmark.flops_per_token(model)
+    median = {
+        impl: _summary(results, flops_fwd, peak)
+        for impl, results in row_runs.items()
+    }
+    ours = median.get("rnnlm_jax")
+    ratio = {}
+    if ours:
+      for impl in impls:
+        if impl != "rnnlm_jax":
+          ratio[impl] = {
+              k: ours[k] / median[impl][k]
+              for k in ("train_tok_s", "eval_tok_s")
+          }
+    report_rows.append(
+        {
+            "preset": preset,
+            "cell": cell,
+            **shape,
+            "flops_per_token_forward": flops_fwd,
+            "runs": row_runs,
+            "median": median,
+            "ratio": ratio,
+        }
+    )
+  return {
+      "mode": "scaling" if sweep else "compare",
+      "steps": _STEPS.value,
+      "warmup": _WARMUP.value,
       "repeats": _REPEATS.value,
-      "runs": runs,
-      "median": {},
+      "peer_threads": _THREADS.value,
+      "gemm": {"runs": gemm, "peak_flops": peak},
+      "rows": report_rows,
   }
-  for impl, results in runs.items():
-    report["median"][impl] = {
-        k: statistics.median(r[k] for r in results)
-        for k in ("train_tok_s", "eval_tok_s", "peak_rss_mb")
-    }
-  if "torch" in runs:
-    ours, peer = report["median"]["rnnlm_jax"], report["median"]["torch"]
-    report["ratio"] = {
-        k: ours[k] / peer[k] for k in ("train_tok_s", "eval_tok_s")
-    }
-  return report
+
+
+def _fmt(value, spec: str) -> str:
+  return "" if value is None else format(value, spec)
+
+
+def markdown(report: dict) -> str:
+  """The report as one markdown table (one line per row and implementation)."""
+  peak = report["gemm"]["peak_flops"]
+  lines = [
+      f"Peak fp32 GEMM through XLA: {peak / 1e9:,.1f} GFLOP/s; medians of "
+      f"{report['repeats']} fresh-process repetitions, {report['steps']} "
+      "timed steps each.",
+      "",
+      "| preset | cell | B | H | impl | train tok/s | eval tok/s | "
+      "ours/impl train | ours/impl eval | train % peak | eval % peak | "
+      "compile train s | peak RSS MB | XLA train MB |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ]
+  for row in report["rows"]:
+    for impl, m in row["median"].items():
+      r = row["ratio"].get(impl, {})
+      lines.append(
+          f"| {row['preset']} | {row['cell']} | {row['batch']} | "
+          f"{row['hidden']} | {impl} | {m['train_tok_s']:,.0f} | "
+          f"{m['eval_tok_s']:,.0f} | {_fmt(r.get('train_tok_s'), '.2f')} | "
+          f"{_fmt(r.get('eval_tok_s'), '.2f')} | "
+          f"{100 * m['train_frac_peak']:.1f} | "
+          f"{100 * m['eval_frac_peak']:.1f} | "
+          f"{'-' if impl == 'torch' else _fmt(m['compile_train_s'], '.1f')} | "
+          f"{m['peak_rss_mb']:,.0f} | {_fmt(m['train_xla_mb'], ',.1f')} |"
+      )
+  return "\n".join(lines)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if _WORKER.value:
-    print("RESULT " + json.dumps(_jax_once()), flush=True)
-    return
-  cmds = _commands()
-  runs = {impl: [] for impl in cmds}
-  for rep in range(_REPEATS.value):
-    order = list(cmds) if rep % 2 == 0 else list(reversed(cmds))
-    for impl in order:
-      result = _run_result(cmds[impl])
-      runs[impl].append(result)
-      print(
-          f"rep {rep} {impl}: train {result['train_tok_s']:,.0f} tok/s, "
-          f"eval {result['eval_tok_s']:,.0f} tok/s",
-          flush=True,
-      )
-  report = _report(runs)
-  for impl, m in report["median"].items():
-    print(
-        f"median {impl}: train {m['train_tok_s']:,.0f} tok/s, eval "
-        f"{m['eval_tok_s']:,.0f} tok/s, peak RSS {m['peak_rss_mb']:,.0f} MB"
-    )
-  if "ratio" in report:
-    r = report["ratio"]
-    print(
-        f"ratio rnnlm_jax/torch: train {r['train_tok_s']:.2f}x, "
-        f"eval {r['eval_tok_s']:.2f}x"
-    )
-  if _OUT.value:
-    with open(_OUT.value, "w", encoding="utf-8") as f:
-      json.dump(report, f, indent=2)
+  with common.one_line_errors():
+    _check_flags()
+    if _WORKER.value:
+      print("RESULT " + json.dumps(_worker_result()), flush=True)
+      return
+    impls = list(dict.fromkeys(_IMPLS.value))
+    skipped = {}
+    if "torch" in impls:
+      reason = _torch_unavailable()
+      if reason:
+        skipped["torch"] = reason
+        impls.remove("torch")
+        print(f"torch peer skipped: {reason}", flush=True)
+    report = {**_benchmark(impls), "skipped": skipped}
+    print(markdown(report))
+    if _OUT.value:
+      with open(_OUT.value, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,32 @@
 """Throughput of the train step and of evaluation, measured the way the
 PyTorch peer measures it: random token ids, the state carried from segment
-to segment, SGD with global-norm clipping, warm-up steps excluded."""
+to segment, SGD with global-norm clipping, warm-up steps excluded.
+
+``measure`` times rnnlm_jax itself, ``measure_flax`` the same model written
+with flax.linen's ``nn.RNN`` over its stock cells (the baseline a Flax user
+would write), and ``peak_gemm_flops`` the machine's fp32 matmul rate through
+XLA, against which ``flops_per_token`` turns tokens/s into a fraction of
+peak.
+"""
 
 import resource
 import statistics
 import time
+from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
+from rnnlm_jax import cells
 from rnnlm_jax import models
 from rnnlm_jax import optim
 from rnnlm_jax import steps
 from rnnlm_jax.config import ModelConfig, OptimConfig
 
 
-def random_batches(vocab, batch, bptt, segments, seed):
+def _random_batches(vocab, batch, bptt, segments, seed):
   rng = np.random.default_rng(seed)
   stream = rng.integers(0, vocab, (batch, segments * bptt + 1), dtype=np.int32)
   x = np.stack([stream[:, i * bptt : (i + 1) * bptt] for i in range(segments)])
@@ -34,59 +45,74 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(
-    model: ModelConfig,
-    batch: int,
-    bptt: int,
-    steps_timed: int,
-    warmup: int = 3,
-    lr: float = 1.0,
-    clip: float = 5.0,
-    seed: int = 0,
-) -> dict:
-  """Train-step and evaluation tokens/s, compile times and peak memory."""
-  tx, _ = optim.make_optimizer(
-      OptimConfig(name="sgd", learning_rate=lr, clip_norm=clip), 8, 1
-  )
-  state = steps.init_train_state(jax.random.key(seed), model, tx, batch)
-  batches = jax.device_put(
-      random_batches(model.vocab_size, batch, bptt, 8, seed)
-  )
+def flops_per_token(model: ModelConfig) -> float:
+  """Forward FLOPs per token, counting matmuls only: 2 (I G + H G) per layer
+  (input and recurrent projections) plus 2 H V for the softmax. Training
+  costs about three times this (forward, and two matmuls per matmul in the
+  backward pass)."""
+  gates = cells.get_cell(model.cell).gates * model.hidden
+  total = 2.0 * model.hidden * model.vocab_size
+  for layer in range(model.num_layers):
+    inputs = models.embed_dim(model) if layer == 0 else model.hidden
+    total += 2.0 * (inputs * gates + model.hidden * gates)
+  return total
 
-  t0 = time.perf_counter()
-  train_step = steps.make_train_step(model, tx).lower(state, batches).compile()
-  compile_train = time.perf_counter() - t0
+
+def peak_gemm_flops(n: int = 2048, repeats: int = 5) -> dict:
+  """The best fp32 rate of one jitted n x n x n matmul over ``repeats``."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+  matmul = jax.jit(jnp.matmul).lower(a, b).compile()
+  jax.block_until_ready(matmul(a, b))
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(matmul(a, b))
+    best = min(best, time.perf_counter() - t0)
+  return {
+      "gemm_n": n,
+      "gemm_peak_flops": 2.0 * n**3 / best,
+      "device": str(jax.devices()[0]),
+  }
+
+
+def memory_stats(compiled) -> dict:
+  """What XLA reserves for a compiled function (bytes), where it says."""
+  try:
+    stats = compiled.memory_analysis()
+  except (NotImplementedError, RuntimeError):
+    stats = None
+  if stats is None:
+    return {}
+  return {
+      "argument_bytes": stats.argument_size_in_bytes,
+      "temp_bytes": stats.temp_size_in_bytes,
+      "output_bytes": stats.output_size_in_bytes,
+      "alias_bytes": stats.alias_size_in_bytes,
+  }
+
+
+def _time_calls(fn: Callable[[], object], calls: int) -> list[float]:
   times = []
-  for i in range(warmup + steps_timed):
+  for _ in range(calls):
     t0 = time.perf_counter()
-    state, metrics = train_step(state, batches)
-    jax.block_until_ready(metrics)
+    jax.block_until_ready(fn())
     times.append(time.perf_counter() - t0)
-  train_times = times[warmup:]
+  return times
 
-  # Evaluation runs a whole split per call: time calls over `steps_timed`
-  # segments and divide.
-  eval_batches = jax.device_put(
-      random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
-  )
-  carry = models.init_carry(model, batch)
+
+def _compile(fn, *args):
   t0 = time.perf_counter()
-  evaluate = (
-      steps.make_evaluate(model)
-      .lower(state.params, carry, eval_batches)
-      .compile()
-  )
-  compile_eval = time.perf_counter() - t0
-  eval_times = []
-  for _ in range(max(2, warmup)):
-    t0 = time.perf_counter()
-    jax.block_until_ready(evaluate(state.params, carry, eval_batches))
-    eval_times.append((time.perf_counter() - t0) / steps_timed)
-  eval_times = eval_times[1:]
+  compiled = fn.lower(*args).compile()
+  return compiled, time.perf_counter() - t0
 
+
+def _result(
+    impl, model, batch, bptt, steps_timed, train_times, eval_times
+) -> dict:
   tokens = batch * bptt
   return {
-      "impl": "rnnlm_jax",
+      "impl": impl,
       "cell": model.cell,
       "vocab": model.vocab_size,
       "hidden": model.hidden,
@@ -98,9 +124,190 @@ def measure(
       "eval_tok_s": tokens / statistics.median(eval_times),
       "train_step_ms_median": 1e3 * statistics.median(train_times),
       "eval_step_ms_median": 1e3 * statistics.median(eval_times),
+      "flops_per_token_forward": flops_per_token(model),
+      "device": str(jax.devices()[0]),
+  }
+
+
+def measure(
+    model: ModelConfig,
+    batch: int,
+    bptt: int,
+    steps_timed: int,
+    warmup: int = 3,
+    lr: float = 1.0,
+    clip: float = 5.0,
+    seed: int = 0,
+) -> dict:
+  """rnnlm_jax's train-step and evaluation tokens/s, compile times, peak
+  memory and XLA's memory analysis of both compiled functions."""
+  tx, _ = optim.make_optimizer(
+      OptimConfig(name="sgd", learning_rate=lr, clip_norm=clip), 8, 1
+  )
+  state = steps.init_train_state(jax.random.key(seed), model, tx, batch)
+  batches = jax.device_put(
+      _random_batches(model.vocab_size, batch, bptt, 8, seed)
+  )
+  train_step, compile_train = _compile(
+      steps.make_train_step(model, tx), state, batches
+  )
+  train_memory = memory_stats(train_step)
+  train_times = []
+  for _ in range(warmup + steps_timed):
+    t0 = time.perf_counter()
+    state, metrics = train_step(state, batches)
+    jax.block_until_ready(metrics)
+    train_times.append(time.perf_counter() - t0)
+
+  # Evaluation runs a whole split per call: time calls over `steps_timed`
+  # segments and divide.
+  eval_batches = jax.device_put(
+      _random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
+  )
+  carry = models.init_carry(model, batch)
+  evaluate, compile_eval = _compile(
+      steps.make_evaluate(model), state.params, carry, eval_batches
+  )
+  calls = _time_calls(
+      lambda: evaluate(state.params, carry, eval_batches), max(2, warmup)
+  )
+  result = _result(
+      "rnnlm_jax",
+      model,
+      batch,
+      bptt,
+      steps_timed,
+      train_times[warmup:],
+      [t / steps_timed for t in calls[1:]],
+  )
+  return {
+      **result,
       "compile_train_s": compile_train,
       "compile_eval_s": compile_eval,
+      "train_memory": train_memory,
+      "eval_memory": memory_stats(evaluate),
       "peak_rss_mb": peak_rss_mb(),
-      "device": str(jax.devices()[0]),
       "last_train_loss": float(metrics["nll"] / metrics["count"]),
+  }
+
+
+def _flax_lm(model: ModelConfig):
+  """The benchmark model in flax.linen: embedding, ``num_layers`` nn.RNN
+  layers over flax's own cells carrying state across calls, a Dense
+  softmax. Returns (module, cell class)."""
+  import flax.linen as nn
+
+  cell_cls = {
+      "lstm": nn.OptimizedLSTMCell,
+      "gru": nn.GRUCell,
+      "rnn_tanh": nn.SimpleCell,
+  }[model.cell]
+
+  class LM(nn.Module):
+
+    @nn.compact
+    def __call__(self, carry, x_BT):
+      h_BTH = nn.Embed(model.vocab_size, model.hidden)(x_BT)
+      new_carry = []
+      for layer in range(model.num_layers):
+        c, h_BTH = nn.RNN(cell_cls(model.hidden), return_carry=True)(
+            h_BTH, initial_carry=carry[layer]
+        )
+        new_carry.append(c)
+      return nn.Dense(model.vocab_size)(h_BTH), tuple(new_carry)
+
+  return LM(), cell_cls
+
+
+def measure_flax(
+    model: ModelConfig,
+    batch: int,
+    bptt: int,
+    steps_timed: int,
+    warmup: int = 3,
+    lr: float = 1.0,
+    clip: float = 5.0,
+    seed: int = 0,
+) -> dict:
+  """``measure`` for the flax.linen baseline: the same protocol (segments on
+  the device, picked by step; state carried through stop_gradient; SGD with
+  global-norm clipping; mean token cross-entropy; evaluation as one scan)."""
+  if model.cell not in ("lstm", "gru", "rnn_tanh"):
+    raise ValueError(f"no flax baseline for cell {model.cell!r}")
+  lm, cell_cls = _flax_lm(model)
+  # A function: the train state's copy is donated to the step.
+  zero_carry = lambda: tuple(
+      cell_cls(model.hidden).initialize_carry(
+          jax.random.key(0), (batch, model.hidden)
+      )
+      for _ in range(model.num_layers)
+  )
+  host_batches = _random_batches(model.vocab_size, batch, bptt, 8, seed)
+  params = lm.init(jax.random.key(seed), zero_carry(), host_batches["x"][0])
+  tx = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr))
+  state = (jnp.zeros((), jnp.int32), params, tx.init(params), zero_carry())
+  batches = jax.device_put(host_batches)
+
+  def loss_fn(params, carry, x_BT, y_BT):
+    logits_BTV, carry = lm.apply(params, carry, x_BT)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, y_BT)
+    return nll.mean(), carry
+
+  def train_step(state, batches):
+    step, params, opt_state, carry = state
+    i = step % batches["x"].shape[0]
+    x_BT, y_BT = batches["x"][i], batches["y"][i]
+    (loss, carry), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params, jax.lax.stop_gradient(carry), x_BT, y_BT
+    )
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (step + 1, params, opt_state, carry), loss
+
+  def evaluate(params, carry, batches):
+    def body(c, xy):
+      nll, c = loss_fn(params, c, *xy)
+      return c, nll
+
+    carry, nll_S = jax.lax.scan(body, carry, (batches["x"], batches["y"]))
+    return nll_S.mean(), carry
+
+  train_step, compile_train = _compile(
+      jax.jit(train_step, donate_argnums=0), state, batches
+  )
+  train_memory = memory_stats(train_step)
+  train_times = []
+  for _ in range(warmup + steps_timed):
+    t0 = time.perf_counter()
+    state, loss = train_step(state, batches)
+    jax.block_until_ready(loss)
+    train_times.append(time.perf_counter() - t0)
+
+  eval_batches = jax.device_put(
+      _random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
+  )
+  params, carry = state[1], zero_carry()
+  evaluate, compile_eval = _compile(
+      jax.jit(evaluate), params, carry, eval_batches
+  )
+  calls = _time_calls(
+      lambda: evaluate(params, carry, eval_batches), max(2, warmup)
+  )
+  result = _result(
+      "flax",
+      model,
+      batch,
+      bptt,
+      steps_timed,
+      train_times[warmup:],
+      [t / steps_timed for t in calls[1:]],
+  )
+  return {
+      **result,
+      "compile_train_s": compile_train,
+      "compile_eval_s": compile_eval,
+      "train_memory": train_memory,
+      "eval_memory": memory_stats(evaluate),
+      "peak_rss_mb": peak_rss_mb(),
+      "last_train_loss": float(loss),
   }

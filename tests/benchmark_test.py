@@ -1,34 +1,127 @@
-"""The benchmark runs end to end in its tiny mode (numbers not asserted)."""
+"""The benchmark runs end to end in its tiny mode (numbers not asserted, only
+present and positive)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import pytest
+
+from rnnlm_jax import benchmark
+from rnnlm_jax import models
+from rnnlm_jax.config import ModelConfig
+
 ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--preset=tiny", "--steps=3", "--warmup=1", "--repeats=1"]
 
 
-def test_tiny_benchmark_writes_a_report(tmp_path):
+def _run(tmp_path, *flags, torch_python=None) -> dict:
   out = tmp_path / "report.json"
+  env = dict(os.environ)
+  env.pop("TORCH_PYTHON", None)
+  if torch_python:
+    env["TORCH_PYTHON"] = torch_python
   proc = subprocess.run(
       [
           sys.executable,
           "-m",
           "experiments.benchmark",
-          "--preset=tiny",
-          "--steps=3",
-          "--warmup=1",
-          "--repeats=1",
+          *TINY,
+          *flags,
           f"--out={out}",
       ],
       cwd=ROOT,
       capture_output=True,
       text=True,
-      timeout=300,
+      timeout=600,
+      env=env,
   )
   assert proc.returncode == 0, proc.stderr[-2000:]
-  report = json.loads(out.read_text())
-  (run,) = report["runs"]["rnnlm_jax"]
-  for key in ("train_tok_s", "eval_tok_s", "compile_train_s", "peak_rss_mb"):
-    assert run[key] > 0
-  assert "ratio" not in report  # No peer was named.
+  assert "| tiny | lstm |" in proc.stdout  # The markdown table.
+  return json.loads(out.read_text())
+
+
+def _check_row_median(m: dict) -> None:
+  for key in (
+      "train_tok_s",
+      "eval_tok_s",
+      "peak_rss_mb",
+      "train_frac_peak",
+      "eval_frac_peak",
+  ):
+    assert m[key] > 0, key
+
+
+def test_tiny_benchmark_rnnlm_jax_and_flax(tmp_path):
+  report = _run(tmp_path, "--impls=rnnlm_jax,flax,torch", "--peer_script=")
+  assert report["gemm"]["peak_flops"] > 0
+  assert report["skipped"]["torch"]  # No peer script: skipped, with a reason.
+  (row,) = report["rows"]
+  assert set(row["runs"]) == {"rnnlm_jax", "flax"}
+  for impl in ("rnnlm_jax", "flax"):
+    (run,) = row["runs"][impl]
+    for key in ("train_tok_s", "eval_tok_s", "compile_train_s", "peak_rss_mb"):
+      assert run[key] > 0, (impl, key)
+    for key in ("argument_bytes", "temp_bytes"):
+      assert run["train_memory"][key] >= 0
+    _check_row_median(row["median"][impl])
+    assert row["median"][impl]["train_xla_mb"] > 0
+  assert row["ratio"]["flax"]["train_tok_s"] > 0
+  assert "torch" not in row["ratio"]
+
+
+def test_scaling_mode(tmp_path):
+  report = _run(tmp_path, "--sweep_batch=2,4", "--sweep_hidden=8")
+  assert report["mode"] == "scaling"
+  assert [(r["batch"], r["hidden"]) for r in report["rows"]] == [(2, 8), (4, 8)]
+  for row in report["rows"]:
+    assert list(row["runs"]) == ["rnnlm_jax"]
+    _check_row_median(row["median"]["rnnlm_jax"])
+
+
+def _torch_python():
+  python = os.environ.get("TORCH_PYTHON")
+  if not python:
+    return None
+  ok = subprocess.run([python, "-c", "import torch"], capture_output=True)
+  return python if ok.returncode == 0 else None
+
+
+def test_tiny_benchmark_torch_peer(tmp_path):
+  python = _torch_python()
+  if python is None:
+    pytest.skip("set TORCH_PYTHON to an interpreter that imports torch")
+  if not (ROOT.parent / "shared" / "peers" / "torch_lstm_lm.py").exists():
+    pytest.skip("no ../shared/peers/torch_lstm_lm.py beside the repository")
+  report = _run(tmp_path, "--impls=rnnlm_jax,torch", torch_python=python)
+  assert "torch" not in report["skipped"]
+  (row,) = report["rows"]
+  _check_row_median(row["median"]["torch"])
+  assert row["ratio"]["torch"]["train_tok_s"] > 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_flops_per_token_counts_the_matmuls(cell):
+  # Per token, every weight matrix (not the embedding, a lookup) takes part
+  # in one multiply-add per entry.
+  cfg = ModelConfig(cell=cell, vocab_size=7, hidden=3, embed_dim=5)
+  params = models.init_lm(jax.random.key(0), cfg)
+  params.pop("embed")
+  weights = [p.size for p in jax.tree.leaves(params) if p.ndim == 2]
+  assert benchmark.flops_per_token(cfg) == 2 * sum(weights)
+
+
+def test_bad_preset_is_one_error_line():
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--preset=huge"],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  assert proc.returncode == 1
+  (line,) = proc.stderr.strip().splitlines()
+  assert line.startswith("error: --preset=huge: choose from zaremba_small")
