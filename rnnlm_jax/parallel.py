@@ -14,7 +14,9 @@ order of floating-point summation (tested).
   state = parallel.shard_state(state, mesh)
   train_step = steps.make_train_step(cfg, tx).lower(state, batches).compile()
 
-B must be a multiple of the number of devices.
+B must be a multiple of the number of devices. Vectorised trials
+(steps.vectorise, K states stacked on a leading axis) shard the same way,
+with ``batch_axis=1`` for the state.
 
 Multi-host (several processes, each with its local devices): every process
 runs the same program on the same data (the data pipeline is deterministic
@@ -114,34 +116,37 @@ def _put(x, sharding: NamedSharding) -> jax.Array:
 
 
 def shard_batches(batches: dict, mesh: Mesh) -> dict:
-  """Splits an epoch's batches (arrays [S, B, T]) along B over the mesh.
+  """Splits an epoch's batches (arrays [S, B, T], or [K, S, B, T] stacked
+  per trial) along B over the mesh.
 
   Every process passes the same full arrays; each keeps its devices' part.
   """
-  for v in batches.values():
-    check_batch(v.shape[1], mesh)
-  sharding = batch_sharding(mesh, 1)
-  return {k: _put(v, sharding) for k, v in batches.items()}
+  out = {}
+  for k, v in batches.items():
+    check_batch(v.shape[-2], mesh)
+    out[k] = _put(v, batch_sharding(mesh, v.ndim - 2))
+  return out
 
 
-def shard_carry(carry: Any, mesh: Mesh) -> Any:
-  """Splits every carry leaf along its leading (batch) axis: the [B, H]
-  states of the recurrent models and the [B, n-1] windows of the window
-  models alike."""
-  leaves = jax.tree.leaves(carry)
-  for leaf in leaves:
-    check_batch(leaf.shape[0], mesh)
-  return jax.tree.map(lambda x: _put(x, batch_sharding(mesh, 0)), carry)
+def shard_carry(carry: Any, mesh: Mesh, batch_axis: int = 0) -> Any:
+  """Splits every carry leaf along its batch axis: the [B, H] states of the
+  recurrent models and the [B, n-1] windows of the window models alike
+  (batch_axis 1 for the [K, B, ...] carries of stacked trials)."""
+  for leaf in jax.tree.leaves(carry):
+    check_batch(leaf.shape[batch_axis], mesh)
+  sharding = batch_sharding(mesh, batch_axis)
+  return jax.tree.map(lambda x: _put(x, sharding), carry)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.tree.map(lambda x: _put(x, replicated(mesh)), tree)
 
 
-def shard_state(state, mesh: Mesh):
+def shard_state(state, mesh: Mesh, batch_axis: int = 0):
   """A steps.TrainState laid out for data parallelism: the carry split along
-  the batch, everything else replicated."""
-  carry = shard_carry(state.carry, mesh)
+  the batch, everything else replicated. batch_axis: as in shard_carry (1
+  for K trials stacked by steps.stack)."""
+  carry = shard_carry(state.carry, mesh, batch_axis)
   rest = replicate(state.replace(carry=()), mesh)
   return rest.replace(carry=carry)
 
