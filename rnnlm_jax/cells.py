@@ -11,6 +11,11 @@ projection for all time steps is one matmul done by ``scan.project_inputs``
 outside the scan, so only the recurrent matmul ``h @ w_hh`` runs per step.
 Gate matmuls are fused: ``w_ih`` is [I, G] and ``w_hh`` is [H, G].
 
+Each step is ``pointwise(xw_BG, hw_BG, carry)`` after the recurrent matmul
+``hw = h @ w_hh (+ hidden_bias)``: the elementwise rest of the cell, split out
+so that a hand-written backward (``scan``) can differentiate it alone and do
+the matmuls of all time steps at once.
+
 Gate order follows PyTorch (LSTM: i, f, g, o; GRU: r, z, n) so that
 nn.LSTM / nn.GRU weights import by transposition. The GRU keeps the hidden
 bias of its candidate gate (``b_hn``) apart, because PyTorch applies it inside
@@ -27,7 +32,28 @@ class Cell(NamedTuple):
   name: str
   gates: int  # G = gates * H.
   carry_arity: int  # Number of [B, H] arrays in the carry.
-  step: Callable
+  # pointwise(xw_BG, hw_BG, carry) -> (carry, h_BH); h_BH is carry[0].
+  pointwise: Callable
+
+  def step(self, params, carry, xw_BG):
+    """One time step: (carry, h_BH)."""
+    return self.pointwise(xw_BG, recurrent_matmul(params, carry[0]), carry)
+
+
+def hidden_bias(params):
+  """The bias added to ``h @ w_hh`` ([G]; the GRU's b_hn in its candidate
+  block, zeros elsewhere), or None for cells without one."""
+  if "b_hn" not in params:
+    return None
+  b_hn = params["b_hn"]
+  return jnp.concatenate([jnp.zeros(2 * b_hn.shape[0], b_hn.dtype), b_hn])
+
+
+def recurrent_matmul(params, h_BH):
+  """hw_BG = h @ w_hh, plus the hidden bias where the cell has one."""
+  hw_BG = h_BH @ params["w_hh"]
+  b_G = hidden_bias(params)
+  return hw_BG if b_G is None else hw_BG + b_G
 
 
 def _uniform(key, shape, scale):
@@ -60,31 +86,30 @@ def init_carry(cell: Cell, batch: int, hidden: int):
 
 
 def _elman(activation):
-  def step(params, carry, xw_BG):
-    (h_BH,) = carry
-    h_BH = activation(xw_BG + h_BH @ params["w_hh"])
+  def pointwise(xw_BG, hw_BG, carry):
+    del carry  # Only through hw_BG.
+    h_BH = activation(xw_BG + hw_BG)
     return (h_BH,), h_BH
 
-  return step
+  return pointwise
 
 
-def _lstm_step(params, carry, xw_BG):
-  h_BH, c_BH = carry
-  z_BG = xw_BG + h_BH @ params["w_hh"]
-  i, f, g, o = jnp.split(z_BG, 4, axis=-1)
+def _lstm_pointwise(xw_BG, hw_BG, carry):
+  _, c_BH = carry
+  i, f, g, o = jnp.split(xw_BG + hw_BG, 4, axis=-1)
   c_BH = jax.nn.sigmoid(f) * c_BH + jax.nn.sigmoid(i) * jnp.tanh(g)
   h_BH = jax.nn.sigmoid(o) * jnp.tanh(c_BH)
   return (h_BH, c_BH), h_BH
 
 
-def _gru_step(params, carry, xw_BG):
+def _gru_pointwise(xw_BG, hw_BG, carry):
+  """hw_BG includes b_hn in its candidate block (see hidden_bias)."""
   (h_BH,) = carry
-  hw_BG = h_BH @ params["w_hh"]
   x_r, x_z, x_n = jnp.split(xw_BG, 3, axis=-1)
   h_r, h_z, h_n = jnp.split(hw_BG, 3, axis=-1)
   r = jax.nn.sigmoid(x_r + h_r)
   z = jax.nn.sigmoid(x_z + h_z)
-  n = jnp.tanh(x_n + r * (h_n + params["b_hn"]))
+  n = jnp.tanh(x_n + r * h_n)
   h_BH = (1.0 - z) * n + z * h_BH
   return (h_BH,), h_BH
 
@@ -93,8 +118,8 @@ CELLS = {
     "rnn_tanh": Cell("rnn_tanh", 1, 1, _elman(jnp.tanh)),
     "rnn_sigmoid": Cell("rnn_sigmoid", 1, 1, _elman(jax.nn.sigmoid)),
     "rnn_relu": Cell("rnn_relu", 1, 1, _elman(jax.nn.relu)),
-    "lstm": Cell("lstm", 4, 2, _lstm_step),
-    "gru": Cell("gru", 3, 1, _gru_step),
+    "lstm": Cell("lstm", 4, 2, _lstm_pointwise),
+    "gru": Cell("gru", 3, 1, _gru_pointwise),
 }
 
 

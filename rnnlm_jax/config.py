@@ -12,6 +12,7 @@ from typing import Any
 
 from rnnlm_jax import cells as cells_lib
 from rnnlm_jax import ngram
+from rnnlm_jax import scan
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,13 @@ class ModelConfig:
   tie_weights: bool = False
   init_scale: float = 0.1  # Uniform(-s, s); <= 0 for PyTorch's 1/sqrt(H).
   unroll: int = 1
+  # How the recurrence is differentiated (rnnlm_jax.scan): "custom_vjp", a
+  # hand-written backward with the recurrent weight's gradient as one matmul
+  # over all steps, or "autodiff" of the plain lax.scan (the reference).
+  scan_impl: str = "custom_vjp"
+  # > 0: rematerialise the backward over time in chunks of this many steps
+  # (only chunk-boundary carries are kept); 0: off.
+  remat_chunk: int = 0
   # The n-gram models: n, so n - 1 tokens of context. neural_ngram uses
   # embed_dim, hidden (num_layers tanh layers) and dropout.
   order: int = 5
@@ -119,6 +127,7 @@ class Config:
 _CHOICES = {
     "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
     "model.cell": tuple(cells_lib.CELLS),
+    "model.scan_impl": scan.IMPLS,
     "model.smoothing": ngram.METHODS,
     "data.source": ("synthetic", "files", "hub"),
     "data.level": ("word", "char"),
@@ -147,6 +156,7 @@ _POSITIVE = (
 _NON_NEGATIVE = (
     "model.vocab_size",
     "model.embed_dim",
+    "model.remat_chunk",
     "model.dropout",
     "data.vocab_max_size",
     "optim.learning_rate",
