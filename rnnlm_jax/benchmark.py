@@ -126,7 +126,14 @@ def _result(
       "eval_step_ms_median": 1e3 * statistics.median(eval_times),
       "flops_per_token_forward": flops_per_token(model),
       "device": str(jax.devices()[0]),
+      "versions": {"jax": jax.__version__, "flax": _flax_version()},
   }
+
+
+def _flax_version() -> str:
+  import flax
+
+  return flax.__version__
 
 
 def measure(
