@@ -16,8 +16,12 @@ gru, lstm} and data.bptt in {5, 10, 20, 35, 70}.
 
   reduced  one layer of 200 units and the same budget of about a quarter of
            an epoch (232,400 training tokens: train.max_steps = 11,620 /
-           bptt) for every truncation length, so the learning rate never
-           decays; seeds {0, 1}; runs in runs/sweeps/ptb_arch_x_tbptt
+           bptt) for every truncation length; Adam at 2e-3 on the mean
+           token loss, clipping at 1, for every cell (SGD at lr 1 with the
+           loss summed over time, the LSTM's recipe, sends the tanh RNN's
+           training loss above that of a uniform guess, and would give each
+           bptt another effective learning rate); seeds {0, 1}; runs in
+           runs/sweeps/ptb_arch_x_tbptt
   full     the paper's 2 x 200, 13 epochs, decay 0.5 after epoch 4, seeds
            {0, 1, 2}; runs in runs/sweeps/ptb_arch_x_tbptt_full
 
@@ -59,6 +63,11 @@ def get_sweep(variant: str = "reduced"):
             "model.hidden": 200,
             "model.num_layers": 1,
             "train.num_epochs": 1,
+            "optim.name": "adam",
+            "optim.learning_rate": 2e-3,
+            "optim.clip_norm": 1.0,
+            "optim.schedule": "constant",
+            "optim.loss_reduction": "mean",
         },
     )
   if variant == "full":
