@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import losses
 from rnnlm_jax import scan
 from rnnlm_jax import window
 from rnnlm_jax.config import ModelConfig
@@ -134,6 +135,8 @@ def hidden_states(
       reset_TB,
       between=drop,
       unroll=cfg.unroll,
+      impl=cfg.scan_impl,
+      remat_chunk=cfg.remat_chunk,
   )
   h_TBH = drop(cfg.num_layers, h_TBH)
   return jnp.swapaxes(h_TBH, 0, 1), carry
@@ -160,5 +163,99 @@ def apply_lm(
   h_BTH, carry = hidden_states(
       params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
   )
-  logits_BTV = h_BTH @ output_weights(params) + params["out"]["b"]
-  return logits_BTV, carry
+  return output_logits(params, h_BTH), carry
+
+
+def output_logits(params, h_BTH):
+  """The softmax layer: h @ w + b for all positions as one matmul."""
+  return h_BTH @ output_weights(params) + params["out"]["b"]
+
+
+def _nll_of_rows(hb_NH, wb_HV, y_N):
+  """(nll_N, z_NV, lse_N) with the bias folded into hb (a column of ones)
+  and wb (its last row)."""
+  z_NV = (hb_NH @ wb_HV).astype(jnp.promote_types(hb_NH.dtype, jnp.float32))
+  m_N = jnp.max(z_NV, axis=-1)
+  lse_N = m_N + jnp.log(jnp.sum(jnp.exp(z_NV - m_N[:, None]), axis=-1))
+  zy_N = jnp.take_along_axis(z_NV, y_N[:, None], axis=-1)[:, 0]
+  return lse_N - zy_N, z_NV, lse_N
+
+
+def _fold_bias(h_NH, w_HV, b_V):
+  # The bias enters the matmul as one more row of w against a column of
+  # ones: adding it to the [N, V] logits afterwards would cost a full extra
+  # pass over them (on CPU, as much as the matmul itself).
+  ones_N1 = jnp.ones((h_NH.shape[0], 1), h_NH.dtype)
+  hb_NH = jnp.concatenate([h_NH, ones_N1], axis=1)
+  wb_HV = jnp.concatenate([w_HV, b_V[None].astype(w_HV.dtype)], axis=0)
+  return hb_NH, wb_HV
+
+
+@jax.custom_vjp
+def _softmax_xent(h_NH, w_HV, b_V, y_N):
+  return _softmax_xent_fwd(h_NH, w_HV, b_V, y_N)[0]
+
+
+def _softmax_xent_fwd(h_NH, w_HV, b_V, y_N):
+  nll_N, z_NV, lse_N = _nll_of_rows(*_fold_bias(h_NH, w_HV, b_V), y_N)
+  return nll_N, (h_NH, w_HV, b_V, y_N, z_NV, lse_N)
+
+
+def _softmax_xent_bwd(res, g_N):
+  h_NH, w_HV, b_V, y_N, z_NV, lse_N = res
+  onehot_NV = y_N[:, None] == jnp.arange(z_NV.shape[-1])[None, :]
+  # softmax - onehot, built in one elementwise pass (no scatter).
+  p_NV = jnp.exp(z_NV - lse_N[:, None])
+  dz_NV = (jnp.where(onehot_NV, p_NV - 1.0, p_NV) * g_N[:, None]).astype(
+      h_NH.dtype
+  )
+  dh_NH = dz_NV @ w_HV.T
+  dw_HV = h_NH.T @ dz_NV
+  db_V = dz_NV.sum(axis=0).astype(b_V.dtype)
+  return dh_NH, dw_HV.astype(w_HV.dtype), db_V, None
+
+
+_softmax_xent.defvjp(_softmax_xent_fwd, _softmax_xent_bwd)
+
+
+def output_nll(params, h_BTH, y_BT):
+  """-log p(y | h) of the softmax layer, [B, T], without materialising the
+  logits beyond one [B*T, V] array (a custom VJP writes the backward as one
+  elementwise pass and the three matmuls). Equal to
+  losses.token_nll(output_logits(params, h_BTH), y_BT)."""
+  b, t, h = h_BTH.shape
+  nll_N = _softmax_xent(
+      h_BTH.reshape(b * t, h),
+      output_weights(params),
+      params["out"]["b"],
+      y_BT.reshape(b * t),
+  )
+  return nll_N.reshape(b, t)
+
+
+def token_nll(
+    params,
+    cfg: ModelConfig,
+    carry,
+    x_BT,
+    y_BT,
+    reset_BT=None,
+    dropout_key=None,
+    dropout_rate=None,
+):
+  """Per-token negative log-likelihood of targets y_BT: the fast path for
+  training and evaluation, equal to losses.token_nll of apply_lm's logits.
+
+  Returns:
+    (nll_BT, final carry).
+  """
+  _check_kind(cfg)
+  if cfg.kind in _WINDOW_MODELS:
+    logits, carry = apply_lm(
+        params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
+    )
+    return losses.token_nll(logits, y_BT), carry
+  h_BTH, carry = hidden_states(
+      params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
+  )
+  return output_nll(params, h_BTH, y_BT), carry

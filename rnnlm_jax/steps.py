@@ -94,16 +94,16 @@ def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
     carry = jax.lax.stop_gradient(state.carry)
 
     def loss_fn(params):
-      logits, new_carry = models.apply_lm(
+      nll_BT, new_carry = models.token_nll(
           params,
           cfg,
           carry,
           batch["x"],
+          batch["y"],
           batch["reset"],
           key,
           state.hparams["dropout"],
       )
-      nll_BT = losses.token_nll(logits, batch["y"])
       objective = losses.training_loss(nll_BT, batch["mask"], loss_reduction)
       return objective, (new_carry, losses.masked_sums(nll_BT, batch["mask"]))
 
@@ -150,8 +150,9 @@ def make_evaluate(cfg: ModelConfig):
 
   def evaluate(params, carry, batches):
     def body(c, batch):
-      logits, c = models.apply_lm(params, cfg, c, batch["x"], batch["reset"])
-      nll_BT = losses.token_nll(logits, batch["y"])
+      nll_BT, c = models.token_nll(
+          params, cfg, c, batch["x"], batch["y"], batch["reset"]
+      )
       return c, losses.masked_sums(nll_BT, batch["mask"])
 
     carry, (nll_S, count_S) = jax.lax.scan(body, carry, batches)

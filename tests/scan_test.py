@@ -1,0 +1,171 @@
+"""The fast paths against their references: the hand-written scan backward
+against autodiff of the plain lax.scan, rematerialised chunks against one
+scan, and the fused softmax loss against losses.token_nll of the logits.
+
+Tight checks run in float64 (jax.enable_x64): the implementations differ
+only in the order of floating-point sums.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnlm_jax import cells
+from rnnlm_jax import losses
+from rnnlm_jax import models
+from rnnlm_jax import scan
+from rnnlm_jax.config import ModelConfig
+
+B, I, H, T = 3, 5, 4, 7
+V = 11
+
+
+def f64(tree):
+  return jax.tree.map(
+      lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, tree
+  )
+
+
+def setup(name, seed=0):
+  cell = cells.get_cell(name)
+  k = jax.random.split(jax.random.key(seed), 5)
+  layers = [
+      cells.init_params(cell, k[0], I, H, scale=0.5),
+      cells.init_params(cell, k[1], H, H, scale=0.5),
+  ]
+  carries = tuple(
+      tuple(
+          jax.random.normal(kk, (B, H))
+          for kk in jax.random.split(kl, cell.carry_arity)
+      )
+      for kl in jax.random.split(k[2], 2)
+  )
+  x_TBI = jax.random.normal(k[3], (T, B, I))
+  reset_TB = jax.random.bernoulli(k[4], 0.3, (T, B))
+  return cell, layers, carries, x_TBI, reset_TB
+
+
+def stack_loss(cell, reset_TB, reverse, impl, remat_chunk):
+  """A scalar that depends on every output and every final carry."""
+
+  def loss(layers, carries, x_TBI):
+    h = x_TBI
+    finals = []
+    for params, carry in zip(layers, carries):
+      carry, h = scan.run_layer(
+          cell,
+          params,
+          carry,
+          h,
+          reset_TB,
+          reverse=reverse,
+          impl=impl,
+          remat_chunk=remat_chunk,
+      )
+      finals.append(carry)
+    out = jnp.sum(jnp.sin(h) * jnp.arange(1, H + 1))
+    return out + sum(jnp.sum(jnp.cos(a)) for a in jax.tree.leaves(finals))
+
+  return loss
+
+
+def assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+# (impl, remat_chunk) against the autodiff reference without remat; chunks
+# of 3 do not divide T = 7, so a remainder chunk is exercised too.
+VARIANTS = [("custom_vjp", 0), ("autodiff", 3), ("custom_vjp", 3)]
+
+
+@pytest.mark.parametrize("name", sorted(cells.CELLS))
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("with_reset", [False, True])
+def test_fast_paths_equal_autodiff_of_plain_scan(name, reverse, with_reset):
+  with jax.enable_x64(True):
+    cell, layers, carries, x_TBI, reset_TB = setup(name)
+    layers, carries, x_TBI = f64((layers, carries, x_TBI))
+    reset_TB = reset_TB if with_reset else None
+    ref = stack_loss(cell, reset_TB, reverse, "autodiff", 0)
+    want = jax.value_and_grad(ref, argnums=(0, 1, 2))(layers, carries, x_TBI)
+    for impl, chunk in VARIANTS:
+      fast = stack_loss(cell, reset_TB, reverse, impl, chunk)
+      got = jax.value_and_grad(fast, argnums=(0, 1, 2))(layers, carries, x_TBI)
+      assert_trees_close(got, want)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
+def test_fast_paths_equal_in_float32(name):
+  cell, layers, carries, x_TBI, reset_TB = setup(name, seed=1)
+  ref = stack_loss(cell, reset_TB, False, "autodiff", 0)
+  want = jax.grad(ref, argnums=(0, 1, 2))(layers, carries, x_TBI)
+  for impl, chunk in VARIANTS:
+    fast = stack_loss(cell, reset_TB, False, impl, chunk)
+    got = jax.grad(fast, argnums=(0, 1, 2))(layers, carries, x_TBI)
+    assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_custom_vjp_under_vmap_equals_each_item():
+  """Vectorised trials vmap the train step: the custom VJP must batch."""
+  cell, layers, carries, x_TBI, reset_TB = setup("lstm", seed=2)
+  grad = jax.grad(stack_loss(cell, reset_TB, False, "custom_vjp", 0))
+  scales = jnp.array([0.5, 1.0, 1.5])
+  stacked = jax.tree.map(
+      lambda a: a * scales.reshape((3,) + (1,) * a.ndim), layers
+  )
+  got = jax.vmap(grad, in_axes=(0, None, None))(stacked, carries, x_TBI)
+  for k in range(3):
+    one = grad(jax.tree.map(lambda a: a[k], stacked), carries, x_TBI)
+    assert_trees_close(jax.tree.map(lambda a: a[k], got), one, 1e-5, 1e-6)
+
+
+def test_unknown_impl_is_a_clear_error():
+  cell, layers, carries, x_TBI, _ = setup("gru")
+  with pytest.raises(ValueError, match="unknown scan impl 'fast'"):
+    scan.run_layer(cell, layers[0], carries[0], x_TBI, impl="fast")
+
+
+def tiny(**kw):
+  kw = {"embed_dim": I, **kw}
+  return ModelConfig(
+      cell="lstm", vocab_size=V, hidden=H, num_layers=2, init_scale=0.4, **kw
+  )
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_fused_token_nll_equals_loss_of_logits(tie):
+  cfg = tiny(embed_dim=H if tie else I, tie_weights=tie, dropout=0.3)
+  k = jax.random.split(jax.random.key(3), 4)
+  x, y = (jax.random.randint(kk, (B, T), 0, V) for kk in k[:2])
+  reset = jax.random.bernoulli(k[2], 0.2, (B, T))
+
+  def fused(params):
+    nll, carry = models.token_nll(
+        params, cfg, f64(models.init_carry(cfg, B)), x, y, reset, k[3]
+    )
+    return (nll * jnp.arange(1.0, T + 1)).sum(), (nll, carry)
+
+  def reference(params):
+    logits, carry = models.apply_lm(
+        params, cfg, f64(models.init_carry(cfg, B)), x, reset, k[3]
+    )
+    nll = losses.token_nll(logits, y)
+    return (nll * jnp.arange(1.0, T + 1)).sum(), (nll, carry)
+
+  with jax.enable_x64(True):
+    params = f64(models.init_lm(jax.random.key(4), cfg))
+    got = jax.value_and_grad(fused, has_aux=True)(params)
+    want = jax.value_and_grad(reference, has_aux=True)(params)
+    assert_trees_close(got, want)
+
+
+def test_fused_token_nll_of_a_window_model_is_its_logits_loss():
+  cfg = ModelConfig(kind="neural_ngram", vocab_size=V, hidden=6, order=3)
+  params = models.init_lm(jax.random.key(5), cfg)
+  x = jax.random.randint(jax.random.key(6), (B, T), 0, V)
+  carry = models.init_carry(cfg, B)
+  nll, _ = models.token_nll(params, cfg, carry, x, x)
+  logits, _ = models.apply_lm(params, cfg, carry, x)
+  np.testing.assert_allclose(nll, losses.token_nll(logits, x), rtol=1e-6)
