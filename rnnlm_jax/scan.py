@@ -191,20 +191,22 @@ def run_layer(
   Returns:
     (final carry, h_TBH).
   """
-  xw_TBG = project_inputs(params, x_TBI)
-  if remat_chunk <= 0 or remat_chunk >= xw_TBG.shape[0]:
+  if remat_chunk <= 0 or remat_chunk >= x_TBI.shape[0]:
+    xw_TBG = project_inputs(params, x_TBI)
     return _scan_xw(
         cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl
     )
-  rec = {k: v for k, v in params.items() if k not in ("w_ih", "b")}
 
   def chunk_fn(c, xs):
-    xw, reset = xs
-    return _scan_xw(cell, rec, c, xw, reset, reverse, unroll, impl)
+    # The projection runs inside the chunk, so the backward keeps the inputs
+    # ([T, B, I]) rather than their projections ([T, B, G]).
+    x, reset = xs
+    xw = project_inputs(params, x)
+    return _scan_xw(cell, params, c, xw, reset, reverse, unroll, impl)
 
   if reset_TB is None:
-    reset_TB = jnp.zeros(xw_TBG.shape[:2], bool)
-  return _chunked(chunk_fn, carry, (xw_TBG, reset_TB), remat_chunk, reverse)
+    reset_TB = jnp.zeros(x_TBI.shape[:2], bool)
+  return _chunked(chunk_fn, carry, (x_TBI, reset_TB), remat_chunk, reverse)
 
 
 def run_stack(
