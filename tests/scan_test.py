@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rnnlm_jax import cells
+from rnnlm_jax import config as config_lib
 from rnnlm_jax import losses
 from rnnlm_jax import models
 from rnnlm_jax import scan
@@ -169,3 +170,10 @@ def test_fused_token_nll_of_a_window_model_is_its_logits_loss():
   nll, _ = models.token_nll(params, cfg, carry, x, x)
   logits, _ = models.apply_lm(params, cfg, carry, x)
   np.testing.assert_allclose(nll, losses.token_nll(logits, x), rtol=1e-6)
+
+
+def test_config_rejects_unknown_impl_and_negative_chunk():
+  with pytest.raises(config_lib.ConfigError, match="model.scan_impl"):
+    config_lib.from_dict({"model": {"scan_impl": "fast"}})
+  with pytest.raises(config_lib.ConfigError, match="model.remat_chunk"):
+    config_lib.from_dict({"model": {"remat_chunk": -1}})
