@@ -113,6 +113,9 @@ class TrainConfig:
   log_every: int = 100  # Steps between metric fetches (host syncs).
   checkpoint_every: int = 500  # Steps between 'latest' checkpoints.
   max_steps: int = 0  # > 0: stop early (smoke tests, benchmarks).
+  # Data parallelism (rnnlm_jax.parallel): 1 device, N devices, or -1 for
+  # all; the batch must be a multiple of the device count.
+  num_devices: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +226,11 @@ def validate(cfg: Config) -> Config:
   if not 0.0 <= cfg.model.dropout < 1.0:
     raise ConfigError(
         f"model.dropout must be in [0, 1), got {cfg.model.dropout}"
+    )
+  if cfg.train.num_devices == 0 or cfg.train.num_devices < -1:
+    raise ConfigError(
+        "train.num_devices must be >= 1, or -1 for all devices, got "
+        f"{cfg.train.num_devices}"
     )
   if cfg.optim.grad_accum_steps == 0 or cfg.optim.grad_accum_steps < -1:
     raise ConfigError(

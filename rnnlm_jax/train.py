@@ -23,6 +23,7 @@ from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
 from rnnlm_jax import ngram
 from rnnlm_jax import optim
+from rnnlm_jax import parallel
 from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 from rnnlm_jax import steps
@@ -159,6 +160,29 @@ def _resume_step(workdirs: list[str]) -> int:
   return common
 
 
+def _mesh(cfg: Config):
+  """The device mesh for train.num_devices != 1, else None (one device)."""
+  if cfg.train.num_devices == 1:
+    return None
+  if jax.process_count() > 1:
+    raise config_lib.ConfigError(
+        "the training loop runs in one process; for several hosts use "
+        "rnnlm_jax.parallel directly"
+    )
+  try:
+    mesh = parallel.make_mesh(cfg.train.num_devices)
+    parallel.check_batch(cfg.data.batch_size, mesh)
+  except ValueError as e:
+    raise config_lib.ConfigError(f"train.num_devices: {e}") from None
+  return mesh
+
+
+def _on_one_device(tree, mesh):
+  """Arrays of the mesh gathered onto its first device, for evaluation and
+  checkpoint restores, which run on one device."""
+  return tree if mesh is None else jax.device_put(tree, mesh.devices.flat[0])
+
+
 def train_trials(
     cfgs: list[Config],
     workdirs: list[str],
@@ -189,12 +213,23 @@ def train_trials(
   stack = _Stack(len(cfgs))
   shared = trials_lib.shared_batches(cfgs)
 
+  mesh = _mesh(group)
+
   def epoch_batches(epoch):
     per_trial = [
         corpus_lib.train_batches(corpus, c.data, epoch, c.train.seed)
         for c in (cfgs[:1] if shared else cfgs)
     ]
-    return jax.device_put(per_trial[0] if shared else steps.stack(per_trial))
+    batches = per_trial[0] if shared else steps.stack(per_trial)
+    if mesh is None:
+      return jax.device_put(batches)
+    return parallel.shard_batches(batches, mesh)
+
+  def place(state):
+    """The state on the mesh: carry split with the batch, rest replicated."""
+    if mesh is None:
+      return state
+    return parallel.shard_state(state, mesh, 1 if stack.k > 1 else 0)
 
   batches = epoch_batches(0)
   for w, c, command in zip(workdirs, cfgs, commands):
@@ -238,7 +273,7 @@ def train_trials(
     )
   for w in writers:
     w.truncate_after(start_step)
-  state = stack.join(fresh)
+  state = place(stack.join(fresh))
   for i, (w, c) in enumerate(zip(workdirs, cfgs)):
     extra = {"trial": i, "trials": stack.k} if stack.k > 1 else {}
     provenance.append(
@@ -300,7 +335,7 @@ def train_trials(
   for step in range(start_step, total_steps):
     if step % steps_per_epoch == 0 and step > 0:
       carry = models.init_carry(group.model, batch_size)
-      state = state.replace(carry=stack.join([carry] * stack.k))
+      state = place(state.replace(carry=stack.join([carry] * stack.k)))
       if group.data.mode == "sentence":
         batches = epoch_batches(step // steps_per_epoch)
     state, m = train_step(state, batches)
@@ -319,7 +354,9 @@ def train_trials(
         log(prefix + _progress_line(record, total_steps))
       window = _Window(done, time.perf_counter())
     if epoch_end:
-      valid = evaluator.nlls(state.params, "valid", stack.k > 1)
+      valid = evaluator.nlls(
+          _on_one_device(state.params, mesh), "valid", stack.k > 1
+      )
       improved = []
       for i, valid_nll in enumerate(valid):
         if not np.isfinite(valid_nll):
@@ -355,7 +392,7 @@ def train_trials(
 
   results = []
   for i, (w, c) in enumerate(zip(workdirs, cfgs)):
-    final = stack.split(state)[i]
+    final = stack.split(_on_one_device(state, mesh))[i]
     if checkpoint.latest_step(w, "best") is not None:
       final, _ = checkpoint.restore(w, "best", final)
     results.append(
