@@ -33,6 +33,7 @@ RESUMABLE_CHANGES = (
     "train.max_steps",
     "train.log_every",
     "train.checkpoint_every",
+    "train.num_devices",  # Data parallelism gives the losses of one device.
 )
 
 
