@@ -86,17 +86,26 @@ def one_line_errors():
     sys.exit(1)
 
 
+def save_figure(out: str, name: str, fig) -> str:
+  """Writes the matplotlib figure <out>/<name>.png complete or not at all,
+  closes it, and returns the path."""
+  os.makedirs(out, exist_ok=True)
+  path = os.path.join(out, f"{name}.png")
+  tmp = os.path.join(out, f".{name}.png.tmp")
+  fig.savefig(tmp, format="png", dpi=120)
+  os.replace(tmp, path)
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  plt.close(fig)
+  return path
+
+
 def save_study(out: str, name: str, markdown: str, fig) -> None:
   """Writes <out>/<name>.md and the matplotlib figure <out>/<name>.png, each
   complete or not at all, and closes the figure."""
   os.makedirs(out, exist_ok=True)
   rundir.write_text_atomic(os.path.join(out, f"{name}.md"), markdown)
-  tmp = os.path.join(out, f".{name}.png.tmp")
-  fig.savefig(tmp, format="png", dpi=120)
-  os.replace(tmp, os.path.join(out, f"{name}.png"))
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  plt.close(fig)
+  save_figure(out, name, fig)
 
 
 def run_labels(workdirs: list[str], labels: list[str] | None) -> list[str]:

@@ -6,11 +6,11 @@
 
 Every folder under --runs that holds a config.json (or only the sweep
 launcher's launch.json: a run not yet started) is a run. Runs are grouped
-by their config without train.seed (and without the keys a run may change on
-resume), so each group is one configuration trained with several seeds. The
-table's columns are the config keys that vary across groups, the number of
-seeds n, and mean ± sample standard deviation over seeds of each metric of
-results.json. Runs without results.json (unfinished or failed) are listed as
+by their config without train.seed and IGNORED_KEYS (logging, checkpointing,
+the device count), so each group is one configuration trained with several
+seeds. The table's columns are the config keys that vary across groups, the
+number of seeds n, and mean ± sample standard deviation over seeds of each
+metric of results.json. Runs without results.json (unfinished or failed) are listed as
 incomplete and left out of the means.
 
 Writes into --out (default <first --runs>/tables): table.md, table.csv,
@@ -35,14 +35,19 @@ from rnnlm_jax import config as config_lib
 from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 
-# Keys that say nothing about what a run is: the seed (averaged over), the
-# keys a run may change on resume, the vocabulary size (taken from the data)
-# and where token ids are cached.
+# Keys that say nothing about what a run is: the seed (averaged over), how
+# often it logs and checkpoints, how many devices share its batches (the
+# losses of one device), the vocabulary size (taken from the data) and where
+# token ids are cached. Not all of rundir.RESUMABLE_CHANGES: a run of more
+# epochs or steps is another configuration, though it may resume from one of
+# fewer.
 IGNORED_KEYS = (
     "train.seed",
     "model.vocab_size",
     "data.cache_dir",
-    *rundir.RESUMABLE_CHANGES,
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.num_devices",
 )
 SEED_KEY = "train.seed"
 # The metrics shown when --metric is not given, where every run has them.
@@ -767,16 +772,6 @@ def ppl_vs_bptt_figure(summary: Summary, metric: str = "test_ppl"):
   return fig
 
 
-def _save_png(out: str, name: str, fig) -> str:
-  """Writes the figure complete or not at all, and closes it."""
-  path = os.path.join(out, f"{name}.png")
-  tmp = os.path.join(out, f".{name}.png.tmp")
-  fig.savefig(tmp, format="png", dpi=120)
-  os.replace(tmp, path)
-  _pyplot().close(fig)
-  return path
-
-
 def write_outputs(out: str, summary: Summary) -> list[str]:
   """Writes the tables and figures into out; returns the paths written."""
   os.makedirs(out, exist_ok=True)
@@ -799,7 +794,7 @@ def write_outputs(out: str, summary: Summary) -> list[str]:
   }
   for name, fig in figures.items():
     if fig is not None:
-      written.append(_save_png(out, name, fig))
+      written.append(common.save_figure(out, name, fig))
   return written
 
 

@@ -263,3 +263,26 @@ def test_cli_prints_the_table_and_fails_in_one_line_on_an_empty_folder(
   assert proc.returncode == 1
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: no run directories")
+
+
+def test_epochs_and_steps_make_rows_but_logging_does_not(sweep, tmp_path):
+  root, _, _, _ = sweep
+
+  def copy(name, seed, **train):
+    shutil.copytree(root / run_name("lstm", 16, 0), tmp_path / name)
+    path = tmp_path / name / rundir.CONFIG_FILE
+    values = json.loads(path.read_text())
+    values["train"].update(seed=seed, **train)
+    path.write_text(json.dumps(values))
+
+  copy("a", 0)
+  copy("b", 1, log_every=7, checkpoint_every=14, num_devices=2)
+  copy("c", 0, num_epochs=5)
+  copy("d", 0, max_steps=11)
+  summary, _ = tables.build_tables([str(tmp_path)], str(tmp_path / "t"))
+  assert not summary.grouping.incomplete, summary.grouping.incomplete
+  keys = summary.grouping.keys
+  assert set(keys) == {"train.num_epochs", "train.max_steps"}
+  assert sorted(r.n for r in summary.rows) == [1, 1, 2]
+  (pair,) = [r for r in summary.rows if r.n == 2]
+  assert sorted(pair.seeds) == [0, 1]
