@@ -153,7 +153,11 @@ def make_jobs(sweep, runs, root: str, python: str, vectorize: bool):
   """The processes that train these runs: one per run, or one per group."""
   jobs = []
   if vectorize:
-    for grp in sweeps.group(runs):
+    steps = {
+        r.name: sweeps.checkpoint_step(_abs(os.path.join(root, r.name)))
+        for r in runs
+    }
+    for grp in sweeps.group(runs, steps=steps):
       dirs = [os.path.join(root, r.name) for r in grp.runs]
       log = (
           os.path.join(root, "logs", f"{grp.name}.log")

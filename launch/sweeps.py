@@ -13,7 +13,8 @@ A sweep file (experiments/sweeps/*.py) defines get_sweep() returning a Sweep:
 expand() turns a sweep into Runs, each named by its varying overrides
 (`cell=gru+bptt=5+seed=1`: the last component of each dotted key, parts
 joined by NAME_SEP). group() gathers runs that differ only in vectorisable
-keys (VECTORIZABLE) into one process of experiments.train's --trials form.
+keys (VECTORIZABLE) and resume from one checkpoint step into one process of
+experiments.train's --trials form.
 run_state(), select() and summary() decide what a launch does from what the
 run directories hold. Nothing here starts a process.
 """
@@ -43,6 +44,8 @@ RESULTS_FILE = "results.json"  # Written by experiments.train when a run ends.
 RECORD_FILE = "launch.json"  # The launcher's status of one run.
 LOG_FILE = "launch.log"  # stdout + stderr of a run launched alone.
 EXIT_FILE = "launch.exit"  # Exit status written by a SLURM task itself.
+# Where experiments.train keeps the checkpoint a run resumes from.
+CHECKPOINT_SLOT = ("checkpoints", "latest")
 STATES = ("done", "running", "failed", "pending")
 
 
@@ -274,41 +277,98 @@ class Group:
   trials: dict[str, tuple]
 
 
+def checkpoint_step(run_dir: str) -> int:
+  """The step of a run's latest checkpoint; 0 when it has none.
+
+  Read from the names of the integer folders under checkpoints/latest/
+  (rnnlm_jax.checkpoint's layout; orbax renames a checkpoint's temporary
+  folder to its step when complete), so the launcher needs no orbax.
+  """
+  try:
+    names = os.listdir(os.path.join(run_dir, *CHECKPOINT_SLOT))
+  except OSError:
+    return 0
+  steps = [
+      int(n)
+      for n in names
+      if n.isdigit()
+      and os.path.isdir(os.path.join(run_dir, *CHECKPOINT_SLOT, n))
+  ]
+  return max(steps, default=0)
+
+
+def _alone(run: Run) -> bool:
+  """A run that experiments.train --trials would refuse to vectorise.
+
+  Only the overrides are known here (reading the base config's values would
+  import the config file, and with it jax): a base config that is itself a
+  count n-gram is not seen, and --trials then fails with its own error.
+  """
+  return run.overrides.get("model.kind") == "count_ngram"
+
+
 def group(
-    runs: Sequence[Run], vectorizable: Sequence[str] = VECTORIZABLE
+    runs: Sequence[Run],
+    vectorizable: Sequence[str] = VECTORIZABLE,
+    steps: dict[str, int] | None = None,
 ) -> list[Group]:
   """Gathers runs that differ only in vectorisable keys, in sweep order.
 
   Runs go together when they set the same keys and agree on every key that
-  is not vectorisable; a vectorisable key on which the members agree is a
-  shared override, the others become --trials.
+  is not vectorisable, on the sign of model.init_scale (> 0 against <= 0:
+  two kinds of initialisation, one compiled program each) and on the step
+  of their latest checkpoint (a group resumes from one step; steps maps a
+  run's name to it, missing: 0). A vectorisable key on which the members
+  agree is a shared override, the others become --trials. Count n-gram runs
+  go alone. A group of one is named by its run.
   """
-  buckets: dict[tuple, list[Run]] = {}
-  for run in runs:
+  steps = steps or {}
+  buckets: dict[tuple, dict[tuple, list[Run]]] = {}
+  for i, run in enumerate(runs):
     fixed = tuple(
         (k, format_value(v))
         for k, v in run.overrides.items()
         if k not in vectorizable
     )
     keys = tuple(sorted(k for k in run.overrides if k in vectorizable))
-    buckets.setdefault((fixed, keys), []).append(run)
-  groups = []
-  for members in buckets.values():
-    first = members[0]
-    shared, trials = {}, {}
-    for key, value in first.overrides.items():
-      values = tuple(m.overrides[key] for m in members)
-      if len(set(map(format_value, values))) == 1:
-        shared[key] = value
-      else:
-        trials[key] = values
-    short = _short_names(first.varying)
-    name = NAME_SEP.join(
-        _safe(f"{short[k]}={format_value(first.overrides[k])}")
-        for k in first.varying
-        if k not in vectorizable
+    scale = run.overrides.get("model.init_scale")
+    split = (
+        steps.get(run.name, 0),
+        None if scale is None else scale > 0,
+        i if _alone(run) else None,
     )
-    groups.append(Group(name or "all", tuple(members), shared, trials))
+    buckets.setdefault((fixed, keys), {}).setdefault(split, []).append(run)
+  groups = []
+  for parts in buckets.values():
+    for (step, positive, _), members in parts.items():
+      if len(members) == 1:
+        run = members[0]
+        groups.append(Group(run.name, (run,), dict(run.overrides), {}))
+        continue
+      first = members[0]
+      shared, trials = {}, {}
+      for key, value in first.overrides.items():
+        values = tuple(m.overrides[key] for m in members)
+        if len(set(map(format_value, values))) == 1:
+          shared[key] = value
+        else:
+          trials[key] = values
+      short = _short_names(first.varying)
+      name = [
+          _safe(f"{short[k]}={format_value(first.overrides[k])}")
+          for k in first.varying
+          if k not in vectorizable
+      ]
+      # Parts of one bucket need names of their own (their logs).
+      if len({s for s, _, _ in parts}) > 1:
+        name.append(f"step={step}")
+      if len({p for _, p, _ in parts}) > 1:
+        name.append("init_scale=" + ("pos" if positive else "nonpos"))
+      groups.append(
+          Group(NAME_SEP.join(name) or "all", tuple(members), shared, trials)
+      )
+  order = {run.name: i for i, run in enumerate(runs)}
+  groups.sort(key=lambda g: order[g.runs[0].name])
   names = [g.name for g in groups]
   for g in groups:
     if names.count(g.name) > 1:

@@ -190,6 +190,95 @@ def test_vectorize_groups_runs_that_differ_only_in_vectorisable_keys():
   )
 
 
+def _seed_runs(**fixed):
+  return sweeps.expand(
+      Sweep("t", "c.py", axes=[{"model.cell": "gru"}], seeds=[0, 1, 2, 3],
+            fixed=fixed)
+  )  # fmt: skip
+
+
+def test_groups_split_by_checkpoint_step(tmp_path):
+  runs = _seed_runs()
+  # Seeds 0 and 2 resume from step 40, seed 1 from 0 (no checkpoint), seed
+  # 3 alone from step 80: a vectorised group resumes from one step.
+  for name, folders in [
+      ("cell=gru+seed=0", ["20", "40", "40.orbax-checkpoint-tmp-1"]),
+      ("cell=gru+seed=2", ["40"]),
+      ("cell=gru+seed=3", ["80"]),
+      ("cell=gru+seed=1", []),
+  ]:
+    latest = tmp_path / name / "checkpoints" / "latest"
+    latest.mkdir(parents=True)
+    for f in folders:
+      (latest / f).mkdir()
+  (tmp_path / "cell=gru+seed=1" / "checkpoints" / "latest" / "7").touch()
+  steps = {r.name: sweeps.checkpoint_step(str(tmp_path / r.name)) for r in runs}
+  assert steps == {
+      "cell=gru+seed=0": 40,
+      "cell=gru+seed=1": 0,
+      "cell=gru+seed=2": 40,
+      "cell=gru+seed=3": 80,
+  }
+  assert sweeps.checkpoint_step(str(tmp_path / "nowhere")) == 0
+  groups = sweeps.group(runs, steps=steps)
+  assert [(g.name, [r.name for r in g.runs]) for g in groups] == [
+      ("cell=gru+step=40", ["cell=gru+seed=0", "cell=gru+seed=2"]),
+      ("cell=gru+seed=1", ["cell=gru+seed=1"]),
+      ("cell=gru+seed=3", ["cell=gru+seed=3"]),
+  ]
+  assert groups[0].trials == {"train.seed": (0, 2)}
+  # Equal steps (none given: all 0) make one group, named without a step.
+  (one,) = sweeps.group(runs)
+  assert one.name == "cell=gru" and len(one.runs) == 4
+
+
+def test_groups_avoid_what_trials_refuse():
+  # Mixed signs of init_scale: two kinds of initialisation.
+  runs = sweeps.expand(
+      Sweep(
+          "t",
+          "c.py",
+          axes=product({"model.init_scale": [0.1, -1.0, 0.05, 0.0]}),
+          seeds=[0],
+      )
+  )
+  groups = sweeps.group(runs)
+  assert [
+      [r.overrides["model.init_scale"] for r in g.runs] for g in groups
+  ] == [
+      [0.1, 0.05],
+      [-1.0, 0.0],
+  ]
+  assert [g.name for g in groups] == ["init_scale=pos", "init_scale=nonpos"]
+  # A count n-gram has nothing to vectorise: each run alone.
+  groups = sweeps.group(_seed_runs(**{"model.kind": "count_ngram"}))
+  assert [len(g.runs) for g in groups] == [1, 1, 1, 1]
+  assert [g.name for g in groups] == [f"cell=gru+seed={s}" for s in range(4)]
+
+
+def test_launcher_keys_equal_the_librarys():
+  from rnnlm_jax import rundir  # pylint: disable=g-import-not-at-top
+  from rnnlm_jax import trials  # pylint: disable=g-import-not-at-top
+
+  # The launcher keeps copies so that it imports no jax (rnnlm_jax.rundir
+  # imports orbax: seconds per launcher start).
+  assert set(sweeps.VECTORIZABLE) == set(trials.VECTORISABLE)
+  assert sweeps.RESULTS_FILE == rundir.RESULTS_FILE
+  out = subprocess.run(
+      [
+          sys.executable,
+          "-c",
+          "import sys, launch.sweep;"
+          " print(sorted({m.split('.')[0] for m in sys.modules}"
+          " & {'jax', 'orbax', 'rnnlm_jax'}))",
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+  )
+  assert out.stdout.strip() == "[]", out.stderr
+
+
 # ---------------------------------------------------------------------------
 # Run states.
 
