@@ -65,6 +65,10 @@ _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Alternating repetitions.")
 _THREADS = flags.DEFINE_integer("threads", 2, "CPU threads for the peer.")
 _GEMM_N = flags.DEFINE_integer("gemm_n", 2048, "Size of the peak GEMM.")
+_SCAN_IMPL = flags.DEFINE_string(
+    "scan_impl", "", "rnnlm_jax's model.scan_impl; empty: the default."
+)
+_UNROLL = flags.DEFINE_integer("unroll", 1, "rnnlm_jax's model.unroll.")
 _SWEEP_BATCH = flags.DEFINE_list(
     "sweep_batch", [], "Scaling mode: batch sizes (rnnlm_jax only)."
 )
@@ -111,6 +115,8 @@ def _worker_result() -> dict:
       hidden=shape["hidden"],
       num_layers=shape["layers"],
       init_scale=0.1,
+      unroll=_UNROLL.value,
+      **({"scan_impl": _SCAN_IMPL.value} if _SCAN_IMPL.value else {}),
   )
   measure = {"rnnlm_jax": benchmark.measure, "flax": benchmark.measure_flax}
   return measure[_WORKER.value](
@@ -151,6 +157,8 @@ def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
       f"--steps={_STEPS.value}",
       f"--warmup={_WARMUP.value}",
       f"--gemm_n={_GEMM_N.value}",
+      f"--scan_impl={_SCAN_IMPL.value}",
+      f"--unroll={_UNROLL.value}",
   ]
 
 
@@ -209,6 +217,14 @@ def _check_flags() -> None:
       raise config_lib.ConfigError(
           f"--{name}={','.join(values)}: give positive integers"
       )
+  from rnnlm_jax import scan
+
+  if _SCAN_IMPL.value and _SCAN_IMPL.value not in scan.IMPLS:
+    raise config_lib.ConfigError(
+        f"--scan_impl={_SCAN_IMPL.value}: choose from {', '.join(scan.IMPLS)}"
+    )
+  if _UNROLL.value < 1:
+    raise config_lib.ConfigError("--unroll must be >= 1")
   if min(_STEPS.value, _REPEATS.value) < 1 or _WARMUP.value < 0:
     raise config_lib.ConfigError("--steps and --repeats must be >= 1")
 
@@ -330,6 +346,8 @@ def _benchmark(impls: list[str]) -> dict:
       "warmup": _WARMUP.value,
       "repeats": _REPEATS.value,
       "peer_threads": _THREADS.value,
+      "scan_impl": _SCAN_IMPL.value or "default",
+      "unroll": _UNROLL.value,
       "gemm": {"runs": gemm, "peak_flops": peak},
       "rows": report_rows,
   }
@@ -345,7 +363,8 @@ def markdown(report: dict) -> str:
   lines = [
       f"Peak fp32 GEMM through XLA: {peak / 1e9:,.1f} GFLOP/s; medians of "
       f"{report['repeats']} fresh-process repetitions, {report['steps']} "
-      "timed steps each.",
+      f"timed steps each; rnnlm_jax scan_impl={report['scan_impl']}, "
+      f"unroll={report['unroll']}.",
       "",
       "| preset | cell | B | H | impl | train tok/s | eval tok/s | "
       "ours/impl train | ours/impl eval | train % peak | eval % peak | "
