@@ -200,8 +200,18 @@ def queue(job_ids: Sequence[str]) -> dict[tuple[str, int], str]:
     )
   except (OSError, subprocess.TimeoutExpired) as e:
     raise sweeps.SweepError(f"cannot ask squeue about the runs: {e}") from e
+  if out.returncode == 0:
+    return parse_squeue(out.stdout)
   # squeue fails for job ids it has already forgotten: none of them queued.
-  return parse_squeue(out.stdout) if out.returncode == 0 else {}
+  # Any other failure (no controller, no munge) says nothing about the runs,
+  # and reading it as "nothing queued" would submit queued runs again.
+  message = (out.stderr.strip() or out.stdout.strip()).splitlines()
+  if any("invalid job id" in line.lower() for line in message):
+    return {}
+  raise sweeps.SweepError(
+      f"squeue failed (exit {out.returncode}): "
+      + (message[0] if message else "no message")
+  )
 
 
 def accounting(job_ids: Sequence[str]) -> dict:

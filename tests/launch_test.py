@@ -568,6 +568,53 @@ def test_parse_squeue_and_sacct():
   }
 
 
+def _fake_tool(folder, name, script):
+  tool = folder / name
+  tool.write_text("#!/bin/sh\n" + script)
+  tool.chmod(0o755)
+
+
+def test_a_failing_squeue_is_an_error_not_an_empty_queue(
+    cycle, tmp_path, monkeypatch
+):
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+  _fake_tool(
+      bin_dir,
+      "squeue",
+      "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1\n",
+  )
+  assert slurm.queue(["17"]) == {}  # Forgotten jobs: nothing queued.
+  _fake_tool(
+      bin_dir,
+      "squeue",
+      "echo 'slurm_load_jobs error: Unable to contact slurm controller'"
+      " >&2; exit 1\n",
+  )
+  with pytest.raises(sweeps.SweepError, match="Unable to contact"):
+    slurm.queue(["17"])
+  # The launcher stops in one line rather than submit the runs again.
+  root, args = cycle
+  run_dir = root / "cell=lstm"
+  run_dir.mkdir(parents=True)
+  sweeps.update_record(
+      str(run_dir), status="submitted", executor="slurm", job_id="17",
+      task=0, exit_code=None,
+  )  # fmt: skip
+  _fake_tool(bin_dir, "sacct", "exit 1\n")
+  _fake_tool(bin_dir, "sbatch", "echo 99; touch " + str(tmp_path / "sub"))
+  env = dict(os.environ)
+  for flag in ["--status", "--executor=slurm"]:
+    out = launch(*args, flag, env=env)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "error: squeue failed (exit 1): slurm_load_jobs error: Unable to"
+        " contact slurm controller"
+    ]
+  assert not (tmp_path / "sub").exists()
+
+
 # ---------------------------------------------------------------------------
 # A real tiny sweep.
 
