@@ -18,7 +18,8 @@ job that died without an exit status (they resume from their checkpoints).
 Finished runs (results.json) and running ones (a live pid on this host, a
 task in squeue) are skipped; failed runs are reported with the tail of their
 log and only run again with --retry_failed or when named by --only. The
-launcher exits 1 when any run has failed.
+launcher exits 1 when any run has failed. One launcher at a time launches a
+sweep (it holds <root>/.launch.lock); --status and --dry_run need no lock.
 
 --python names the interpreter that runs experiments.train (a virtual
 environment's, or a stand-in script in the tests): each command is
@@ -26,6 +27,7 @@ PYTHON -m experiments.train ...
 """
 
 import datetime
+import fcntl
 import os
 import socket
 import sys
@@ -39,6 +41,7 @@ from launch import slurm
 from launch import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCK_FILE = ".launch.lock"  # In the sweep root: one launcher at a time.
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Sweep file (get_sweep()).")
 _EXECUTOR = flags.DEFINE_enum(
@@ -256,6 +259,32 @@ def launch_slurm(sweep_name: str, jobs, root: str, parallel: int) -> None:
   print(f"submitted job array {job_id} ({len(jobs)} tasks): {script}")
 
 
+_LOCKS = []  # Open lock files, kept open for the life of the process.
+
+
+def _lock(root: str) -> None:
+  """Takes <root>/.launch.lock for the rest of this process.
+
+  Raises:
+    SweepError: another launcher holds it.
+  """
+  os.makedirs(root, exist_ok=True)
+  f = open(os.path.join(root, LOCK_FILE), "a+", encoding="utf-8")
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    f.seek(0)
+    pid = f.read().strip() or "unknown"
+    f.close()
+    raise sweeps.SweepError(
+        f"another launcher is running this sweep (pid {pid})"
+    ) from None
+  f.truncate(0)
+  f.write(f"{os.getpid()}\n")
+  f.flush()
+  _LOCKS.append(f)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -276,6 +305,11 @@ def _main():
     raise sweeps.SweepError(f"--root {root} contains a comma")
   if _PARALLEL.value < 0:
     raise sweeps.SweepError("--parallel must be >= 0")
+  # Held until the launcher exits (the children do not inherit it): between
+  # reading the runs' states and recording their start, another launcher
+  # would see the same runs pending and start them too.
+  if not (_STATUS.value or _DRY_RUN.value):
+    _lock(_abs(root))
   states, failures = sweep_states(runs, root)
   if _STATUS.value:
     print(sweeps.summary(sweep.name, states, failures))

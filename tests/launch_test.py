@@ -2,6 +2,7 @@
 stand-in for experiments.train (fails once, then succeeds), SLURM rendering,
 and one real tiny sweep end to end."""
 
+import fcntl
 import json
 import os
 import stat
@@ -413,7 +414,9 @@ def test_concurrent_cpu_runs_get_disjoint_cores(cycle):
   if len(cores) < 2:
     pytest.skip("needs two cores")
   launch(*args, "--parallel=2")
-  slots = [json.loads((d / "slot").read_text()) for d in root.iterdir()]
+  slots = [
+      json.loads((d / "slot").read_text()) for d in root.iterdir() if d.is_dir()
+  ]
   assert len(slots) == 3
   share = len(cores) // 2
   assert all(len(s["cpus"]) == share for s in slots)
@@ -483,6 +486,28 @@ def test_vectorize_relaunches_only_unfinished_members(tmp_path):
   (cmd,) = [l for l in out.stdout.splitlines() if "experiments.train" in l]
   assert "--trials=train.seed=1,2" in cmd
   assert f"--workdir={root}/cell=gru+seed=1,{root}/cell=gru+seed=2" in cmd
+
+
+def test_a_second_launcher_stops_in_one_line(cycle):
+  root, args = cycle
+  root.mkdir()
+  with open(root / ".launch.lock", "w") as held:
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    held.write(f"{os.getpid()}\n")
+    held.flush()
+    out = launch(*args)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"error: another launcher is running this sweep (pid {os.getpid()})"
+    ]
+    assert attempts(root) == {}
+    for flag in ["--status", "--dry_run"]:
+      assert launch(*args, flag).returncode == 0, flag
+  # Released: the next launcher runs, and leaves its own pid.
+  out = launch(*args, "--only=cell=lstm")
+  assert out.returncode == 0, out.stderr
+  assert attempts(root) == {"cell=lstm": 1}
+  assert (root / ".launch.lock").read_text().strip().isdigit()
 
 
 def test_bad_input_is_one_error_line(tmp_path):
