@@ -1,6 +1,7 @@
 """The local executor: runs jobs as child processes, a bounded number at once.
 
-With GPUs (counted with `nvidia-smi -L`), each job gets one GPU of its own
+With GPUs (counted with `nvidia-smi -L`; those of an existing
+CUDA_VISIBLE_DEVICES when it is set), each job gets one GPU of its own
 through CUDA_VISIBLE_DEVICES and the default concurrency is the number of
 GPUs. TPUs are not handled (their equivalent would be TPU_VISIBLE_CHIPS).
 On CPU the default concurrency is max(1, cores // 2) and each job is pinned
@@ -51,6 +52,22 @@ def count_gpus() -> int:
   return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
 
 
+def gpu_devices() -> list[str]:
+  """The GPUs jobs may use, as CUDA_VISIBLE_DEVICES names them.
+
+  Those CUDA_VISIBLE_DEVICES already lists, when it is set (a launcher given
+  some of a machine's GPUs keeps to them), else 0..n-1 for the n GPUs
+  `nvidia-smi -L` lists.
+  """
+  num_gpus = count_gpus()
+  if not num_gpus:
+    return []
+  visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+  if visible is None:
+    return [str(i) for i in range(num_gpus)]
+  return [d.strip() for d in visible.split(",") if d.strip()]
+
+
 def cpu_cores() -> list[int]:
   return sorted(os.sched_getaffinity(0))
 
@@ -59,8 +76,16 @@ def default_parallel(num_gpus: int, num_cores: int) -> int:
   return num_gpus if num_gpus else max(1, num_cores // 2)
 
 
-def slots(parallel: int, num_gpus: int, cores: Sequence[int]) -> list[dict]:
+def slots(
+    parallel: int, gpus: int | Sequence[str], cores: Sequence[int]
+) -> list[dict]:
   """What each of `parallel` concurrent slots gets.
+
+  Args:
+    parallel: the number of slots.
+    gpus: the GPUs to share out, one to a slot (CUDA_VISIBLE_DEVICES names,
+      or a count n for 0..n-1); none: the slots share out the cores.
+    cores: the CPU cores to share out.
 
   Returns:
     One dict per slot: env (variables to set) and cpus (the cores to pin
@@ -68,11 +93,13 @@ def slots(parallel: int, num_gpus: int, cores: Sequence[int]) -> list[dict]:
   """
   if parallel < 1:
     raise ValueError(f"--parallel must be at least 1, got {parallel}")
-  if num_gpus:
-    if parallel > num_gpus:
-      raise ValueError(f"--parallel={parallel} but only {num_gpus} GPUs")
+  if isinstance(gpus, int):
+    gpus = [str(i) for i in range(gpus)]
+  if gpus:
+    if parallel > len(gpus):
+      raise ValueError(f"--parallel={parallel} but only {len(gpus)} GPUs")
     return [
-        {"env": {"CUDA_VISIBLE_DEVICES": str(i)}, "cpus": None}
+        {"env": {"CUDA_VISIBLE_DEVICES": gpus[i]}, "cpus": None}
         for i in range(parallel)
     ]
   if parallel > len(cores):
@@ -112,7 +139,7 @@ def pid_alive(pid, host: str | None = None) -> bool | None:
 def run_jobs(
     jobs: Sequence[Job],
     parallel: int,
-    num_gpus: int = 0,
+    gpus: int | Sequence[str] = 0,
     on_start: Callable[[Job, int], None] = lambda job, pid: None,
     on_end: Callable[[Job, int], None] = lambda job, code: None,
     poll_s: float = 0.2,
@@ -126,7 +153,7 @@ def run_jobs(
   Returns:
     Job name -> exit status.
   """
-  free = list(slots(parallel, num_gpus, cpu_cores()))
+  free = list(slots(parallel, gpus, cpu_cores()))
   queue = list(jobs)
   running: dict[subprocess.Popen, tuple[Job, dict, object]] = {}
   codes = {}

@@ -198,7 +198,8 @@ def _record_start(job, status: str, **fields):
 
 
 def launch_local(jobs, parallel: int) -> None:
-  num_gpus = local.count_gpus()
+  gpus = local.gpu_devices()
+  num_gpus = len(gpus)
   parallel = parallel or local.default_parallel(
       num_gpus, len(local.cpu_cores())
   )
@@ -221,7 +222,7 @@ def launch_local(jobs, parallel: int) -> None:
       sweeps.update_record(_abs(d), status="exited", exit_code=code, end=_now())
     print(f"{'finished' if code == 0 else 'FAILED'} {job.name} (exit {code})")
 
-  local.run_jobs(abs_jobs, parallel, num_gpus, on_start, on_end, cwd=REPO)
+  local.run_jobs(abs_jobs, parallel, gpus, on_start, on_end, cwd=REPO)
 
 
 def launch_slurm(sweep_name: str, jobs, root: str, parallel: int) -> None:

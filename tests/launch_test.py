@@ -344,7 +344,8 @@ for d in args["workdir"].split(","):
   print("training", d, flush=True)
   with open(os.path.join(d, "slot"), "w") as f:
     cpus = sorted(os.sched_getaffinity(0))
-    json.dump({{"cpus": cpus, "omp": os.environ.get("OMP_NUM_THREADS")}}, f)
+    json.dump({{"cpus": cpus, "omp": os.environ.get("OMP_NUM_THREADS"),
+               "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}}, f)
   if args.get("config.model.cell") in ("gru", "rnn_tanh") and n == 1:
     print("error: boom in", d, file=sys.stderr)
     sys.exit(3)
@@ -426,18 +427,49 @@ def test_concurrent_cpu_runs_get_disjoint_cores(cycle):
   assert not set(first) & set(second)
 
 
-def test_gpus_are_counted_with_nvidia_smi(tmp_path, monkeypatch):
-  fake = tmp_path / "nvidia-smi"
+def _fake_nvidia_smi(folder, num_gpus):
+  fake = folder / "nvidia-smi"
   fake.write_text(
       "#!/bin/sh\n"
-      "echo 'GPU 0: NVIDIA H100 (UUID: GPU-a)'\n"
-      "echo 'GPU 1: NVIDIA H100 (UUID: GPU-b)'\n"
+      + "".join(
+          f"echo 'GPU {i}: NVIDIA H100 (UUID: GPU-{i})'\n"
+          for i in range(num_gpus)
+      )
   )
   fake.chmod(0o755)
+
+
+def test_gpus_are_counted_with_nvidia_smi(tmp_path, monkeypatch):
+  _fake_nvidia_smi(tmp_path, 2)
+  monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
   monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
   assert local.count_gpus() == 2
+  assert local.gpu_devices() == ["0", "1"]
   monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
   assert local.count_gpus() == 0
+  assert local.gpu_devices() == []
+
+
+def test_an_existing_cuda_visible_devices_is_split_among_slots(
+    cycle, tmp_path, monkeypatch
+):
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  _fake_nvidia_smi(bin_dir, 8)
+  monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+  monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,2")
+  assert local.gpu_devices() == ["5", "2"]
+  with pytest.raises(ValueError, match="only 2 GPUs"):
+    local.slots(3, local.gpu_devices(), [0])
+  root, args = cycle
+  out = launch(*args, "--parallel=4", env=dict(os.environ))
+  assert "2 at a time on 2 GPUs" in out.stdout, out.stdout + out.stderr
+  used = [
+      json.loads((d / "slot").read_text())["cuda"]
+      for d in sorted(root.iterdir())
+      if d.is_dir()
+  ]
+  assert len(used) == 3 and set(used) == {"5", "2"}
 
 
 def test_a_run_whose_launcher_died_is_pending_and_resumed(cycle):
