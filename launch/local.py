@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -115,9 +116,36 @@ def slots(
   ]
 
 
-def pid_alive(pid, host: str | None = None) -> bool | None:
+def _stat_fields(pid: int) -> list[str] | None:
+  """/proc/<pid>/stat from field 3 (state) on; None where unreadable."""
+  try:
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+      # The command name (field 2) is in parentheses and may hold spaces.
+      return f.read().rsplit(")", 1)[1].split()
+  except (OSError, IndexError):
+    return None
+
+
+def start_time(pid: int) -> int | None:
+  """When process pid started, in clock ticks since boot (field 22 of
+  /proc/<pid>/stat); None where /proc cannot tell."""
+  fields = _stat_fields(pid)
+  try:
+    return int(fields[19]) if fields else None
+  except (IndexError, ValueError):
+    return None
+
+
+def pid_alive(pid, host: str | None = None, started=None) -> bool | None:
   """Whether process pid is alive (not a zombie) on this host; None when
-  the record is from another host, where we cannot tell."""
+  the record is from another host, where we cannot tell.
+
+  Args:
+    pid: the recorded process id.
+    host: the host it ran on.
+    started: its recorded start_time(), if any: a live pid that started at
+      another time is another process that reuses the id.
+  """
   if host and host != socket.gethostname():
     return None
   if not isinstance(pid, int) or pid <= 0:
@@ -127,13 +155,22 @@ def pid_alive(pid, host: str | None = None) -> bool | None:
   except ProcessLookupError:
     return False
   except PermissionError:
+    pass
+  fields = _stat_fields(pid)
+  if fields is None:
     return True
-  try:
-    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-      state = f.read().rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
-  except (OSError, IndexError):
-    return True
+  if started is not None and start_time(pid) not in (None, started):
+    return False
+  return fields[0] not in ("Z", "X")
+
+
+class _Terminated(Exception):
+  """The launcher got SIGTERM (raised in the main loop, like Ctrl-C)."""
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise _Terminated()
 
 
 def run_jobs(
@@ -147,8 +184,8 @@ def run_jobs(
 ) -> dict[str, int]:
   """Runs the jobs, at most `parallel` at once; one failure stops nothing.
 
-  Each child is its own session (so a Ctrl-C of the launcher reaches it only
-  through the launcher, which passes SIGINT/SIGTERM on and waits).
+  Each child is its own session, so a Ctrl-C or SIGTERM of the launcher
+  reaches it only through the launcher, which sends it SIGTERM and waits.
 
   Returns:
     Job name -> exit status.
@@ -177,6 +214,12 @@ def run_jobs(
     running[proc] = (job, slot, log)
     on_start(job, proc.pid)
 
+  # SIGTERM (kill, timeout, a batch system) stops the children like Ctrl-C
+  # does: they are sessions of their own and would otherwise live on.
+  in_main = threading.current_thread() is threading.main_thread()
+  previous = (
+      signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
+  )
   try:
     while queue or running:
       while queue and free:
@@ -191,10 +234,20 @@ def run_jobs(
         codes[job.name] = code
         on_end(job, code)
       time.sleep(poll_s)
-  except KeyboardInterrupt:
+  except (KeyboardInterrupt, _Terminated) as e:
+    if in_main:
+      signal.signal(signal.SIGTERM, signal.SIG_IGN)  # Let the children end.
     for proc in running:
       proc.send_signal(signal.SIGTERM)
     for proc in running:
       proc.wait()
+    if isinstance(e, _Terminated) and in_main:
+      # End as SIGTERM ends a process (status -15), records left as they
+      # are: a run whose process ended without an exit status is pending.
+      signal.signal(signal.SIGTERM, signal.SIG_DFL)
+      os.kill(os.getpid(), signal.SIGTERM)
     raise
+  finally:
+    if in_main:
+      signal.signal(signal.SIGTERM, previous)
   return codes

@@ -9,14 +9,15 @@
 Every run gets a directory <root>/<run name> (default root
 runs/sweeps/<sweep name>) that experiments.train fills (cmd.sh, config.json,
 metrics.jsonl, checkpoints, results.json), beside the launcher's own
-launch.json (status, exit code, log, times, host, pid or SLURM job) and
-launch.log (the run's stdout and stderr; a vectorised group logs to
-<root>/logs/<group>.log instead).
+launch.json (status, exit code, log, times, host, pid and its start time,
+or SLURM job) and launch.log (the run's stdout and stderr; a vectorised
+group logs to <root>/logs/<group>.log instead).
 
 A launch starts the pending runs: never started, or started by a launcher or
 job that died without an exit status (they resume from their checkpoints).
 Finished runs (results.json) and running ones (a live pid on this host, a
-task in squeue) are skipped; failed runs are reported with the tail of their
+task in squeue; a pid whose start time is not the recorded one is another
+process) are skipped; failed runs are reported with the tail of their
 log and only run again with --retry_failed or when named by --only. The
 launcher exits 1 when any run has failed. One launcher at a time launches a
 sweep (it holds <root>/.launch.lock); --status and --dry_run need no lock.
@@ -129,7 +130,9 @@ def sweep_states(runs, root: str) -> tuple[dict, dict]:
       if code is None and task in accounted:
         code = accounted[task][1]
     elif rec:
-      alive = local.pid_alive(rec.get("pid"), rec.get("host"))
+      alive = local.pid_alive(
+          rec.get("pid"), rec.get("host"), rec.get("pid_start")
+      )
       if alive is None:
         # Started on another host: trust its record until it ends.
         alive = rec.get("exit_code") is None and rec.get("status") == "running"
@@ -214,7 +217,13 @@ def launch_local(jobs, parallel: int) -> None:
   by_name = {j.name: j for j in jobs}
 
   def on_start(job, pid):
-    _record_start(by_name[job.name], "running", executor="local", pid=pid)
+    _record_start(
+        by_name[job.name],
+        "running",
+        executor="local",
+        pid=pid,
+        pid_start=local.start_time(pid),
+    )
     print(f"started {job.name} (pid {pid})", flush=True)
 
   def on_end(job, code):

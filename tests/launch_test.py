@@ -5,10 +5,12 @@ and one real tiny sweep end to end."""
 import fcntl
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -314,6 +316,11 @@ def test_a_dead_pid_is_not_alive():
   assert local.pid_alive(proc.pid) is False
   assert local.pid_alive(os.getpid()) is True
   assert local.pid_alive(os.getpid(), host="another-host") is None
+  # A live pid that started at another time is another process.
+  started = local.start_time(os.getpid())
+  assert isinstance(started, int)
+  assert local.pid_alive(os.getpid(), started=started) is True
+  assert local.pid_alive(os.getpid(), started=started + 1) is False
 
 
 def test_cpu_slots_split_the_cores():
@@ -484,12 +491,57 @@ def test_a_run_whose_launcher_died_is_pending_and_resumed(cycle):
   )  # fmt: skip
   status = launch(*args, "--status")
   assert "0 running, 0 failed, 3 pending" in status.stdout
-  # A live pid is running, and a launch leaves it alone.
-  sweeps.update_record(str(run_dir), pid=os.getpid())
+  # A live pid reused by another process (another start time) is not the
+  # run's.
+  started = local.start_time(os.getpid())
+  sweeps.update_record(str(run_dir), pid=os.getpid(), pid_start=started - 1)
+  status = launch(*args, "--status", "--only=cell=lstm")
+  assert "0 running, 0 failed, 3 pending" in status.stdout
+  # The live pid is running, and a launch leaves it alone.
+  sweeps.update_record(str(run_dir), pid_start=started)
   status = launch(*args, "--status", "--only=cell=lstm")
   assert "1 running" in status.stdout
   launch(*args, "--only=cell=lstm")
   assert not (run_dir / "attempts").exists()
+
+
+SLOW_TRAIN = """\
+#!{python}
+# Stands in for experiments.train: writes its pid, then waits to be stopped.
+import os, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[3:] if "=" in a)
+os.makedirs(args["workdir"], exist_ok=True)
+open(os.path.join(args["workdir"], "pid"), "w").write(str(os.getpid()))
+time.sleep(120)
+"""
+
+
+def test_sigterm_stops_the_children_and_leaves_runs_pending(cycle, tmp_path):
+  root, args = cycle
+  slow = tmp_path / "slow_python"
+  slow.write_text(SLOW_TRAIN.format(python=sys.executable))
+  slow.chmod(0o755)
+  args = [*args[:2], f"--python={slow}"]
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "launch.sweep", *args, "--only=cell=lstm"],
+      cwd=ROOT,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+  )
+  pid_file = root / "cell=lstm" / "pid"
+  for _ in range(300):
+    if pid_file.exists() and pid_file.read_text():
+      break
+    time.sleep(0.1)
+  child = int(pid_file.read_text())
+  assert local.pid_alive(child)
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=60) == -signal.SIGTERM
+  assert not local.pid_alive(child)
+  rec = json.loads((root / "cell=lstm" / "launch.json").read_text())
+  assert rec["exit_code"] is None and rec["pid"] == child
+  status = launch(*args, "--status")
+  assert "0 running, 0 failed, 3 pending" in status.stdout
 
 
 def test_dry_run_runs_and_writes_nothing(cycle):
