@@ -744,16 +744,8 @@ def get_sweep():
 """
 
 
-def _has_trials() -> bool:
-  return "--trials" in (ROOT / "experiments" / "train.py").read_text() or (
-      '"trials"' in (ROOT / "experiments" / "train.py").read_text()
-  )
-
-
 @pytest.mark.parametrize("vectorize", [False, True])
 def test_tiny_sweep_end_to_end(tmp_path, vectorize):
-  if vectorize and not _has_trials():
-    pytest.skip("experiments.train has no --trials flag yet")
   sweep = tmp_path / "tiny.py"
   sweep.write_text(TINY_SWEEP)
   root = tmp_path / "root"
@@ -775,6 +767,11 @@ def test_tiny_sweep_end_to_end(tmp_path, vectorize):
     # A vectorised group logs once, for all its members.
     log = "logs/all.log" if vectorize else f"{name}/launch.log"
     assert record["log"].endswith(log), record
+    # The launcher reads the step a run resumes from as orbax does.
+    from rnnlm_jax import checkpoint  # pylint: disable=g-import-not-at-top
+
+    step = checkpoint.latest_step(str(run), "latest")
+    assert step and sweeps.checkpoint_step(str(run)) == step
   assert seeds == [0, 1]
   again = launch(f"--sweep={sweep}", f"--root={root}", *flags)
   assert "nothing to launch" in again.stdout and again.returncode == 0
