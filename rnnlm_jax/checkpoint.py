@@ -35,14 +35,15 @@ def save(
   """Writes ``state`` and the JSON-able ``record`` to a slot, atomically,
   keeping the ``keep`` newest checkpoints of the slot.
 
-  A checkpoint already there at the same step is replaced: a run resumed
-  from an earlier 'latest' recomputes, exactly, what it had saved before
-  it was killed (a 'best' written just before the kill, say).
+  A checkpoint already there at the same step is kept: a run resumed from
+  an earlier 'latest' recomputes, exactly, what it had saved before it was
+  killed (a 'best' written just before the kill, say), and keeping it
+  leaves the slot whole at every moment.
   """
   step = int(jax.device_get(state.step))
   with _manager(workdir, slot, keep) as mngr:
     if step in mngr.all_steps():
-      mngr.delete(step)
+      return
     mngr.save(
         step,
         args=ocp.args.Composite(

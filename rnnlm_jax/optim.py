@@ -77,12 +77,7 @@ def _base(cfg: OptimConfig, lr):
   raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
-def make_optimizer(
-    cfg: OptimConfig,
-    steps_per_epoch: int,
-    num_epochs: int,
-    clip: bool | None = None,
-):
+def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   """The full gradient transformation and its learning-rate schedule.
 
   Gradient accumulation (optax.MultiSteps) turns one update into the mean of
@@ -94,9 +89,6 @@ def make_optimizer(
     cfg: the optimizer config.
     steps_per_epoch: train steps per epoch.
     num_epochs: epochs (for schedules that need the total).
-    clip: whether the chain clips; default cfg.clip_norm > 0. A vectorised
-      group whose trials disagree clips in every trial, at an infinite norm
-      where clip_norm is 0 (which leaves the gradients exactly as they are).
 
   Returns:
     (optax.GradientTransformationExtraArgs, schedule(update_count) -> lr).
@@ -104,18 +96,16 @@ def make_optimizer(
   unit = make_schedule(
       dataclasses.replace(cfg, learning_rate=1.0), steps_per_epoch, num_epochs
   )
-  parts = []
-  if cfg.clip_norm > 0 if clip is None else clip:
-    parts.append(
-        optax.inject_hyperparams(optax.clip_by_global_norm)(
-            max_norm=cfg.clip_norm if cfg.clip_norm > 0 else float("inf")
-        )
-    )
-  parts.append(_base(cfg, unit))
-  parts.append(
-      optax.inject_hyperparams(optax.scale)(step_size=cfg.learning_rate)
+  # Clipping is always in the chain, at an infinite norm (which leaves the
+  # gradients exactly as they are) for clip_norm 0: every run's optimizer
+  # state has one structure, so a trial's checkpoint resumes alone and a
+  # lone run's joins a group.
+  clip_norm = cfg.clip_norm if cfg.clip_norm > 0 else float("inf")
+  tx = optax.chain(
+      optax.inject_hyperparams(optax.clip_by_global_norm)(max_norm=clip_norm),
+      _base(cfg, unit),
+      optax.inject_hyperparams(optax.scale)(step_size=cfg.learning_rate),
   )
-  tx = optax.chain(*parts)
   schedule = lambda count: cfg.learning_rate * unit(count)
   k = accum_steps(cfg, steps_per_epoch)
   if k > 1:

@@ -50,7 +50,9 @@ def code_version() -> dict:
   commit = _git("rev-parse", "HEAD")
   if commit is None:
     return {"git_commit": None, "git_dirty": None}
-  status = _git("status", "--porcelain", "--untracked-files=no")
+  # Untracked files count: a config or sweep file that is not committed
+  # makes a run that the commit alone cannot reproduce.
+  status = _git("status", "--porcelain")
   return {
       "git_commit": commit.strip(),
       "git_dirty": None if status is None else bool(status.strip()),

@@ -148,16 +148,30 @@ def train_and_evaluate(
 def _resume_step(workdirs: list[str]) -> int:
   """The step every trial can resume from: trials are checkpointed one
   after another, so a kill can leave some one checkpoint ahead; each keeps
-  its previous one (vectorised groups keep two) to step back to."""
-  latest = [checkpoint.latest_step(w, "latest") for w in workdirs]
-  common = min(s or 0 for s in latest)
-  for w, s in zip(workdirs, latest):
-    if common and common not in checkpoint.all_steps(w, "latest"):
+  its previous one (vectorised groups keep two) to step back to. A trial
+  ahead recomputes its steps exactly; one that cannot step back to where
+  the others stand is refused."""
+  saved = [checkpoint.all_steps(w, "latest") for w in workdirs]
+  common = min(max(s, default=0) for s in saved)
+  for w, s in zip(workdirs, saved):
+    if common and common not in s:
       raise IncompatibleRun(
           f"{w} has no checkpoint at step {common}, where the other trials "
-          f"of its group stand; train it on its own"
+          "of its group stand; train it on its own or with trials at its "
+          "own step"
       )
   return common
+
+
+def _restore(workdir: str, target, step: int):
+  try:
+    return checkpoint.restore(workdir, "latest", target, step)
+  except (ValueError, KeyError, TypeError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    raise IncompatibleRun(
+        f"the checkpoint in {workdir} does not fit this version's train "
+        f"state (written by an older rnnlm_jax?): {first}"
+    ) from None
 
 
 def _mesh(cfg: Config):
@@ -231,6 +245,7 @@ def train_trials(
       return state
     return parallel.shard_state(state, mesh, 1 if stack.k > 1 else 0)
 
+  start_step = _resume_step(workdirs)
   batches = epoch_batches(0)
   for w, c, command in zip(workdirs, cfgs, commands):
     rundir.write_run_files(w, c, corpus.vocab, command)
@@ -245,9 +260,8 @@ def train_trials(
       int(batches["mask"][(0,) * (batches["mask"].ndim - 2)].sum()),
       optim.accum_steps(group.optim, steps_per_epoch),
   )
-  clip = group.optim.clip_norm > 0
   txs = [
-      optim.make_optimizer(c.optim, steps_per_epoch, c.train.num_epochs, clip)
+      optim.make_optimizer(c.optim, steps_per_epoch, c.train.num_epochs)
       for c in cfgs
   ]
   plateau_tx = optim.make_plateau(group.optim)
@@ -262,10 +276,9 @@ def train_trials(
       for w in workdirs
   ]
   best_nll = [float("inf")] * stack.k
-  start_step = _resume_step(workdirs)
   if start_step:
     for i, w in enumerate(workdirs):
-      fresh[i], record = checkpoint.restore(w, "latest", fresh[i], start_step)
+      fresh[i], record = _restore(w, fresh[i], start_step)
       best_nll[i] = record["best_valid_loss"]
     log(
         f"resumed from step {record['step']} (epoch {record['epoch']}, "
@@ -329,7 +342,18 @@ def train_trials(
   def label(i):
     return f" in trial {i} ({workdirs[i]})" if stack.k > 1 else ""
 
-  everyone = range(stack.k)
+  # A vectorised trial that diverges stops alone: optax already skips its
+  # non-finite updates, so the loop stops recording and checkpointing it,
+  # the others go on, and the group fails at the end naming it.
+  diverged = {}
+
+  def stop_trial(i, error: TrainingDiverged):
+    if stack.k == 1:
+      raise error
+    diverged[i] = str(error)
+    log(f"error: {error}; the other trials go on")
+
+  alive = lambda: [i for i in range(stack.k) if i not in diverged]
   window = _Window(start_step, time.perf_counter())
   run_start = time.perf_counter()
   for step in range(start_step, total_steps):
@@ -345,10 +369,14 @@ def train_trials(
     if done % group.train.log_every == 0 or epoch_end or done == total_steps:
       fetched = [stack.split(f) for f in jax.device_get(window.pending)]
       lrs = learning_rates(done)
-      for i in everyone:
-        record = _summarise(
-            [f[i] for f in fetched], window, done, plan, lrs[i], label(i)
-        )
+      for i in alive():
+        try:
+          record = _summarise(
+              [f[i] for f in fetched], window, done, plan, lrs[i], label(i)
+          )
+        except TrainingDiverged as e:
+          stop_trial(i, e)
+          continue
         writers[i].write(record)
         prefix = f"[{i}] " if stack.k > 1 else ""
         log(prefix + _progress_line(record, total_steps))
@@ -358,11 +386,16 @@ def train_trials(
           _on_one_device(state.params, mesh), "valid", stack.k > 1
       )
       improved = []
-      for i, valid_nll in enumerate(valid):
+      for i in alive():
+        valid_nll = valid[i]
         if not np.isfinite(valid_nll):
-          raise TrainingDiverged(
-              f"non-finite validation loss after step {done}{label(i)}"
+          stop_trial(
+              i,
+              TrainingDiverged(
+                  f"non-finite validation loss after step {done}{label(i)}"
+              ),
           )
+          continue
         writers[i].write(
             {
                 "step": done,
@@ -381,17 +414,18 @@ def train_trials(
           improved.append(i)
       if group.optim.schedule == "plateau":
         state = steps.step_plateau(
-            state, plateau_tx, np.asarray(valid, np.float32), stack.k > 1
+            state, plateau_tx, valid if stack.k > 1 else valid[0], stack.k > 1
         )
       save("best", done, improved)
-      save("latest", done, everyone)
+      save("latest", done, alive())
       window.t0 = time.perf_counter()
     elif done % group.train.checkpoint_every == 0 or done == total_steps:
-      save("latest", done, everyone)
+      save("latest", done, alive())
       window.t0 = time.perf_counter()
 
   results = []
-  for i, (w, c) in enumerate(zip(workdirs, cfgs)):
+  for i in alive():
+    w = workdirs[i]
     final = stack.split(_on_one_device(state, mesh))[i]
     if checkpoint.latest_step(w, "best") is not None:
       final, _ = checkpoint.restore(w, "best", final)
@@ -403,6 +437,11 @@ def train_trials(
         }
     )
     rundir.write_json_atomic(os.path.join(w, rundir.RESULTS_FILE), results[-1])
+  if diverged:
+    raise TrainingDiverged(
+        f"{len(diverged)} of {stack.k} trials diverged (the others finished):"
+        f" {'; '.join(diverged[i] for i in sorted(diverged))}"
+    )
   return results
 
 

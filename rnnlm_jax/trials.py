@@ -38,8 +38,7 @@ def template(cfgs: list[Config]) -> Config:
   (or their names), or if a trial's init_scale selects another kind of
   initialisation (<= 0 is PyTorch's 1/sqrt(H), a function of the shape).
   Dropout is built where any trial uses it (a rate of 0 then keeps every
-  unit, exactly); clipping likewise (at an infinite norm for trials with
-  clip_norm 0).
+  unit, exactly).
   """
   if not cfgs:
     raise config_lib.ConfigError("no trials given")
@@ -64,9 +63,6 @@ def template(cfgs: list[Config]) -> Config:
       base,
       model=dataclasses.replace(
           base.model, dropout=max(c.model.dropout for c in cfgs)
-      ),
-      optim=dataclasses.replace(
-          base.optim, clip_norm=max(c.optim.clip_norm for c in cfgs)
       ),
   )
 

@@ -125,9 +125,8 @@ def test_trials_that_differ_in_shape_are_refused(tmp_path):
   assert not os.path.exists(tmp_path / "a")
 
 
-def test_template_builds_dropout_and_clipping_where_any_trial_uses_them():
-  group = trials.template(trial_configs())
-  assert group.model.dropout == 0.2 and group.optim.clip_norm == 5.0
+def test_template_builds_dropout_where_any_trial_uses_it():
+  assert trials.template(trial_configs()).model.dropout == 0.2
 
 
 def test_sentence_mode_trials_with_other_seeds_get_their_own_batches():
@@ -150,3 +149,95 @@ def test_sentence_mode_trials_equal_their_separate_runs(tmp_path):
       [v for _, v in records(alone, "train_loss")],
       rtol=2e-4,
   )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "optim": {
+                "name": "sgd",
+                "schedule": "epoch_decay",
+                "decay_after_epochs": 1,
+            }
+        },
+        {
+            "optim": {
+                "name": "adamw",
+                "weight_decay": 0.01,
+                "schedule": "warmup_cosine",
+                "warmup_steps": 10,
+            }
+        },
+        {"optim": {"schedule": "plateau", "plateau_factor": 0.5}},
+        {"optim": {"grad_accum_steps": 2}},
+    ],
+    ids=["sgd_epoch_decay", "adamw_warmup_cosine", "plateau", "accumulation"],
+)
+def test_schedules_and_accumulation_equal_separate_runs(overrides, tmp_path):
+  cfgs = [
+      config_lib.replace(c, **overrides)
+      for c in trial_configs(train={"num_epochs": 3})[:2]
+  ]
+  dirs = [str(tmp_path / f"t{i}") for i in range(2)]
+  train.train_trials(cfgs, dirs, log=quiet)
+  for i, cfg in enumerate(cfgs):
+    alone = str(tmp_path / f"alone{i}")
+    train.train_and_evaluate(cfg, alone, log=quiet)
+    for key in ("train_loss", "lr", "valid_loss"):
+      got, want = records(dirs[i], key), records(alone, key)
+      assert [s for s, _ in got] == [s for s, _ in want]
+      np.testing.assert_allclose(
+          [v for _, v in got], [v for _, v in want], rtol=2e-4, err_msg=key
+      )
+
+
+def test_a_diverging_trial_stops_alone(tmp_path):
+  base = base_config(
+      model={"cell": "rnn_relu"},
+      optim={"name": "sgd", "clip_norm": 0.0},
+      train={"num_epochs": 1},
+  )
+  cfgs = [
+      config_lib.replace(base, optim={"learning_rate": lr})
+      for lr in (0.1, 1e30)
+  ]
+  dirs = [str(tmp_path / "healthy"), str(tmp_path / "diverged")]
+  with pytest.raises(
+      train.TrainingDiverged, match=r"1 of 2 trials diverged.*trial 1"
+  ):
+    train.train_trials(cfgs, dirs, log=quiet)
+  assert os.path.exists(os.path.join(dirs[0], "results.json"))
+  assert not os.path.exists(os.path.join(dirs[1], "results.json"))
+  alone = str(tmp_path / "alone")
+  train.train_and_evaluate(cfgs[0], alone, log=quiet)
+  np.testing.assert_allclose(
+      [v for _, v in records(dirs[0], "train_loss")],
+      [v for _, v in records(alone, "train_loss")],
+      rtol=2e-4,
+  )
+
+
+def test_a_trial_resumes_alone(group, tmp_path):
+  cfgs, full_dirs, _ = group
+  dirs = [str(tmp_path / f"t{i}") for i in range(len(cfgs))]
+  stopped = [config_lib.replace(c, train={"max_steps": 20}) for c in cfgs]
+  train.train_trials(stopped, dirs, log=quiet)
+  logs = []
+  train.train_and_evaluate(cfgs[1], dirs[1], log=logs.append)
+  assert any("resumed from step 20" in line for line in logs)
+  np.testing.assert_allclose(
+      [v for _, v in records(dirs[1], "train_loss")],
+      [v for _, v in records(full_dirs[1], "train_loss")],
+      rtol=2e-4,
+  )
+
+
+def test_trials_too_far_apart_are_refused(group, tmp_path):
+  cfgs, _, _ = group
+  dirs = [str(tmp_path / f"t{i}") for i in range(2)]
+  for i, steps in enumerate((30, 10)):
+    stopped = config_lib.replace(cfgs[i], train={"max_steps": steps})
+    train.train_and_evaluate(stopped, dirs[i], log=quiet)
+  with pytest.raises(train.IncompatibleRun, match="no checkpoint at step 10"):
+    train.train_trials(cfgs[:2], dirs, log=quiet)
