@@ -28,6 +28,7 @@ from rnnlm_jax import benchmark
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import optim
+from rnnlm_jax import provenance
 from rnnlm_jax import steps
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -101,7 +102,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
-    cfg = config_lib.from_dict(_CONFIG.value.to_dict())
+    cfg = common.resolve_config(_CONFIG.value)
     try:
       ks = [int(k) for k in _TRIALS.value]
     except ValueError:
@@ -110,20 +111,19 @@ def main(argv):
       ) from None
     if min(ks) < 1:
       raise config_lib.ConfigError("--trials must be >= 1")
-  rows = []
-  for k in ks:
-    r = measure(cfg, k, _STEPS.value, _REPEATS.value)
-    rows.append(r)
-    print(
-        f"{cfg.name} K={k}: sequential {r['sequential_tok_s']:,.0f} tok/s, "
-        f"vectorised {r['vectorised_tok_s']:,.0f} tok/s, speedup "
-        f"{r['speedup']:.2f}x",
-        flush=True,
-    )
+    rows = []
+    for k in ks:
+      r = measure(cfg, k, _STEPS.value, _REPEATS.value)
+      rows.append(r)
+      print(
+          f"{cfg.name} K={k}: sequential {r['sequential_tok_s']:,.0f} tok/s,"
+          f" vectorised {r['vectorised_tok_s']:,.0f} tok/s, speedup "
+          f"{r['speedup']:.2f}x",
+          flush=True,
+      )
   report = {
       "config": cfg.name,
-      "device": str(jax.devices()[0]),
-      "device_kind": jax.devices()[0].device_kind,
+      "provenance": provenance.describe(cfg.train.seed),
       "rows": rows,
   }
   if _OUT.value:

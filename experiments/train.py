@@ -69,6 +69,8 @@ def parse_trials(specs: list[str]) -> list[dict]:
       raise config_lib.ConfigError(
           f"--trials={spec!r} must look like KEY=V1,V2,..."
       )
+    if key in columns:
+      raise config_lib.ConfigError(f"--trials gives {key} twice")
     columns[key] = [_parse_value(v) for v in values.split(",")]
   lengths = {len(v) for v in columns.values()}
   if len(lengths) > 1:
@@ -98,7 +100,16 @@ def _with_overrides(config_dict, overrides: dict):
 
 
 def _single_run_command(argv: list[str], overrides: dict, workdir: str):
-  kept = [a for a in argv if not a.startswith(("--trials", "--workdir"))]
+  """argv without its --trials and --workdir flags (either form: --flag=V or
+  --flag V), plus the trial's overrides and run directory."""
+  kept, skip = [], False
+  for a in argv:
+    if skip:
+      skip = False
+    elif a in ("--trials", "--workdir"):
+      skip = True
+    elif not a.startswith(("--trials=", "--workdir=")):
+      kept.append(a)
   sets = [f"--config.{k}={v}" for k, v in overrides.items()]
   return common.command_line("experiments.train", kept + sets, workdir, False)
 

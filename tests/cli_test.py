@@ -116,6 +116,10 @@ def test_killed_run_resumes_exactly(smoke_run, tmp_path):
         ),
         (["--trials=model.hiden=8,16"], "cannot set model.hiden"),
         (["--trials=train.seed=0,1"], "lists 1 directories for 2 trials"),
+        (
+            ["--trials=train.seed=0,1", "--trials=train.seed=2,3"],
+            "gives train.seed twice",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
