@@ -13,7 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _train(workdir: str, num_devices: int, trials: int) -> dict:
+def _train(
+    workdir: str, num_devices: int, trials: int, max_steps: int = 0
+) -> dict:
   from experiments.configs import smoke
   from rnnlm_jax import config as config_lib
   from rnnlm_jax import train
@@ -21,7 +23,9 @@ def _train(workdir: str, num_devices: int, trials: int) -> dict:
   c = smoke.get_config()
   c.data.synthetic_sentences = (150, 30, 30)
   c.train.log_every = 5
+  c.train.checkpoint_every = 10
   c.train.num_devices = num_devices
+  c.train.max_steps = max_steps
   base = config_lib.from_dict(c.to_dict())
   cfgs = [config_lib.replace(base, train={"seed": s}) for s in range(trials)]
   dirs = [os.path.join(workdir, f"t{s}") for s in range(trials)]
@@ -63,6 +67,8 @@ def test_four_devices_train_like_one(tmp_path):
   assert result["devices"] == 4
   for name in ("single", "trials"):
     _same(result[name]["mesh"], result[name]["one"])
+  # Stopped on 4 devices at step 10 and resumed on one.
+  _same(result["resumed"], result["single"]["one"])
   assert "not a multiple of the 4 devices" in result["error"]
 
 
@@ -76,6 +82,10 @@ if __name__ == "__main__":
         "one": _train(os.path.join(workdir, name, "one"), 1, trials),
         "mesh": _train(os.path.join(workdir, name, "mesh"), -1, trials),
     }
+  resumed = os.path.join(workdir, "resumed")
+  _train(resumed, -1, 1, max_steps=10)
+  result["resumed"] = _train(resumed, 1, 1)
+
   from experiments.configs import smoke
   from rnnlm_jax import config as config_lib
   from rnnlm_jax import train
