@@ -26,7 +26,7 @@ from rnnlm_jax import steps
 from rnnlm_jax.config import ModelConfig, OptimConfig
 
 
-def _random_batches(vocab, batch, bptt, segments, seed):
+def random_batches(vocab, batch, bptt, segments, seed):
   rng = np.random.default_rng(seed)
   stream = rng.integers(0, vocab, (batch, segments * bptt + 1), dtype=np.int32)
   x = np.stack([stream[:, i * bptt : (i + 1) * bptt] for i in range(segments)])
@@ -153,7 +153,7 @@ def measure(
   )
   state = steps.init_train_state(jax.random.key(seed), model, tx, batch)
   batches = jax.device_put(
-      _random_batches(model.vocab_size, batch, bptt, 8, seed)
+      random_batches(model.vocab_size, batch, bptt, 8, seed)
   )
   train_step, compile_train = _compile(
       steps.make_train_step(model, tx), state, batches
@@ -169,7 +169,7 @@ def measure(
   # Evaluation runs a whole split per call: time calls over `steps_timed`
   # segments and divide.
   eval_batches = jax.device_put(
-      _random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
+      random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
   )
   carry = models.init_carry(model, batch)
   evaluate, compile_eval = _compile(
@@ -249,7 +249,7 @@ def measure_flax(
       )
       for _ in range(model.num_layers)
   )
-  host_batches = _random_batches(model.vocab_size, batch, bptt, 8, seed)
+  host_batches = random_batches(model.vocab_size, batch, bptt, 8, seed)
   params = lm.init(jax.random.key(seed), zero_carry(), host_batches["x"][0])
   tx = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr))
   state = (jnp.zeros((), jnp.int32), params, tx.init(params), zero_carry())
@@ -291,7 +291,7 @@ def measure_flax(
     train_times.append(time.perf_counter() - t0)
 
   eval_batches = jax.device_put(
-      _random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
+      random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
   )
   params, carry = state[1], zero_carry()
   evaluate, compile_eval = _compile(
