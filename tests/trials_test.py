@@ -241,3 +241,24 @@ def test_trials_too_far_apart_are_refused(group, tmp_path):
     train.train_and_evaluate(stopped, dirs[i], log=quiet)
   with pytest.raises(train.IncompatibleRun, match="no checkpoint at step 10"):
     train.train_trials(cfgs[:2], dirs, log=quiet)
+
+
+def test_a_checkpoint_of_another_structure_is_one_clear_error(tmp_path):
+  import flax.struct
+  import jax.numpy as jnp
+
+  @flax.struct.dataclass
+  class Old:
+    step: object
+    a: object
+
+  @flax.struct.dataclass
+  class New:
+    step: object
+    a: object
+    b: object
+
+  d = str(tmp_path)
+  checkpoint.save(d, "latest", Old(jnp.int32(10), jnp.zeros(3)), {"step": 10})
+  with pytest.raises(train.IncompatibleRun, match="does not fit this version"):
+    train._restore(d, New(jnp.int32(0), jnp.zeros(3), jnp.zeros(2)), 10)
