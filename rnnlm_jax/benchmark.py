@@ -108,8 +108,18 @@ def _compile(fn, *args):
 
 
 def _result(
-    impl, model, batch, bptt, steps_timed, train_times, eval_times
+    impl,
+    model,
+    batch,
+    bptt,
+    steps_timed,
+    train_times,
+    eval_times,
+    compiled: dict,
+    last_train_loss: float,
 ) -> dict:
+  """One measurement's record. compiled: compile_train_s, compile_eval_s,
+  train_memory and eval_memory."""
   tokens = batch * bptt
   return {
       "impl": impl,
@@ -127,6 +137,9 @@ def _result(
       "flops_per_token_forward": flops_per_token(model),
       "device": str(jax.devices()[0]),
       "versions": {"jax": jax.__version__, "flax": _flax_version()},
+      **compiled,
+      "peak_rss_mb": peak_rss_mb(),
+      "last_train_loss": last_train_loss,
   }
 
 
@@ -178,7 +191,13 @@ def measure(
   calls = _time_calls(
       lambda: evaluate(state.params, carry, eval_batches), max(2, warmup)
   )
-  result = _result(
+  compiled = {
+      "compile_train_s": compile_train,
+      "compile_eval_s": compile_eval,
+      "train_memory": train_memory,
+      "eval_memory": memory_stats(evaluate),
+  }
+  return _result(
       "rnnlm_jax",
       model,
       batch,
@@ -186,16 +205,9 @@ def measure(
       steps_timed,
       train_times[warmup:],
       [t / steps_timed for t in calls[1:]],
+      compiled,
+      float(metrics["nll"] / metrics["count"]),
   )
-  return {
-      **result,
-      "compile_train_s": compile_train,
-      "compile_eval_s": compile_eval,
-      "train_memory": train_memory,
-      "eval_memory": memory_stats(evaluate),
-      "peak_rss_mb": peak_rss_mb(),
-      "last_train_loss": float(metrics["nll"] / metrics["count"]),
-  }
 
 
 def _flax_lm(model: ModelConfig):
@@ -300,7 +312,13 @@ def measure_flax(
   calls = _time_calls(
       lambda: evaluate(params, carry, eval_batches), max(2, warmup)
   )
-  result = _result(
+  compiled = {
+      "compile_train_s": compile_train,
+      "compile_eval_s": compile_eval,
+      "train_memory": train_memory,
+      "eval_memory": memory_stats(evaluate),
+  }
+  return _result(
       "flax",
       model,
       batch,
@@ -308,13 +326,6 @@ def measure_flax(
       steps_timed,
       train_times[warmup:],
       [t / steps_timed for t in calls[1:]],
+      compiled,
+      float(loss),
   )
-  return {
-      **result,
-      "compile_train_s": compile_train,
-      "compile_eval_s": compile_eval,
-      "train_memory": train_memory,
-      "eval_memory": memory_stats(evaluate),
-      "peak_rss_mb": peak_rss_mb(),
-      "last_train_loss": float(loss),
-  }
