@@ -14,7 +14,9 @@ Gate matmuls are fused: ``w_ih`` is [I, G] and ``w_hh`` is [H, G].
 Each step is ``pointwise(xw_BG, hw_BG, carry)`` after the recurrent matmul
 ``hw = h @ w_hh (+ hidden_bias)``: the elementwise rest of the cell, split out
 so that a hand-written backward (``scan``) can differentiate it alone and do
-the matmuls of all time steps at once.
+the matmuls of all time steps at once. ``pointwise(..., axis=0)`` takes the
+same arrays transposed (gates along axis 0: [G, B], carry [H, B]), for the
+feature-major recurrence of ``scan``.
 
 Gate order follows PyTorch (LSTM: i, f, g, o; GRU: r, z, n) so that
 nn.LSTM / nn.GRU weights import by transposition. The GRU keeps the hidden
@@ -32,7 +34,8 @@ class Cell(NamedTuple):
   name: str
   gates: int  # G = gates * H.
   carry_arity: int  # Number of [B, H] arrays in the carry.
-  # pointwise(xw_BG, hw_BG, carry) -> (carry, h_BH); h_BH is carry[0].
+  # pointwise(xw_BG, hw_BG, carry, axis=-1) -> (carry, h_BH); h_BH is
+  # carry[0]; axis: the gate axis.
   pointwise: Callable
 
   def step(self, params, carry, xw_BG):
@@ -86,27 +89,27 @@ def init_carry(cell: Cell, batch: int, hidden: int):
 
 
 def _elman(activation):
-  def pointwise(xw_BG, hw_BG, carry):
-    del carry  # Only through hw_BG.
+  def pointwise(xw_BG, hw_BG, carry, axis=-1):
+    del carry, axis  # The carry enters only through hw_BG.
     h_BH = activation(xw_BG + hw_BG)
     return (h_BH,), h_BH
 
   return pointwise
 
 
-def _lstm_pointwise(xw_BG, hw_BG, carry):
+def _lstm_pointwise(xw_BG, hw_BG, carry, axis=-1):
   _, c_BH = carry
-  i, f, g, o = jnp.split(xw_BG + hw_BG, 4, axis=-1)
+  i, f, g, o = jnp.split(xw_BG + hw_BG, 4, axis=axis)
   c_BH = jax.nn.sigmoid(f) * c_BH + jax.nn.sigmoid(i) * jnp.tanh(g)
   h_BH = jax.nn.sigmoid(o) * jnp.tanh(c_BH)
   return (h_BH, c_BH), h_BH
 
 
-def _gru_pointwise(xw_BG, hw_BG, carry):
+def _gru_pointwise(xw_BG, hw_BG, carry, axis=-1):
   """hw_BG includes b_hn in its candidate block (see hidden_bias)."""
   (h_BH,) = carry
-  x_r, x_z, x_n = jnp.split(xw_BG, 3, axis=-1)
-  h_r, h_z, h_n = jnp.split(hw_BG, 3, axis=-1)
+  x_r, x_z, x_n = jnp.split(xw_BG, 3, axis=axis)
+  h_r, h_z, h_n = jnp.split(hw_BG, 3, axis=axis)
   r = jax.nn.sigmoid(x_r + h_r)
   z = jax.nn.sigmoid(x_z + h_z)
   n = jnp.tanh(x_n + r * h_n)

@@ -42,6 +42,17 @@ class ModelConfig:
   # > 0: rematerialise the backward over time in chunks of this many steps
   # (only chunk-boundary carries are kept); 0: off.
   remat_chunk: int = 0
+  # How the custom_vjp recurrence lays out its states: "batch_major" ([B, H],
+  # h @ w_hh), "feature_major" ([H, B], w_hh^T @ h: on CPU it does not repack
+  # the weight every step) or "auto" (feature-major on CPU for B >= 32 and
+  # H >= 512, where it measured faster). The same function.
+  scan_layout: str = "auto"
+  # Fold the embedding into layer 0's input projection where that is fewer
+  # FLOPs: the table embed @ w_ih ([V, G]) is gathered by token instead of
+  # projecting every position ([B*T, E] x [E, G]). Taken when the vocabulary
+  # is no larger than the tokens of a batch, no embedding dropout is active
+  # and remat is off (small vocabularies: characters); the same function.
+  fold_embedding: bool = True
   # The n-gram models: n, so n - 1 tokens of context. neural_ngram uses
   # embed_dim, hidden (num_layers tanh layers) and dropout.
   order: int = 5
@@ -131,6 +142,7 @@ _CHOICES = {
     "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
     "model.cell": tuple(cells_lib.CELLS),
     "model.scan_impl": scan.IMPLS,
+    "model.scan_layout": scan.LAYOUTS,
     "model.smoothing": ngram.METHODS,
     "data.source": ("synthetic", "files", "hub"),
     "data.level": ("word", "char"),

@@ -95,6 +95,17 @@ def _dropout(key, rate, x):
   return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
+def _folds_embedding(cfg: ModelConfig, tokens: int, use_dropout: bool):
+  """Whether layer 0 gathers rows of embed @ w_ih (see
+  ModelConfig.fold_embedding): fewer FLOPs when V <= B * T."""
+  return (
+      cfg.fold_embedding
+      and cfg.vocab_size <= tokens
+      and not use_dropout
+      and cfg.remat_chunk <= 0
+  )
+
+
 def hidden_states(
     params,
     cfg: ModelConfig,
@@ -124,8 +135,12 @@ def hidden_states(
   rate = cfg.dropout if dropout_rate is None else dropout_rate
   drop = lambda l, h: _dropout(keys[l], rate, h) if use_dropout else h
 
-  x_TBE = jnp.take(params["embed"], x_BT.T, axis=0)
-  x_TBE = drop(0, x_TBE)
+  x_TBE, xw_TBG = None, None
+  if _folds_embedding(cfg, x_BT.size, use_dropout):
+    table_VG = scan.project_inputs(params["layers"][0], params["embed"])
+    xw_TBG = jnp.take(table_VG, x_BT.T, axis=0)
+  else:
+    x_TBE = drop(0, jnp.take(params["embed"], x_BT.T, axis=0))
   reset_TB = None if reset_BT is None else reset_BT.T
   carry, h_TBH = scan.run_stack(
       cell,
@@ -137,6 +152,8 @@ def hidden_states(
       unroll=cfg.unroll,
       impl=cfg.scan_impl,
       remat_chunk=cfg.remat_chunk,
+      first_xw_TBG=xw_TBG,
+      layout=cfg.scan_layout,
   )
   h_TBH = drop(cfg.num_layers, h_TBH)
   return jnp.swapaxes(h_TBH, 0, 1), carry

@@ -30,92 +30,165 @@ IMPLS = ("custom_vjp", "autodiff")
 
 
 def project_inputs(params, x_TBI):
-  """The input projection of every time step as one matmul: [T, B, G]."""
-  return jnp.einsum("tbi,ig->tbg", x_TBI, params["w_ih"]) + params["b"]
+  """The input projection of every time step as one matmul: [T, B, G] (or
+  [..., G] for inputs [..., I])."""
+  return x_TBI @ params["w_ih"] + params["b"]
 
 
-def _masked(carry, reset_B):
+LAYOUTS = ("batch_major", "feature_major", "auto")
+
+
+def _masked(carry, reset_B, axis=-1):
+  """Zeroes the carry of the streams reset_B marks; axis: the carry's
+  feature axis (-1 for [B, H], 0 for [H, B])."""
   if reset_B is None:
     return carry
-  return tuple(jnp.where(reset_B[:, None], jnp.zeros_like(a), a) for a in carry)
+  mask = reset_B[:, None] if axis == -1 else reset_B[None, :]
+  return tuple(jnp.where(mask, jnp.zeros_like(a), a) for a in carry)
+
+
+def _fm(a_TXY):
+  """[T, B, X] <-> [T, X, B]."""
+  return jnp.swapaxes(a_TXY, -1, -2)
+
+
+def _transposed(carry):
+  return tuple(a.T for a in carry)
+
+
+def _recurrence(
+    cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, fm, save
+):
+  """lax.scan of the cell step: (final carry, h_TBH), and with ``save`` the
+  backward's residuals (each step's h, input carry and h @ w_hh, in the
+  layout the scan ran in).
+
+  fm (feature-major): the scan runs on transposed states, hw_GB = w_hh^T @
+  h_HB with w_hh^T materialised once, so each step's matmul streams the
+  [G, H] weight and packs only the small [H, B] state; on CPU that beats
+  h_BH @ w_hh, which repacks the whole weight every step, at widths where
+  the weight leaves the cache. Carries and outputs keep [B, ...] outside.
+  """
+  axis = 0 if fm else -1
+  if fm:
+    # The barrier keeps XLA from folding the transpose into every step's
+    # matmul (a strided read of w_hh, several times slower).
+    w_GH = jax.lax.optimization_barrier(w_hh.T)
+    matmul = lambda h_HB: w_GH @ h_HB
+    bias = None if b_G is None else b_G[:, None]
+    carry, xw_TBG = _transposed(carry), _fm(xw_TBG)
+  else:
+    matmul = lambda h_BH: h_BH @ w_hh
+    bias = b_G
+
+  def body(c, inputs):
+    xw, reset_B = inputs
+    c = _masked(c, reset_B, axis)
+    hw = matmul(c[0])
+    if bias is not None:
+      hw = hw + bias
+    new_c, h = cell.pointwise(xw, hw, c, axis=axis)
+    return new_c, ((h, c, hw) if save else h)
+
+  final, ys = jax.lax.scan(
+      body, carry, (xw_TBG, reset_TB), reverse=reverse, unroll=unroll
+  )
+  if not fm:
+    return final, ys
+  final = _transposed(final)
+  return final, (jax.tree.map(_fm, ys) if not save else ys)
 
 
 def _plain_scan(cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll):
   """(final carry, h_TBH) by lax.scan of the cell step."""
-
-  def body(c, inputs):
-    xw_BG, reset_B = inputs
-    c = _masked(c, reset_B)
-    hw_BG = c[0] @ w_hh
-    if b_G is not None:
-      hw_BG = hw_BG + b_G
-    return cell.pointwise(xw_BG, hw_BG, c)
-
-  return jax.lax.scan(
-      body, carry, (xw_TBG, reset_TB), reverse=reverse, unroll=unroll
+  return _recurrence(
+      cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, False, False
   )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _custom_scan(cell, reverse, unroll, w_hh, b_G, carry, xw_TBG, reset_TB):
-  return _plain_scan(cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll)
-
-
-def _custom_scan_fwd(cell, reverse, unroll, w_hh, b_G, carry, xw_TBG, reset_TB):
-  def body(c, inputs):
-    xw_BG, reset_B = inputs
-    c = _masked(c, reset_B)
-    hw_BG = c[0] @ w_hh
-    if b_G is not None:
-      hw_BG = hw_BG + b_G
-    new_c, h_BH = cell.pointwise(xw_BG, hw_BG, c)
-    # Saved for the backward: the carry this step consumed and hw_BG, so the
-    # backward does not redo the recurrent matmul.
-    return new_c, (h_BH, c, hw_BG)
-
-  final, (h_TBH, carry_in_TB, hw_TBG) = jax.lax.scan(
-      body, carry, (xw_TBG, reset_TB), reverse=reverse, unroll=unroll
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _custom_scan(cell, reverse, unroll, fm, w_hh, b_G, carry, xw_TBG, reset_TB):
+  return _recurrence(
+      cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, fm, False
   )
-  res = (w_hh, b_G, xw_TBG, reset_TB, carry_in_TB, hw_TBG)
-  return (final, h_TBH), res
 
 
-def _custom_scan_bwd(cell, reverse, unroll, res, cts):
-  w_hh, b_G, xw_TBG, reset_TB, carry_in_TB, hw_TBG = res
+def _custom_scan_fwd(
+    cell, reverse, unroll, fm, w_hh, b_G, carry, xw_TBG, reset_TB
+):
+  # Saved for the backward: each step's input carry and hw, so the backward
+  # does not redo the recurrent matmul.
+  final, (h, carry_in, hw) = _recurrence(
+      cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, fm, True
+  )
+  xw = _fm(xw_TBG) if fm else xw_TBG
+  res = (w_hh, b_G, xw, reset_TB, carry_in, hw)
+  return (final, _fm(h) if fm else h), res
+
+
+def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
+  w_hh, b_G, xw_TXY, reset_TB, carry_in_T, hw_TXY = res
   dfinal, dh_TBH = cts
-  w_hh_t = w_hh.T
+  axis = 0 if fm else -1
+  if fm:
+    dfinal, dh_TBH = _transposed(dfinal), _fm(dh_TBH)
+    matmul = lambda dhw_GB: w_hh @ dhw_GB
+  else:
+    w_hh_t = w_hh.T
+    matmul = lambda dhw_BG: dhw_BG @ w_hh_t
+  pointwise = functools.partial(cell.pointwise, axis=axis)
 
   def body(dcarry, inputs):
-    xw_BG, hw_BG, carry_in, reset_B, dh_BH = inputs
-    _, vjp = jax.vjp(cell.pointwise, xw_BG, hw_BG, carry_in)
-    dxw_BG, dhw_BG, dcarry_in = vjp((dcarry, dh_BH))
-    dcarry_in = (dcarry_in[0] + dhw_BG @ w_hh_t,) + tuple(dcarry_in[1:])
+    xw, hw, carry_in, reset_B, dh = inputs
+    _, vjp = jax.vjp(pointwise, xw, hw, carry_in)
+    dxw, dhw, dcarry_in = vjp((dcarry, dh))
+    dcarry_in = (dcarry_in[0] + matmul(dhw),) + tuple(dcarry_in[1:])
     # A reset zeroed the carry before this step: nothing flows further back.
-    return _masked(dcarry_in, reset_B), (dxw_BG, dhw_BG)
+    return _masked(dcarry_in, reset_B, axis), (dxw, dhw)
 
-  dcarry, (dxw_TBG, dhw_TBG) = jax.lax.scan(
+  dcarry, (dxw, dhw) = jax.lax.scan(
       body,
       tuple(dfinal),
-      (xw_TBG, hw_TBG, carry_in_TB, reset_TB, dh_TBH),
+      (xw_TXY, hw_TXY, carry_in_T, reset_TB, dh_TBH),
       reverse=not reverse,
       unroll=unroll,
   )
-  dw_hh = jnp.einsum("tbh,tbg->hg", carry_in_TB[0], dhw_TBG)
-  db_G = None if b_G is None else dhw_TBG.sum(axis=(0, 1))
-  return dw_hh, db_G, dcarry, dxw_TBG, None
+  # The recurrent weight's gradient: one matmul over all T x B rows.
+  if fm:
+    dw_hh = jnp.einsum("thb,tgb->hg", carry_in_T[0], dhw)
+    db_G = None if b_G is None else dhw.sum(axis=(0, 2))
+    dcarry, dxw = _transposed(dcarry), _fm(dxw)
+  else:
+    dw_hh = jnp.einsum("tbh,tbg->hg", carry_in_T[0], dhw)
+    db_G = None if b_G is None else dhw.sum(axis=(0, 1))
+  return dw_hh, db_G, dcarry, dxw, None
 
 
 _custom_scan.defvjp(_custom_scan_fwd, _custom_scan_bwd)
 
 
-def _scan_xw(cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl):
+def feature_major(layout: str, batch: int, hidden: int) -> bool:
+  """Whether ``layout`` runs the recurrence feature-major (see _recurrence);
+  "auto" picks it on CPU where it measured faster."""
+  if layout not in LAYOUTS:
+    raise ValueError(f"unknown scan layout {layout!r}; choose one of {LAYOUTS}")
+  if layout != "auto":
+    return layout == "feature_major"
+  return jax.default_backend() == "cpu" and batch >= 32 and hidden >= 512
+
+
+def _scan_xw(
+    cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout
+):
   """The recurrence over projected inputs: (final carry, h_TBH)."""
   b_G = cells_lib.hidden_bias(params)
   if impl == "custom_vjp":
     if reset_TB is None:
       reset_TB = jnp.zeros(xw_TBG.shape[:2], bool)
+    fm = feature_major(layout, *carry[0].shape)
     return _custom_scan(
-        cell, reverse, unroll, params["w_hh"], b_G, carry, xw_TBG, reset_TB
+        cell, reverse, unroll, fm, params["w_hh"], b_G, carry, xw_TBG,
+        reset_TB,
     )
   if impl == "autodiff":
     return _plain_scan(
@@ -170,6 +243,8 @@ def run_layer(
     unroll: int = 1,
     impl: str = "custom_vjp",
     remat_chunk: int = 0,
+    xw_TBG=None,
+    layout: str = "batch_major",
 ):
   """Runs one recurrent layer over a sequence.
 
@@ -187,14 +262,24 @@ def run_layer(
       function, differentiated differently.
     remat_chunk: > 0: rematerialise the backward in chunks of this many
       steps (memory O(T / remat_chunk) carries instead of O(T) activations).
+    xw_TBG: the input projection, already computed (x_TBI is then unused
+      and may be None); not with remat.
+    layout: "batch_major", "feature_major" or "auto", how the custom_vjp
+      recurrence lays out its states (see _recurrence); the same function.
 
   Returns:
     (final carry, h_TBH).
   """
+  if xw_TBG is not None:
+    if remat_chunk > 0 and remat_chunk < xw_TBG.shape[0]:
+      raise ValueError("a precomputed input projection cannot be remat-ed")
+    return _scan_xw(
+        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout
+    )
   if remat_chunk <= 0 or remat_chunk >= x_TBI.shape[0]:
     xw_TBG = project_inputs(params, x_TBI)
     return _scan_xw(
-        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl
+        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout
     )
 
   def chunk_fn(c, xs):
@@ -202,7 +287,9 @@ def run_layer(
     # ([T, B, I]) rather than their projections ([T, B, G]).
     x, reset = xs
     xw = project_inputs(params, x)
-    return _scan_xw(cell, params, c, xw, reset, reverse, unroll, impl)
+    return _scan_xw(
+        cell, params, c, xw, reset, reverse, unroll, impl, layout
+    )
 
   if reset_TB is None:
     reset_TB = jnp.zeros(x_TBI.shape[:2], bool)
@@ -220,9 +307,12 @@ def run_stack(
     unroll: int = 1,
     impl: str = "custom_vjp",
     remat_chunk: int = 0,
+    first_xw_TBG=None,
+    layout: str = "batch_major",
 ):
   """Runs stacked layers; ``between(l, h_TBH)`` maps layer l's output on its
-  way to layer l + 1 (dropout, for instance).
+  way to layer l + 1 (dropout, for instance). ``first_xw_TBG``: layer 0's
+  input projection, already computed (x_TBI unused).
 
   Returns:
     (tuple of final carries, one per layer; h_TBH of the top layer).
@@ -241,6 +331,8 @@ def run_stack(
         unroll=unroll,
         impl=impl,
         remat_chunk=remat_chunk,
+        xw_TBG=first_xw_TBG if l == 0 else None,
+        layout=layout,
     )
     new_carries.append(carry)
   return tuple(new_carries), h

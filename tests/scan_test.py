@@ -47,7 +47,7 @@ def setup(name, seed=0):
   return cell, layers, carries, x_TBI, reset_TB
 
 
-def stack_loss(cell, reset_TB, reverse, impl, remat_chunk):
+def stack_loss(cell, reset_TB, reverse, impl, remat_chunk, layout="batch_major"):
   """A scalar that depends on every output and every final carry."""
 
   def loss(layers, carries, x_TBI):
@@ -63,6 +63,7 @@ def stack_loss(cell, reset_TB, reverse, impl, remat_chunk):
           reverse=reverse,
           impl=impl,
           remat_chunk=remat_chunk,
+          layout=layout,
       )
       finals.append(carry)
     out = jnp.sum(jnp.sin(h) * jnp.arange(1, H + 1))
@@ -76,9 +77,15 @@ def assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
     np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
-# (impl, remat_chunk) against the autodiff reference without remat; chunks
-# of 3 do not divide T = 7, so a remainder chunk is exercised too.
-VARIANTS = [("custom_vjp", 0), ("autodiff", 3), ("custom_vjp", 3)]
+# (impl, remat_chunk, layout) against the autodiff reference without remat;
+# chunks of 3 do not divide T = 7, so a remainder chunk is exercised too.
+VARIANTS = [
+    ("custom_vjp", 0, "batch_major"),
+    ("custom_vjp", 0, "feature_major"),
+    ("autodiff", 3, "batch_major"),
+    ("custom_vjp", 3, "batch_major"),
+    ("custom_vjp", 3, "feature_major"),
+]
 
 
 @pytest.mark.parametrize("name", sorted(cells.CELLS))
@@ -91,8 +98,8 @@ def test_fast_paths_equal_autodiff_of_plain_scan(name, reverse, with_reset):
     reset_TB = reset_TB if with_reset else None
     ref = stack_loss(cell, reset_TB, reverse, "autodiff", 0)
     want = jax.value_and_grad(ref, argnums=(0, 1, 2))(layers, carries, x_TBI)
-    for impl, chunk in VARIANTS:
-      fast = stack_loss(cell, reset_TB, reverse, impl, chunk)
+    for impl, chunk, layout in VARIANTS:
+      fast = stack_loss(cell, reset_TB, reverse, impl, chunk, layout)
       got = jax.value_and_grad(fast, argnums=(0, 1, 2))(layers, carries, x_TBI)
       assert_trees_close(got, want)
 
@@ -102,16 +109,19 @@ def test_fast_paths_equal_in_float32(name):
   cell, layers, carries, x_TBI, reset_TB = setup(name, seed=1)
   ref = stack_loss(cell, reset_TB, False, "autodiff", 0)
   want = jax.grad(ref, argnums=(0, 1, 2))(layers, carries, x_TBI)
-  for impl, chunk in VARIANTS:
-    fast = stack_loss(cell, reset_TB, False, impl, chunk)
+  for impl, chunk, layout in VARIANTS:
+    fast = stack_loss(cell, reset_TB, False, impl, chunk, layout)
     got = jax.grad(fast, argnums=(0, 1, 2))(layers, carries, x_TBI)
     assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_custom_vjp_under_vmap_equals_each_item():
+@pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
+def test_custom_vjp_under_vmap_equals_each_item(layout):
   """Vectorised trials vmap the train step: the custom VJP must batch."""
   cell, layers, carries, x_TBI, reset_TB = setup("lstm", seed=2)
-  grad = jax.grad(stack_loss(cell, reset_TB, False, "custom_vjp", 0))
+  grad = jax.grad(
+      stack_loss(cell, reset_TB, False, "custom_vjp", 0, layout)
+  )
   scales = jnp.array([0.5, 1.0, 1.5])
   stacked = jax.tree.map(
       lambda a: a * scales.reshape((3,) + (1,) * a.ndim), layers
@@ -120,6 +130,16 @@ def test_custom_vjp_under_vmap_equals_each_item():
   for k in range(3):
     one = grad(jax.tree.map(lambda a: a[k], stacked), carries, x_TBI)
     assert_trees_close(jax.tree.map(lambda a: a[k], got), one, 1e-5, 1e-6)
+
+
+def test_auto_layout_is_feature_major_only_on_cpu_at_width():
+  on_cpu = jax.default_backend() == "cpu"
+  assert scan.feature_major("auto", 32, 512) == on_cpu
+  assert not scan.feature_major("auto", 20, 200)
+  assert scan.feature_major("feature_major", 1, 1)
+  assert not scan.feature_major("batch_major", 64, 1024)
+  with pytest.raises(ValueError, match="unknown scan layout 'tall'"):
+    scan.feature_major("tall", 1, 1)
 
 
 def test_unknown_impl_is_a_clear_error():
@@ -177,3 +197,41 @@ def test_config_rejects_unknown_impl_and_negative_chunk():
     config_lib.from_dict({"model": {"scan_impl": "fast"}})
   with pytest.raises(config_lib.ConfigError, match="model.remat_chunk"):
     config_lib.from_dict({"model": {"remat_chunk": -1}})
+
+
+@pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
+def test_folded_embedding_equals_projecting_every_position(layout):
+  """V = 11 <= B * T = 21: layer 0 gathers rows of embed @ w_ih."""
+  on, off = (
+      tiny(fold_embedding=fold, scan_layout=layout) for fold in (True, False)
+  )
+  assert models._folds_embedding(on, B * T, use_dropout=False)
+  assert not models._folds_embedding(off, B * T, use_dropout=False)
+  k = jax.random.split(jax.random.key(7), 3)
+  x, y = (jax.random.randint(kk, (B, T), 0, V) for kk in k[:2])
+  reset = jax.random.bernoulli(k[2], 0.2, (B, T))
+
+  def loss(cfg):
+    def f(params):
+      nll, carry = models.token_nll(
+          params, cfg, f64(models.init_carry(cfg, B)), x, y, reset
+      )
+      finals = sum(jnp.sum(jnp.cos(a)) for a in jax.tree.leaves(carry))
+      return (nll * jnp.arange(1.0, T + 1)).sum() + finals
+
+    return f
+
+  with jax.enable_x64(True):
+    params = f64(models.init_lm(jax.random.key(8), on))
+    got = jax.value_and_grad(loss(on))(params)
+    want = jax.value_and_grad(loss(off))(params)
+    assert_trees_close(got, want)
+
+
+def test_embedding_is_not_folded_where_it_costs_more():
+  cfg = tiny()
+  assert not models._folds_embedding(cfg, V - 1, use_dropout=False)
+  assert not models._folds_embedding(cfg, B * T, use_dropout=True)
+  assert not models._folds_embedding(
+      tiny(remat_chunk=3), B * T, use_dropout=False
+  )
