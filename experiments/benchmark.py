@@ -69,6 +69,12 @@ _SCAN_IMPL = flags.DEFINE_string(
     "scan_impl", "", "rnnlm_jax's model.scan_impl; empty: the default."
 )
 _UNROLL = flags.DEFINE_integer("unroll", 1, "rnnlm_jax's model.unroll.")
+_SCAN_LAYOUT = flags.DEFINE_string(
+    "scan_layout", "", "rnnlm_jax's model.scan_layout; empty: the default."
+)
+_FOLD = flags.DEFINE_boolean(
+    "fold_embedding", True, "rnnlm_jax's model.fold_embedding."
+)
 _SWEEP_BATCH = flags.DEFINE_list(
     "sweep_batch", [], "Scaling mode: batch sizes (rnnlm_jax only)."
 )
@@ -116,7 +122,9 @@ def _worker_result() -> dict:
       num_layers=shape["layers"],
       init_scale=0.1,
       unroll=_UNROLL.value,
+      fold_embedding=_FOLD.value,
       **({"scan_impl": _SCAN_IMPL.value} if _SCAN_IMPL.value else {}),
+      **({"scan_layout": _SCAN_LAYOUT.value} if _SCAN_LAYOUT.value else {}),
   )
   measure = {"rnnlm_jax": benchmark.measure, "flax": benchmark.measure_flax}
   return measure[_WORKER.value](
@@ -159,6 +167,8 @@ def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
       f"--gemm_n={_GEMM_N.value}",
       f"--scan_impl={_SCAN_IMPL.value}",
       f"--unroll={_UNROLL.value}",
+      f"--scan_layout={_SCAN_LAYOUT.value}",
+      f"--fold_embedding={_FOLD.value}",
   ]
 
 
@@ -222,6 +232,11 @@ def _check_flags() -> None:
   if _SCAN_IMPL.value and _SCAN_IMPL.value not in scan.IMPLS:
     raise config_lib.ConfigError(
         f"--scan_impl={_SCAN_IMPL.value}: choose from {', '.join(scan.IMPLS)}"
+    )
+  if _SCAN_LAYOUT.value and _SCAN_LAYOUT.value not in scan.LAYOUTS:
+    raise config_lib.ConfigError(
+        f"--scan_layout={_SCAN_LAYOUT.value}: choose from "
+        f"{', '.join(scan.LAYOUTS)}"
     )
   if _UNROLL.value < 1:
     raise config_lib.ConfigError("--unroll must be >= 1")
@@ -348,6 +363,8 @@ def _benchmark(impls: list[str]) -> dict:
       "peer_threads": _THREADS.value,
       "scan_impl": _SCAN_IMPL.value or "default",
       "unroll": _UNROLL.value,
+      "scan_layout": _SCAN_LAYOUT.value or "default",
+      "fold_embedding": _FOLD.value,
       "gemm": {"runs": gemm, "peak_flops": peak},
       "rows": report_rows,
   }
@@ -364,6 +381,8 @@ def markdown(report: dict) -> str:
       f"Peak fp32 GEMM through XLA: {peak / 1e9:,.1f} GFLOP/s; medians of "
       f"{report['repeats']} fresh-process repetitions, {report['steps']} "
       f"timed steps each; rnnlm_jax scan_impl={report['scan_impl']}, "
+      f"scan_layout={report.get('scan_layout', 'default')}, "
+      f"fold_embedding={report.get('fold_embedding', True)}, "
       f"unroll={report['unroll']}.",
       "",
       "| preset | cell | B | H | impl | train tok/s | eval tok/s | "

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from rnnlm_jax import cells as cells_lib
 from rnnlm_jax import losses
+from rnnlm_jax import matmul
 from rnnlm_jax import scan
 from rnnlm_jax import window
 from rnnlm_jax.config import ModelConfig
@@ -227,7 +228,7 @@ def _softmax_xent_bwd(res, g_N):
       h_NH.dtype
   )
   dh_NH = dz_NV @ w_HV.T
-  dw_HV = h_NH.T @ dz_NV
+  dw_HV = matmul.weight_grad(h_NH, dz_NV)
   db_V = dz_NV.sum(axis=0).astype(b_V.dtype)
   return dh_NH, dw_HV.astype(w_HV.dtype), db_V, None
 

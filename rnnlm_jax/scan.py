@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import matmul
 
 IMPLS = ("custom_vjp", "autodiff")
 
@@ -32,7 +33,7 @@ IMPLS = ("custom_vjp", "autodiff")
 def project_inputs(params, x_TBI):
   """The input projection of every time step as one matmul: [T, B, G] (or
   [..., G] for inputs [..., I])."""
-  return x_TBI @ params["w_ih"] + params["b"]
+  return matmul.project(x_TBI, params["w_ih"], params["b"])
 
 
 LAYOUTS = ("batch_major", "feature_major", "auto")
@@ -74,17 +75,17 @@ def _recurrence(
     # The barrier keeps XLA from folding the transpose into every step's
     # matmul (a strided read of w_hh, several times slower).
     w_GH = jax.lax.optimization_barrier(w_hh.T)
-    matmul = lambda h_HB: w_GH @ h_HB
+    recurrent = lambda h_HB: w_GH @ h_HB
     bias = None if b_G is None else b_G[:, None]
     carry, xw_TBG = _transposed(carry), _fm(xw_TBG)
   else:
-    matmul = lambda h_BH: h_BH @ w_hh
+    recurrent = lambda h_BH: h_BH @ w_hh
     bias = b_G
 
   def body(c, inputs):
     xw, reset_B = inputs
     c = _masked(c, reset_B, axis)
-    hw = matmul(c[0])
+    hw = recurrent(c[0])
     if bias is not None:
       hw = hw + bias
     new_c, h = cell.pointwise(xw, hw, c, axis=axis)
@@ -132,17 +133,17 @@ def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
   axis = 0 if fm else -1
   if fm:
     dfinal, dh_TBH = _transposed(dfinal), _fm(dh_TBH)
-    matmul = lambda dhw_GB: w_hh @ dhw_GB
+    recurrent_t = lambda dhw_GB: w_hh @ dhw_GB
   else:
     w_hh_t = w_hh.T
-    matmul = lambda dhw_BG: dhw_BG @ w_hh_t
+    recurrent_t = lambda dhw_BG: dhw_BG @ w_hh_t
   pointwise = functools.partial(cell.pointwise, axis=axis)
 
   def body(dcarry, inputs):
     xw, hw, carry_in, reset_B, dh = inputs
     _, vjp = jax.vjp(pointwise, xw, hw, carry_in)
     dxw, dhw, dcarry_in = vjp((dcarry, dh))
-    dcarry_in = (dcarry_in[0] + matmul(dhw),) + tuple(dcarry_in[1:])
+    dcarry_in = (dcarry_in[0] + recurrent_t(dhw),) + tuple(dcarry_in[1:])
     # A reset zeroed the carry before this step: nothing flows further back.
     return _masked(dcarry_in, reset_B, axis), (dxw, dhw)
 
@@ -154,13 +155,13 @@ def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
       unroll=unroll,
   )
   # The recurrent weight's gradient: one matmul over all T x B rows.
+  h_in = carry_in_T[0]
   if fm:
-    dw_hh = jnp.einsum("thb,tgb->hg", carry_in_T[0], dhw)
-    db_G = None if b_G is None else dhw.sum(axis=(0, 2))
-    dcarry, dxw = _transposed(dcarry), _fm(dxw)
-  else:
-    dw_hh = jnp.einsum("tbh,tbg->hg", carry_in_T[0], dhw)
-    db_G = None if b_G is None else dhw.sum(axis=(0, 1))
+    dhw, dxw, h_in = _fm(dhw), _fm(dxw), _fm(h_in)
+    dcarry = _transposed(dcarry)
+  rows = lambda a: a.reshape((-1, a.shape[-1]))
+  dw_hh = matmul.weight_grad(rows(h_in), rows(dhw))
+  db_G = None if b_G is None else dhw.sum(axis=(0, 1))
   return dw_hh, db_G, dcarry, dxw, None
 
 

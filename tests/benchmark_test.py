@@ -74,8 +74,16 @@ def test_tiny_benchmark_rnnlm_jax_and_flax(tmp_path):
 
 
 def test_scaling_mode(tmp_path):
-  report = _run(tmp_path, "--sweep_batch=2,4", "--sweep_hidden=8")
+  report = _run(
+      tmp_path,
+      "--sweep_batch=2,4",
+      "--sweep_hidden=8",
+      "--scan_layout=feature_major",
+      "--nofold_embedding",
+  )
   assert report["mode"] == "scaling"
+  assert report["scan_layout"] == "feature_major"
+  assert report["fold_embedding"] is False
   assert [(r["batch"], r["hidden"]) for r in report["rows"]] == [(2, 8), (4, 8)]
   for row in report["rows"]:
     assert list(row["runs"]) == ["rnnlm_jax"]
@@ -125,3 +133,16 @@ def test_bad_preset_is_one_error_line():
   assert proc.returncode == 1
   (line,) = proc.stderr.strip().splitlines()
   assert line.startswith("error: --preset=huge: choose from zaremba_small")
+
+
+def test_bad_scan_layout_is_one_error_line():
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--scan_layout=tall"],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  assert proc.returncode == 1
+  (line,) = proc.stderr.strip().splitlines()
+  assert line.startswith("error: --scan_layout=tall: choose from batch_major")
