@@ -197,6 +197,8 @@ def test_config_rejects_unknown_impl_and_negative_chunk():
     config_lib.from_dict({"model": {"scan_impl": "fast"}})
   with pytest.raises(config_lib.ConfigError, match="model.remat_chunk"):
     config_lib.from_dict({"model": {"remat_chunk": -1}})
+  with pytest.raises(config_lib.ConfigError, match="model.scan_layout"):
+    config_lib.from_dict({"model": {"scan_layout": "tall"}})
 
 
 @pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
