@@ -122,9 +122,9 @@ def test_flops_per_token_counts_the_matmuls(cell):
   assert benchmark.flops_per_token(cfg) == 2 * sum(weights)
 
 
-def test_bad_preset_is_one_error_line():
+def _one_error_line(flag: str) -> str:
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.benchmark", "--preset=huge"],
+      [sys.executable, "-m", "experiments.benchmark", flag],
       cwd=ROOT,
       capture_output=True,
       text=True,
@@ -132,17 +132,14 @@ def test_bad_preset_is_one_error_line():
   )
   assert proc.returncode == 1
   (line,) = proc.stderr.strip().splitlines()
+  return line
+
+
+def test_bad_preset_is_one_error_line():
+  line = _one_error_line("--preset=huge")
   assert line.startswith("error: --preset=huge: choose from zaremba_small")
 
 
 def test_bad_scan_layout_is_one_error_line():
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.benchmark", "--scan_layout=tall"],
-      cwd=ROOT,
-      capture_output=True,
-      text=True,
-      timeout=120,
-  )
-  assert proc.returncode == 1
-  (line,) = proc.stderr.strip().splitlines()
+  line = _one_error_line("--scan_layout=tall")
   assert line.startswith("error: --scan_layout=tall: choose from batch_major")
