@@ -107,6 +107,17 @@ def _compile(fn, *args):
   return compiled, time.perf_counter() - t0
 
 
+def _time_evaluation(evaluate_fn, args, warmup: int, steps_timed: int):
+  """Compiles and times evaluation over ``steps_timed`` segments: (seconds
+  per segment of each timed call, {compile_eval_s, eval_memory})."""
+  evaluate, compile_eval = _compile(evaluate_fn, *args)
+  calls = _time_calls(lambda: evaluate(*args), max(2, warmup))
+  return [t / steps_timed for t in calls[1:]], {
+      "compile_eval_s": compile_eval,
+      "eval_memory": memory_stats(evaluate),
+  }
+
+
 def _result(
     impl,
     model,
@@ -185,18 +196,13 @@ def measure(
       random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
   )
   carry = models.init_carry(model, batch)
-  evaluate, compile_eval = _compile(
-      steps.make_evaluate(model), state.params, carry, eval_batches
+  eval_times, compiled = _time_evaluation(
+      steps.make_evaluate(model),
+      (state.params, carry, eval_batches),
+      warmup,
+      steps_timed,
   )
-  calls = _time_calls(
-      lambda: evaluate(state.params, carry, eval_batches), max(2, warmup)
-  )
-  compiled = {
-      "compile_train_s": compile_train,
-      "compile_eval_s": compile_eval,
-      "train_memory": train_memory,
-      "eval_memory": memory_stats(evaluate),
-  }
+  compiled.update(compile_train_s=compile_train, train_memory=train_memory)
   return _result(
       "rnnlm_jax",
       model,
@@ -204,7 +210,7 @@ def measure(
       bptt,
       steps_timed,
       train_times[warmup:],
-      [t / steps_timed for t in calls[1:]],
+      eval_times,
       compiled,
       float(metrics["nll"] / metrics["count"]),
   )
@@ -306,18 +312,10 @@ def measure_flax(
       random_batches(model.vocab_size, batch, bptt, steps_timed, seed + 1)
   )
   params, carry = state[1], zero_carry()
-  evaluate, compile_eval = _compile(
-      jax.jit(evaluate), params, carry, eval_batches
+  eval_times, compiled = _time_evaluation(
+      jax.jit(evaluate), (params, carry, eval_batches), warmup, steps_timed
   )
-  calls = _time_calls(
-      lambda: evaluate(params, carry, eval_batches), max(2, warmup)
-  )
-  compiled = {
-      "compile_train_s": compile_train,
-      "compile_eval_s": compile_eval,
-      "train_memory": train_memory,
-      "eval_memory": memory_stats(evaluate),
-  }
+  compiled.update(compile_train_s=compile_train, train_memory=train_memory)
   return _result(
       "flax",
       model,
@@ -325,7 +323,7 @@ def measure_flax(
       bptt,
       steps_timed,
       train_times[warmup:],
-      [t / steps_timed for t in calls[1:]],
+      eval_times,
       compiled,
       float(loss),
   )
