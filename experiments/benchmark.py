@@ -25,6 +25,10 @@ for the jax implementations, XLA's memory analysis of the compiled train
 step (argument + temporary bytes). It is printed as a markdown table and
 written as JSON to --out. Timings are medians of per-step wall times,
 warm-up steps excluded.
+
+--host_memory (reuse by default) applies to every process alike, the peer's
+included: "reuse" starts each one with malloc keeping freed blocks
+(rnnlm_jax.hostmem), "system" with malloc's defaults.
 """
 
 import json
@@ -38,6 +42,7 @@ from absl import flags
 
 from experiments import common
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import hostmem
 
 PRESETS = {
     # name: (vocab, hidden, layers, batch, bptt)
@@ -140,7 +145,9 @@ def _run_result(cmd: list[str]) -> dict:
       capture_output=True,
       text=True,
       cwd=ROOT,
-      env=dict(os.environ, PYTHONUNBUFFERED="1"),
+      env=hostmem.child_env(
+          dict(os.environ, PYTHONUNBUFFERED="1"), common.HOST_MEMORY.value
+      ),
   )
   for line in proc.stdout.splitlines():
     if line.startswith("RESULT "):
@@ -169,6 +176,7 @@ def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
       f"--unroll={_UNROLL.value}",
       f"--scan_layout={_SCAN_LAYOUT.value}",
       f"--fold_embedding={_FOLD.value}",
+      f"--host_memory={common.HOST_MEMORY.value}",
   ]
 
 
@@ -365,6 +373,7 @@ def _benchmark(impls: list[str]) -> dict:
       "unroll": _UNROLL.value,
       "scan_layout": _SCAN_LAYOUT.value or "default",
       "fold_embedding": _FOLD.value,
+      "host_memory": common.HOST_MEMORY.value,
       "gemm": {"runs": gemm, "peak_flops": peak},
       "rows": report_rows,
   }
@@ -383,7 +392,8 @@ def markdown(report: dict) -> str:
       f"timed steps each; rnnlm_jax scan_impl={report['scan_impl']}, "
       f"scan_layout={report.get('scan_layout', 'default')}, "
       f"fold_embedding={report.get('fold_embedding', True)}, "
-      f"unroll={report['unroll']}.",
+      f"unroll={report['unroll']}; host memory "
+      f"{report.get('host_memory', 'system')} for every implementation.",
       "",
       "| preset | cell | B | H | impl | train tok/s | eval tok/s | "
       "ours/impl train | ours/impl eval | train % peak | eval % peak | "

@@ -8,16 +8,27 @@ import os
 import shlex
 import sys
 
+from absl import flags
 from absl import logging
 
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import data
+from rnnlm_jax import hostmem
 from rnnlm_jax import rundir
 from rnnlm_jax import sampling
 from rnnlm_jax import train
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DATA_ENV = "RNNLM_DATA"
+
+HOST_MEMORY = flags.DEFINE_enum(
+    "host_memory",
+    "reuse",
+    list(hostmem.MODES),
+    "reuse: malloc keeps freed blocks for the next step, so XLA's per-call "
+    "buffers are not page-faulted again every step (glibc; see "
+    "rnnlm_jax.hostmem); system: malloc's defaults.",
+)
 
 # Errors that are the user's input, reported as one line.
 USER_ERRORS = (
@@ -73,11 +84,15 @@ def command_line(
 
 @contextlib.contextmanager
 def one_line_errors():
-  """Turns a user error into 'error: ...' on stderr and exit status 1.
+  """The edge every script's main runs in. Turns a user error into
+  'error: ...' on stderr and exit status 1.
 
-  Also quiets the INFO logs of libraries (orbax logs every file it writes).
+  Also quiets the INFO logs of libraries (orbax logs every file it writes)
+  and, before any JAX computation, applies --host_memory.
   """
   logging.set_verbosity(logging.WARNING)
+  if flags.FLAGS.is_parsed() and HOST_MEMORY.value == "reuse":
+    hostmem.reuse_freed_memory()
   try:
     yield
   except USER_ERRORS as e:
