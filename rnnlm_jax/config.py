@@ -44,8 +44,8 @@ class ModelConfig:
   remat_chunk: int = 0
   # How the custom_vjp recurrence lays out its states: "batch_major" ([B, H],
   # h @ w_hh), "feature_major" ([H, B], w_hh^T @ h: on CPU it does not repack
-  # the weight every step) or "auto" (feature-major on CPU for B >= 32 and
-  # H >= 512, where it measured faster). The same function.
+  # the weight every step) or "auto" (feature-major on CPU from H = 512,
+  # where it measured faster). The same function.
   scan_layout: str = "auto"
   # Fold the embedding into layer 0's input projection where that is fewer
   # FLOPs: the table embed @ w_ih ([V, G]) is gathered by token instead of
