@@ -11,12 +11,15 @@ projection for all time steps is one matmul done by ``scan.project_inputs``
 outside the scan, so only the recurrent matmul ``h @ w_hh`` runs per step.
 Gate matmuls are fused: ``w_ih`` is [I, G] and ``w_hh`` is [H, G].
 
-Each step is ``pointwise(xw_BG, hw_BG, carry)`` after the recurrent matmul
-``hw = h @ w_hh (+ hidden_bias)``: the elementwise rest of the cell, split out
-so that a hand-written backward (``scan``) can differentiate it alone and do
-the matmuls of all time steps at once. ``pointwise(..., axis=0)`` takes the
-same arrays transposed (gates along axis 0: [G, B], carry [H, B]), for the
-feature-major recurrence of ``scan``.
+Each step is ``pointwise(xw_gates, hw_gates, carry)`` after the recurrent
+matmul ``hw = h @ w_hh (+ hidden_bias)``: the elementwise rest of the cell,
+split out so that a hand-written backward (``scan``) can differentiate it
+alone and do the matmuls of all time steps at once. It takes the projections
+as tuples of ``gates`` blocks, each shaped like a carry array, so the same
+function serves the batch-major ([B, H]) and the feature-major ([H, B])
+recurrence of ``scan``; and each block is a separate array, which XLA:CPU
+compiles into vectorised code where slices of one [.., G] array inside the
+loop body were compiled scalar.
 
 Gate order follows PyTorch (LSTM: i, f, g, o; GRU: r, z, n) so that
 nn.LSTM / nn.GRU weights import by transposition. The GRU keeps the hidden
@@ -34,13 +37,23 @@ class Cell(NamedTuple):
   name: str
   gates: int  # G = gates * H.
   carry_arity: int  # Number of [B, H] arrays in the carry.
-  # pointwise(xw_BG, hw_BG, carry, axis=-1) -> (carry, h_BH); h_BH is
-  # carry[0]; axis: the gate axis.
+  # pointwise(xw_gates, hw_gates, carry) -> (carry, h); h is carry[0].
   pointwise: Callable
+  # Whether pointwise depends on xw and hw only through xw + hw, so that
+  # their gradients are one array.
+  additive: bool
 
   def step(self, params, carry, xw_BG):
     """One time step: (carry, h_BH)."""
-    return self.pointwise(xw_BG, recurrent_matmul(params, carry[0]), carry)
+    hw_BG = recurrent_matmul(params, carry[0])
+    return self.pointwise(
+        split_gates(self, xw_BG), split_gates(self, hw_BG), carry
+    )
+
+
+def split_gates(cell: Cell, a, axis: int = -1):
+  """The ``cell.gates`` blocks of ``a`` along ``axis``, a tuple."""
+  return tuple(jnp.split(a, cell.gates, axis=axis))
 
 
 def hidden_bias(params):
@@ -89,40 +102,40 @@ def init_carry(cell: Cell, batch: int, hidden: int):
 
 
 def _elman(activation):
-  def pointwise(xw_BG, hw_BG, carry, axis=-1):
-    del carry, axis  # The carry enters only through hw_BG.
-    h_BH = activation(xw_BG + hw_BG)
-    return (h_BH,), h_BH
+  def pointwise(xw_gates, hw_gates, carry):
+    del carry  # The carry enters only through hw.
+    h = activation(xw_gates[0] + hw_gates[0])
+    return (h,), h
 
   return pointwise
 
 
-def _lstm_pointwise(xw_BG, hw_BG, carry, axis=-1):
-  _, c_BH = carry
-  i, f, g, o = jnp.split(xw_BG + hw_BG, 4, axis=axis)
-  c_BH = jax.nn.sigmoid(f) * c_BH + jax.nn.sigmoid(i) * jnp.tanh(g)
-  h_BH = jax.nn.sigmoid(o) * jnp.tanh(c_BH)
-  return (h_BH, c_BH), h_BH
+def _lstm_pointwise(xw_gates, hw_gates, carry):
+  _, c = carry
+  i, f, g, o = (x + h for x, h in zip(xw_gates, hw_gates))
+  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return (h, c), h
 
 
-def _gru_pointwise(xw_BG, hw_BG, carry, axis=-1):
-  """hw_BG includes b_hn in its candidate block (see hidden_bias)."""
-  (h_BH,) = carry
-  x_r, x_z, x_n = jnp.split(xw_BG, 3, axis=axis)
-  h_r, h_z, h_n = jnp.split(hw_BG, 3, axis=axis)
+def _gru_pointwise(xw_gates, hw_gates, carry):
+  """hw_gates[2] includes b_hn (see hidden_bias)."""
+  (h,) = carry
+  x_r, x_z, x_n = xw_gates
+  h_r, h_z, h_n = hw_gates
   r = jax.nn.sigmoid(x_r + h_r)
   z = jax.nn.sigmoid(x_z + h_z)
   n = jnp.tanh(x_n + r * h_n)
-  h_BH = (1.0 - z) * n + z * h_BH
-  return (h_BH,), h_BH
+  h = (1.0 - z) * n + z * h
+  return (h,), h
 
 
 CELLS = {
-    "rnn_tanh": Cell("rnn_tanh", 1, 1, _elman(jnp.tanh)),
-    "rnn_sigmoid": Cell("rnn_sigmoid", 1, 1, _elman(jax.nn.sigmoid)),
-    "rnn_relu": Cell("rnn_relu", 1, 1, _elman(jax.nn.relu)),
-    "lstm": Cell("lstm", 4, 2, _lstm_pointwise),
-    "gru": Cell("gru", 3, 1, _gru_pointwise),
+    "rnn_tanh": Cell("rnn_tanh", 1, 1, _elman(jnp.tanh), True),
+    "rnn_sigmoid": Cell("rnn_sigmoid", 1, 1, _elman(jax.nn.sigmoid), True),
+    "rnn_relu": Cell("rnn_relu", 1, 1, _elman(jax.nn.relu), True),
+    "lstm": Cell("lstm", 4, 2, _lstm_pointwise, True),
+    "gru": Cell("gru", 3, 1, _gru_pointwise, False),
 }
 
 

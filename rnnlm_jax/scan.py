@@ -57,12 +57,22 @@ def _transposed(carry):
   return tuple(a.T for a in carry)
 
 
+def _gate_inputs(cell, xw_TBG, fm):
+  """The scan's per-step inputs: xw_TBG as a tuple of gate blocks, each
+  [T, B, H], or [T, H, B] feature-major. Separate arrays: XLA:CPU compiles
+  a loop body that slices one step of a [T, ..., G] input into several gates
+  as scalar code, and vectorises it when each gate is its own input."""
+  xw_T = _fm(xw_TBG) if fm else xw_TBG
+  return cells_lib.split_gates(cell, xw_T, 1 if fm else -1)
+
+
 def _recurrence(
-    cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, fm, save
+    cell, w_hh, b_G, carry, xw_gates_T, reset_TB, reverse, unroll, fm, save
 ):
-  """lax.scan of the cell step: (final carry, h_TBH), and with ``save`` the
-  backward's residuals (each step's h, input carry and h @ w_hh, in the
-  layout the scan ran in).
+  """lax.scan of the cell step over the gate blocks of _gate_inputs:
+  (final carry, h_TBH), and with ``save`` the backward's residuals (each
+  step's h, input carry and the gate blocks of h @ w_hh, in the layout the
+  scan ran in).
 
   fm (feature-major): the scan runs on transposed states, hw_GB = w_hh^T @
   h_HB with w_hh^T materialised once, so each step's matmul streams the
@@ -77,7 +87,7 @@ def _recurrence(
     w_GH = jax.lax.optimization_barrier(w_hh.T)
     recurrent = lambda h_HB: w_GH @ h_HB
     bias = None if b_G is None else b_G[:, None]
-    carry, xw_TBG = _transposed(carry), _fm(xw_TBG)
+    carry = _transposed(carry)
   else:
     recurrent = lambda h_BH: h_BH @ w_hh
     bias = b_G
@@ -88,11 +98,12 @@ def _recurrence(
     hw = recurrent(c[0])
     if bias is not None:
       hw = hw + bias
-    new_c, h = cell.pointwise(xw, hw, c, axis=axis)
+    hw = cells_lib.split_gates(cell, hw, axis)
+    new_c, h = cell.pointwise(xw, hw, c)
     return new_c, ((h, c, hw) if save else h)
 
   final, ys = jax.lax.scan(
-      body, carry, (xw_TBG, reset_TB), reverse=reverse, unroll=unroll
+      body, carry, (xw_gates_T, reset_TB), reverse=reverse, unroll=unroll
   )
   if not fm:
     return final, ys
@@ -102,15 +113,17 @@ def _recurrence(
 
 def _plain_scan(cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll):
   """(final carry, h_TBH) by lax.scan of the cell step."""
+  xw_gates = _gate_inputs(cell, xw_TBG, False)
   return _recurrence(
-      cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, False, False
+      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, False, False
   )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _custom_scan(cell, reverse, unroll, fm, w_hh, b_G, carry, xw_TBG, reset_TB):
+  xw_gates = _gate_inputs(cell, xw_TBG, fm)
   return _recurrence(
-      cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, fm, False
+      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, fm, False
   )
 
 
@@ -119,16 +132,16 @@ def _custom_scan_fwd(
 ):
   # Saved for the backward: each step's input carry and hw, so the backward
   # does not redo the recurrent matmul.
-  final, (h, carry_in, hw) = _recurrence(
-      cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, fm, True
+  xw_gates = _gate_inputs(cell, xw_TBG, fm)
+  final, (h, carry_in, hw_gates) = _recurrence(
+      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, fm, True
   )
-  xw = _fm(xw_TBG) if fm else xw_TBG
-  res = (w_hh, b_G, xw, reset_TB, carry_in, hw)
+  res = (w_hh, b_G, xw_gates, reset_TB, carry_in, hw_gates)
   return (final, _fm(h) if fm else h), res
 
 
 def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
-  w_hh, b_G, xw_TXY, reset_TB, carry_in_T, hw_TXY = res
+  w_hh, b_G, xw_gates_T, reset_TB, carry_in_T, hw_gates_T = res
   dfinal, dh_TBH = cts
   axis = 0 if fm else -1
   if fm:
@@ -137,23 +150,28 @@ def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
   else:
     w_hh_t = w_hh.T
     recurrent_t = lambda dhw_BG: dhw_BG @ w_hh_t
-  pointwise = functools.partial(cell.pointwise, axis=axis)
 
   def body(dcarry, inputs):
     xw, hw, carry_in, reset_B, dh = inputs
-    _, vjp = jax.vjp(pointwise, xw, hw, carry_in)
+    _, vjp = jax.vjp(cell.pointwise, xw, hw, carry_in)
     dxw, dhw, dcarry_in = vjp((dcarry, dh))
+    dhw = jnp.concatenate(dhw, axis)
     dcarry_in = (dcarry_in[0] + recurrent_t(dhw),) + tuple(dcarry_in[1:])
     # A reset zeroed the carry before this step: nothing flows further back.
-    return _masked(dcarry_in, reset_B, axis), (dxw, dhw)
+    dcarry_in = _masked(dcarry_in, reset_B, axis)
+    # An additive cell's dxw is dhw: the scan stores one of them.
+    dxw = None if cell.additive else jnp.concatenate(dxw, axis)
+    return dcarry_in, (dxw, dhw)
 
   dcarry, (dxw, dhw) = jax.lax.scan(
       body,
       tuple(dfinal),
-      (xw_TXY, hw_TXY, carry_in_T, reset_TB, dh_TBH),
+      (xw_gates_T, hw_gates_T, carry_in_T, reset_TB, dh_TBH),
       reverse=not reverse,
       unroll=unroll,
   )
+  if cell.additive:
+    dxw = dhw
   # The recurrent weight's gradient: one matmul over all T x B rows.
   h_in = carry_in_T[0]
   if fm:
