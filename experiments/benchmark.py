@@ -77,6 +77,9 @@ _UNROLL = flags.DEFINE_integer("unroll", 1, "rnnlm_jax's model.unroll.")
 _SCAN_LAYOUT = flags.DEFINE_string(
     "scan_layout", "", "rnnlm_jax's model.scan_layout; empty: the default."
 )
+_TIME_CHUNKS = flags.DEFINE_integer(
+    "time_chunks", 0, "rnnlm_jax's model.time_chunks; 0: auto."
+)
 _FOLD = flags.DEFINE_boolean(
     "fold_embedding", True, "rnnlm_jax's model.fold_embedding."
 )
@@ -128,6 +131,7 @@ def _worker_result() -> dict:
       init_scale=0.1,
       unroll=_UNROLL.value,
       fold_embedding=_FOLD.value,
+      time_chunks=_TIME_CHUNKS.value,
       **({"scan_impl": _SCAN_IMPL.value} if _SCAN_IMPL.value else {}),
       **({"scan_layout": _SCAN_LAYOUT.value} if _SCAN_LAYOUT.value else {}),
   )
@@ -176,6 +180,7 @@ def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
       f"--unroll={_UNROLL.value}",
       f"--scan_layout={_SCAN_LAYOUT.value}",
       f"--fold_embedding={_FOLD.value}",
+      f"--time_chunks={_TIME_CHUNKS.value}",
       f"--host_memory={common.HOST_MEMORY.value}",
   ]
 
@@ -248,6 +253,8 @@ def _check_flags() -> None:
     )
   if _UNROLL.value < 1:
     raise config_lib.ConfigError("--unroll must be >= 1")
+  if _TIME_CHUNKS.value < 0:
+    raise config_lib.ConfigError("--time_chunks must be >= 0 (0: auto)")
   if min(_STEPS.value, _REPEATS.value) < 1 or _WARMUP.value < 0:
     raise config_lib.ConfigError("--steps and --repeats must be >= 1")
 
@@ -373,6 +380,7 @@ def _benchmark(impls: list[str]) -> dict:
       "unroll": _UNROLL.value,
       "scan_layout": _SCAN_LAYOUT.value or "default",
       "fold_embedding": _FOLD.value,
+      "time_chunks": _TIME_CHUNKS.value or "auto",
       "host_memory": common.HOST_MEMORY.value,
       "gemm": {"runs": gemm, "peak_flops": peak},
       "rows": report_rows,
@@ -392,6 +400,7 @@ def markdown(report: dict) -> str:
       f"timed steps each; rnnlm_jax scan_impl={report['scan_impl']}, "
       f"scan_layout={report.get('scan_layout', 'default')}, "
       f"fold_embedding={report.get('fold_embedding', True)}, "
+      f"time_chunks={report.get('time_chunks', 1)}, "
       f"unroll={report['unroll']}; host memory "
       f"{report.get('host_memory', 'system')} for every implementation.",
       "",

@@ -47,6 +47,11 @@ class ModelConfig:
   # the weight every step) or "auto" (feature-major on CPU from H = 512,
   # where it measured faster). The same function.
   scan_layout: str = "auto"
+  # Run the layers over time in this many chunks, each chunk through every
+  # layer (rnnlm_jax.scan.run_stack): layer l + 1 then works on one chunk
+  # while layer l works on the next, on another core. 1: off; 0 (auto): on
+  # CPU, chunks of at least 25 steps, at most 4. The same function.
+  time_chunks: int = 0
   # Fold the embedding into layer 0's input projection where that is fewer
   # FLOPs: the table embed @ w_ih ([V, G]) is gathered by token instead of
   # projecting every position ([B*T, E] x [E, G]). Taken when the vocabulary
@@ -172,6 +177,7 @@ _NON_NEGATIVE = (
     "model.vocab_size",
     "model.embed_dim",
     "model.remat_chunk",
+    "model.time_chunks",
     "model.dropout",
     "data.vocab_max_size",
     "optim.learning_rate",

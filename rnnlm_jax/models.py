@@ -91,8 +91,12 @@ def output_weights(params):
   return params["out"]["w"] if "w" in params["out"] else params["embed"].T
 
 
-def _dropout(key, rate, x):
-  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+def _dropout(key, rate, x, num_steps=None, steps=slice(None)):
+  """Inverted dropout of x_TB...; with ``num_steps``, x holds the time steps
+  ``steps`` of a [num_steps, ...] array, and gets that slice of its mask, so
+  a sequence run in time chunks is dropped as it would be whole."""
+  shape = x.shape if num_steps is None else (num_steps,) + x.shape[1:]
+  keep = jax.random.bernoulli(key, 1.0 - rate, shape)[steps]
   return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
@@ -135,6 +139,10 @@ def hidden_states(
   )
   rate = cfg.dropout if dropout_rate is None else dropout_rate
   drop = lambda l, h: _dropout(keys[l], rate, h) if use_dropout else h
+  num_steps = x_BT.shape[1]
+  between = None
+  if use_dropout:
+    between = lambda l, h, steps: _dropout(keys[l], rate, h, num_steps, steps)
 
   x_TBE, xw_TBG = None, None
   if _folds_embedding(cfg, x_BT.size, use_dropout):
@@ -149,12 +157,13 @@ def hidden_states(
       carry,
       x_TBE,
       reset_TB,
-      between=drop,
+      between=between,
       unroll=cfg.unroll,
       impl=cfg.scan_impl,
       remat_chunk=cfg.remat_chunk,
       first_xw_TBG=xw_TBG,
       layout=cfg.scan_layout,
+      time_chunks=scan.time_chunks(cfg.time_chunks, num_steps),
   )
   h_TBH = drop(cfg.num_layers, h_TBH)
   return jnp.swapaxes(h_TBH, 0, 1), carry

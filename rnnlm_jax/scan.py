@@ -14,6 +14,13 @@ Two implementations of a layer compute the same function (tested to agree):
       what autodiff of lax.scan emits.
   "autodiff": jax.grad of the plain lax.scan, the reference.
 
+``run_stack(..., time_chunks=n)`` runs the stack chunk by chunk over time:
+each chunk through every layer, the carries handed from chunk to chunk. It is
+the same function; in the dataflow graph, layer l + 1 can then work on chunk
+k while layer l works on chunk k + 1, and XLA:CPU runs such independent work
+on separate cores, where one small per-step matmul split over both cores
+keeps neither busy.
+
 ``remat_chunk`` > 0 runs the scan over T as an outer scan over chunks of that
 many steps whose bodies are jax.checkpoint-ed: the backward keeps only the
 carries at chunk boundaries and recomputes each chunk's steps.
@@ -317,6 +324,22 @@ def run_layer(
   return _chunked(chunk_fn, carry, (x_TBI, reset_TB), remat_chunk, reverse)
 
 
+def time_chunks(setting: int, steps: int) -> int:
+  """How many chunks run_stack splits ``steps`` time steps into: ``setting``
+  if > 0 (at most one a step); 0 (auto): on CPU, as many chunks of at least
+  25 steps as fit, at most 4; 1 elsewhere. Measured on 2 cores: the char
+  config (T = 100, 4 chunks) trained 1.11x (LSTM) and 1.32x (GRU) faster
+  and evaluated 1.09x / 1.11x; Zaremba medium (T = 35) in 4 chunks was
+  0.97x / 0.94x, and small 0.92x in evaluation."""
+  if setting < 0:
+    raise ValueError(f"time_chunks must be >= 0, got {setting}")
+  if setting > 0:
+    return min(setting, steps)
+  if jax.default_backend() != "cpu":
+    return 1
+  return max(1, min(4, steps // 25))
+
+
 def run_stack(
     cell: cells_lib.Cell,
     layers,
@@ -330,19 +353,54 @@ def run_stack(
     remat_chunk: int = 0,
     first_xw_TBG=None,
     layout: str = "batch_major",
+    time_chunks: int = 1,
 ):
-  """Runs stacked layers; ``between(l, h_TBH)`` maps layer l's output on its
-  way to layer l + 1 (dropout, for instance). ``first_xw_TBG``: layer 0's
-  input projection, already computed (x_TBI unused).
+  """Runs stacked layers; ``between(l, h_TBH, steps)`` maps layer l's output
+  on its way to layer l + 1 (dropout, for instance), where ``steps`` is the
+  slice of time that h_TBH covers. ``first_xw_TBG``: layer 0's input
+  projection, already computed (x_TBI unused). ``time_chunks``: how many
+  chunks to run time in (see the module docstring); the same function.
 
   Returns:
     (tuple of final carries, one per layer; h_TBH of the top layer).
   """
+  inputs = x_TBI if first_xw_TBG is None else first_xw_TBG
+  num_steps = inputs.shape[0]
+  chunks = max(1, min(time_chunks, num_steps))
+  bounds = [num_steps * k // chunks for k in range(chunks + 1)]
+  take = lambda a, steps: None if a is None else a[steps]
+  outputs = []
+  carries = tuple(carries)
+  for start, stop in zip(bounds[:-1], bounds[1:]):
+    steps = slice(start, stop) if chunks > 1 else slice(None)
+    carries, h = _run_layers(
+        cell,
+        layers,
+        carries,
+        take(x_TBI, steps),
+        take(reset_TB, steps),
+        steps,
+        between=between,
+        unroll=unroll,
+        impl=impl,
+        remat_chunk=remat_chunk,
+        first_xw_TBG=take(first_xw_TBG, steps),
+        layout=layout,
+    )
+    outputs.append(h)
+  return carries, outputs[0] if chunks == 1 else jnp.concatenate(outputs)
+
+
+def _run_layers(
+    cell, layers, carries, x_TBI, reset_TB, steps, *, between, unroll, impl,
+    remat_chunk, first_xw_TBG, layout,
+):
+  """run_stack over one chunk of time, ``steps``."""
   h = x_TBI
   new_carries = []
   for l, (params, carry) in enumerate(zip(layers, carries)):
     if l > 0 and between is not None:
-      h = between(l, h)
+      h = between(l, h, steps)
     carry, h = run_layer(
         cell,
         params,

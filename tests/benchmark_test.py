@@ -80,8 +80,10 @@ def test_scaling_mode(tmp_path):
       "--sweep_hidden=8",
       "--scan_layout=feature_major",
       "--nofold_embedding",
+      "--time_chunks=2",
   )
   assert report["mode"] == "scaling"
+  assert report["time_chunks"] == 2
   assert report["scan_layout"] == "feature_major"
   assert report["fold_embedding"] is False
   assert [(r["batch"], r["hidden"]) for r in report["rows"]] == [(2, 8), (4, 8)]
@@ -138,6 +140,11 @@ def _one_error_line(flag: str) -> str:
 def test_bad_preset_is_one_error_line():
   line = _one_error_line("--preset=huge")
   assert line.startswith("error: --preset=huge: choose from zaremba_small")
+
+
+def test_negative_time_chunks_is_one_error_line():
+  line = _one_error_line("--time_chunks=-1")
+  assert line.startswith("error: --time_chunks must be >= 0")
 
 
 def test_bad_scan_layout_is_one_error_line():

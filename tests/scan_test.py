@@ -132,6 +132,51 @@ def test_custom_vjp_under_vmap_equals_each_item(layout):
     assert_trees_close(jax.tree.map(lambda a: a[k], got), one, 1e-5, 1e-6)
 
 
+@pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
+@pytest.mark.parametrize("remat_chunk", [0, 2])
+def test_time_chunks_equal_one_pass(layout, remat_chunk):
+  """run_stack in 2, 3 or T chunks (uneven ones included) against one pass:
+  outputs, final carries and every gradient, with resets, and with a
+  ``between`` that depends on the absolute time step it is given."""
+  scale_T = 1.0 + 0.1 * jnp.arange(T)
+
+  def between(l, h, steps):
+    return h * scale_T[steps][:, None, None] + l
+
+  def loss(chunks):
+    def f(layers, carries, x_TBI):
+      finals, h = scan.run_stack(
+          cell, layers, carries, x_TBI, reset_TB, between=between,
+          remat_chunk=remat_chunk, layout=layout, time_chunks=chunks,
+      )
+      out = jnp.sum(jnp.sin(h) * jnp.arange(1, H + 1))
+      weights = jnp.arange(1.0, T + 1)[:, None, None]
+      out = out + jnp.sum(jnp.cos(h) * weights)
+      return out + sum(jnp.sum(jnp.cos(a)) for a in jax.tree.leaves(finals))
+
+    return jax.value_and_grad(f, argnums=(0, 1, 2))
+
+  with jax.enable_x64(True):
+    for name in ("lstm", "gru", "rnn_tanh"):
+      cell, layers, carries, x_TBI, reset_TB = setup(name, seed=3)
+      args = f64((layers, carries, x_TBI))
+      want = loss(1)(*args)
+      for chunks in (2, 3, T):
+        assert_trees_close(loss(chunks)(*args), want)
+
+
+def test_auto_time_chunks_are_at_least_25_steps_on_cpu():
+  on_cpu = jax.default_backend() == "cpu"
+  assert scan.time_chunks(0, 100) == (4 if on_cpu else 1)
+  assert scan.time_chunks(0, 60) == (2 if on_cpu else 1)
+  assert scan.time_chunks(0, 35) == 1
+  assert scan.time_chunks(0, 1000) == (4 if on_cpu else 1)
+  assert scan.time_chunks(3, 2) == 2
+  assert scan.time_chunks(1, 100) == 1
+  with pytest.raises(ValueError, match="time_chunks"):
+    scan.time_chunks(-1, 10)
+
+
 def test_auto_layout_is_feature_major_only_on_cpu_at_width():
   on_cpu = jax.default_backend() == "cpu"
   assert scan.feature_major("auto", 512) == on_cpu
@@ -200,6 +245,8 @@ def test_config_rejects_unknown_impl_and_negative_chunk():
     config_lib.from_dict({"model": {"remat_chunk": -1}})
   with pytest.raises(config_lib.ConfigError, match="model.scan_layout"):
     config_lib.from_dict({"model": {"scan_layout": "tall"}})
+  with pytest.raises(config_lib.ConfigError, match="model.time_chunks"):
+    config_lib.from_dict({"model": {"time_chunks": -1}})
 
 
 @pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
