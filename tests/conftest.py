@@ -28,14 +28,3 @@ def _check_directional_derivatives(loss, params, num=3, eps=1e-5):
 @pytest.fixture
 def check_gradient():
   return _check_directional_derivatives
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _release_compiled_code():
-  """Drops every compiled function after each test module. XLA:CPU maps
-  each executable's code into memory (about six mappings apiece), and the
-  whole suite in one process compiles enough of them to reach the kernel's
-  per-process limit (vm.max_map_count, 65,530 by default), past which a
-  compile crashes."""
-  yield
-  jax.clear_caches()

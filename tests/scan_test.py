@@ -22,6 +22,17 @@ B, I, H, T = 3, 5, 4, 7
 V = 11
 
 
+@pytest.fixture(autouse=True)
+def _release_compiled_code():
+  """Drops this module's compiled functions after each test. XLA:CPU maps
+  each executable's code into memory (about six mappings apiece); this
+  module alone compiles enough to approach the kernel's per-process limit
+  (vm.max_map_count, 65,530 by default; 52,000 mappings were seen), and the
+  whole suite in one process crossed it here, crashing a compile."""
+  yield
+  jax.clear_caches()
+
+
 def f64(tree):
   return jax.tree.map(
       lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, tree
