@@ -9,8 +9,12 @@ Zaremba medium, 40,000 faults (170 MB) a step; at small, 21,000 (87 MB).
 
 ``reuse_freed_memory`` sets malloc to serve every thread from the main
 arena, never to mmap, and not to trim, so the block freed at the end of a
-step is the block the next step gets, its pages already mapped. The cost: the
-process keeps its peak heap until it exits (a training process does anyway).
+step is the block the next step gets, its pages already mapped. Not from the
+first step: a small allocation between steps can take a bite of the freed
+block, so the next one no longer fits there and the heap grows; after a few
+such steps (up to eight in a row in tests/hostmem_test.py's probe) the heap
+holds enough holes and the faults stop. The cost: the process keeps its peak
+heap until it exits (a training process does anyway).
 ``TUNABLES`` is the same setting for a child process's environment, which
 applies it from the child's first allocation.
 

@@ -15,9 +15,13 @@ from rnnlm_jax import hostmem
 ROOT = Path(__file__).resolve().parents[1]
 
 # Median minor page faults per call of a function with ~67 MB of
-# temporaries (a 2048 x 4096 float32 tanh and its cumulative sum), in steady
-# state. The first argument: "reuse" applies hostmem.reuse_freed_memory
-# before JAX starts.
+# temporaries (a 2048 x 4096 float32 tanh and its cumulative sum), over the
+# last 20 of 40 calls. The first calls fault even with reuse: a small
+# allocation between calls takes a bite of the freed block, the next block
+# no longer fits there and the heap grows, until it holds enough holes
+# (seen here: up to 8 growing calls in a row, and up to 6 of the last 20).
+# The first argument: "reuse" applies hostmem.reuse_freed_memory before JAX
+# starts.
 _PROBE = """
 import resource, statistics, sys
 from rnnlm_jax import hostmem
@@ -27,11 +31,11 @@ import jax, jax.numpy as jnp
 x = jnp.ones((2048, 4096), jnp.float32)
 f = jax.jit(lambda x: jnp.cumsum(jnp.tanh(x), axis=1).sum(axis=0))
 faults = []
-for _ in range(12):
+for _ in range(40):
   before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   f(x).block_until_ready()
   faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(statistics.median(faults[3:]))
+print(statistics.median(faults[20:]))
 """
 # One call's temporaries, in 4 KiB pages.
 _TEMP_PAGES = 2 * 2048 * 4096 * 4 // 4096
