@@ -108,10 +108,14 @@ def test_fast_paths_equal_autodiff_of_plain_scan(name, reverse, with_reset):
     layers, carries, x_TBI = f64((layers, carries, x_TBI))
     reset_TB = reset_TB if with_reset else None
     ref = stack_loss(cell, reset_TB, reverse, "autodiff", 0)
-    want = jax.value_and_grad(ref, argnums=(0, 1, 2))(layers, carries, x_TBI)
+    want = jax.jit(jax.value_and_grad(ref, argnums=(0, 1, 2)))(
+        layers, carries, x_TBI
+    )
     for impl, chunk, layout in VARIANTS:
       fast = stack_loss(cell, reset_TB, reverse, impl, chunk, layout)
-      got = jax.value_and_grad(fast, argnums=(0, 1, 2))(layers, carries, x_TBI)
+      got = jax.jit(jax.value_and_grad(fast, argnums=(0, 1, 2)))(
+          layers, carries, x_TBI
+      )
       assert_trees_close(got, want)
 
 
@@ -119,10 +123,10 @@ def test_fast_paths_equal_autodiff_of_plain_scan(name, reverse, with_reset):
 def test_fast_paths_equal_in_float32(name):
   cell, layers, carries, x_TBI, reset_TB = setup(name, seed=1)
   ref = stack_loss(cell, reset_TB, False, "autodiff", 0)
-  want = jax.grad(ref, argnums=(0, 1, 2))(layers, carries, x_TBI)
+  want = jax.jit(jax.grad(ref, argnums=(0, 1, 2)))(layers, carries, x_TBI)
   for impl, chunk, layout in VARIANTS:
     fast = stack_loss(cell, reset_TB, False, impl, chunk, layout)
-    got = jax.grad(fast, argnums=(0, 1, 2))(layers, carries, x_TBI)
+    got = jax.jit(jax.grad(fast, argnums=(0, 1, 2)))(layers, carries, x_TBI)
     assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
 
 
@@ -130,14 +134,16 @@ def test_fast_paths_equal_in_float32(name):
 def test_custom_vjp_under_vmap_equals_each_item(layout):
   """Vectorised trials vmap the train step: the custom VJP must batch."""
   cell, layers, carries, x_TBI, reset_TB = setup("lstm", seed=2)
-  grad = jax.grad(
-      stack_loss(cell, reset_TB, False, "custom_vjp", 0, layout)
+  grad = jax.jit(
+      jax.grad(stack_loss(cell, reset_TB, False, "custom_vjp", 0, layout))
   )
   scales = jnp.array([0.5, 1.0, 1.5])
   stacked = jax.tree.map(
       lambda a: a * scales.reshape((3,) + (1,) * a.ndim), layers
   )
-  got = jax.vmap(grad, in_axes=(0, None, None))(stacked, carries, x_TBI)
+  got = jax.jit(jax.vmap(grad, in_axes=(0, None, None)))(
+      stacked, carries, x_TBI
+  )
   for k in range(3):
     one = grad(jax.tree.map(lambda a: a[k], stacked), carries, x_TBI)
     assert_trees_close(jax.tree.map(lambda a: a[k], got), one, 1e-5, 1e-6)
@@ -146,7 +152,7 @@ def test_custom_vjp_under_vmap_equals_each_item(layout):
 @pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
 @pytest.mark.parametrize("remat_chunk", [0, 2])
 def test_time_chunks_equal_one_pass(layout, remat_chunk):
-  """run_stack in 2, 3 or T chunks (uneven ones included) against one pass:
+  """run_stack in 3 (uneven) or T chunks against one pass:
   outputs, final carries and every gradient, with resets, and with a
   ``between`` that depends on the absolute time step it is given."""
   scale_T = 1.0 + 0.1 * jnp.arange(T)
@@ -165,14 +171,14 @@ def test_time_chunks_equal_one_pass(layout, remat_chunk):
       out = out + jnp.sum(jnp.cos(h) * weights)
       return out + sum(jnp.sum(jnp.cos(a)) for a in jax.tree.leaves(finals))
 
-    return jax.value_and_grad(f, argnums=(0, 1, 2))
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))
 
   with jax.enable_x64(True):
     for name in ("lstm", "gru", "rnn_tanh"):
       cell, layers, carries, x_TBI, reset_TB = setup(name, seed=3)
       args = f64((layers, carries, x_TBI))
       want = loss(1)(*args)
-      for chunks in (2, 3, T):
+      for chunks in (3, T):
         assert_trees_close(loss(chunks)(*args), want)
 
 
@@ -234,8 +240,8 @@ def test_fused_token_nll_equals_loss_of_logits(tie):
 
   with jax.enable_x64(True):
     params = f64(models.init_lm(jax.random.key(4), cfg))
-    got = jax.value_and_grad(fused, has_aux=True)(params)
-    want = jax.value_and_grad(reference, has_aux=True)(params)
+    got = jax.jit(jax.value_and_grad(fused, has_aux=True))(params)
+    want = jax.jit(jax.value_and_grad(reference, has_aux=True))(params)
     assert_trees_close(got, want)
 
 
@@ -284,8 +290,8 @@ def test_folded_embedding_equals_projecting_every_position(layout):
 
   with jax.enable_x64(True):
     params = f64(models.init_lm(jax.random.key(8), on))
-    got = jax.value_and_grad(loss(on))(params)
-    want = jax.value_and_grad(loss(off))(params)
+    got = jax.jit(jax.value_and_grad(loss(on)))(params)
+    want = jax.jit(jax.value_and_grad(loss(off)))(params)
     assert_trees_close(got, want)
 
 
