@@ -56,7 +56,7 @@ CELLS = ("lstm", "gru", "rnn_tanh")
 IMPLS = ("rnnlm_jax", "flax", "torch")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEER = os.path.join(ROOT, "..", "shared", "peers", "torch_lstm_lm.py")
-TORCH_ENV = "TORCH_PYTHON"
+TORCH_ENV = common.TORCH_ENV
 
 _PRESET = flags.DEFINE_list(
     "preset", ["zaremba_small"], f"Model sizes, of {', '.join(PRESETS)}."
@@ -205,20 +205,7 @@ def _torch_unavailable() -> str | None:
   """Why the torch peer cannot run, or None."""
   if not _PEER.value or not os.path.exists(_PEER.value):
     return f"no peer script (--peer_script={_PEER.value})"
-  if not _TORCH_PY.value:
-    return f"no interpreter with torch (--torch_python or ${TORCH_ENV})"
-  try:
-    proc = subprocess.run(
-        [_TORCH_PY.value, "-c", "import torch"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-  except OSError as e:
-    return f"{_TORCH_PY.value}: {e}"
-  if proc.returncode:
-    return f"{_TORCH_PY.value} cannot import torch"
-  return None
+  return common.torch_unavailable(_TORCH_PY.value)
 
 
 def _check_flags() -> None:

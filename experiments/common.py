@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shlex
+import subprocess
 import sys
 
 from absl import flags
@@ -20,6 +21,8 @@ from rnnlm_jax import train
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DATA_ENV = "RNNLM_DATA"
+# An interpreter that has torch, for the scripts that compare against it.
+TORCH_ENV = "TORCH_PYTHON"
 
 HOST_MEMORY = flags.DEFINE_enum(
     "host_memory",
@@ -131,3 +134,22 @@ def run_labels(workdirs: list[str], labels: list[str] | None) -> list[str]:
         f"--labels has {len(labels)} labels for {len(workdirs)} runs"
     )
   return labels
+
+
+def torch_unavailable(python: str | None) -> str | None:
+  """Why ``python`` cannot run torch, or None. torch is never imported in
+  this process: the scripts run it in that interpreter."""
+  if not python:
+    return f"no interpreter with torch (--torch_python or ${TORCH_ENV})"
+  try:
+    proc = subprocess.run(
+        [python, "-c", "import torch"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+  except OSError as e:
+    return f"{python}: {e}"
+  if proc.returncode:
+    return f"{python} cannot import torch"
+  return None

@@ -92,16 +92,8 @@ def test_scaling_mode(tmp_path):
     _check_row_median(row["median"]["rnnlm_jax"])
 
 
-def _torch_python():
-  python = os.environ.get("TORCH_PYTHON")
-  if not python:
-    return None
-  ok = subprocess.run([python, "-c", "import torch"], capture_output=True)
-  return python if ok.returncode == 0 else None
-
-
-def test_tiny_benchmark_torch_peer(tmp_path):
-  python = _torch_python()
+def test_tiny_benchmark_torch_peer(tmp_path, torch_python):
+  python = torch_python
   if python is None:
     pytest.skip("set TORCH_PYTHON to an interpreter that imports torch")
   if not (ROOT.parent / "shared" / "peers" / "torch_lstm_lm.py").exists():

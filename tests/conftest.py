@@ -1,5 +1,8 @@
 """Shared test helpers."""
 
+import os
+import subprocess
+
 import jax
 import jax.flatten_util
 import numpy as np
@@ -28,3 +31,13 @@ def _check_directional_derivatives(loss, params, num=3, eps=1e-5):
 @pytest.fixture
 def check_gradient():
   return _check_directional_derivatives
+
+
+@pytest.fixture
+def torch_python():
+  """$TORCH_PYTHON where that interpreter imports torch, else None."""
+  python = os.environ.get("TORCH_PYTHON")
+  if not python:
+    return None
+  ok = subprocess.run([python, "-c", "import torch"], capture_output=True)
+  return python if ok.returncode == 0 else None
