@@ -43,6 +43,7 @@ from absl import flags
 from experiments import common
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import hostmem
+from rnnlm_jax import rundir
 
 PRESETS = {
     # name: (vocab, hidden, layers, batch, bptt)
@@ -431,8 +432,7 @@ def main(argv):
     report = {**_benchmark(impls), "skipped": skipped}
     print(markdown(report))
     if _OUT.value:
-      with open(_OUT.value, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+      rundir.write_text_atomic(_OUT.value, json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import optim
 from rnnlm_jax import provenance
+from rnnlm_jax import rundir
 from rnnlm_jax import steps
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -127,8 +128,7 @@ def main(argv):
       "rows": rows,
   }
   if _OUT.value:
-    with open(_OUT.value, "w", encoding="utf-8") as f:
-      json.dump(report, f, indent=2)
+    rundir.write_text_atomic(_OUT.value, json.dumps(report, indent=2))
   print(
       "| K | sequential tok/s | vectorised tok/s | speedup |\n|---|---|---|---|"
   )

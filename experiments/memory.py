@@ -19,6 +19,7 @@ import numpy as np
 from experiments import common
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import optim
+from rnnlm_jax import rundir
 from rnnlm_jax import steps
 from rnnlm_jax.config import ModelConfig, OptimConfig
 
@@ -98,8 +99,10 @@ def run():
   print(table(rows))
   if FLAGS.out:
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    with open(FLAGS.out, "w", encoding="utf-8") as f:
-      json.dump({"flags": FLAGS.flag_values_dict(), "rows": rows}, f, indent=2)
+    rundir.write_text_atomic(
+        FLAGS.out,
+        json.dumps({"flags": FLAGS.flag_values_dict(), "rows": rows}, indent=2),
+    )
 
 
 if __name__ == "__main__":
