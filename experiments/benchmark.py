@@ -81,6 +81,10 @@ _SCAN_LAYOUT = flags.DEFINE_string(
 _TIME_CHUNKS = flags.DEFINE_integer(
     "time_chunks", 0, "rnnlm_jax's model.time_chunks; 0: auto."
 )
+_MODEL_GEMM = flags.DEFINE_string(
+    "gemm", "", "rnnlm_jax's model.gemm (auto, xla, mkl, openblas); empty: "
+    "the default."
+)
 _FOLD = flags.DEFINE_boolean(
     "fold_embedding", True, "rnnlm_jax's model.fold_embedding."
 )
@@ -135,6 +139,7 @@ def _worker_result() -> dict:
       time_chunks=_TIME_CHUNKS.value,
       **({"scan_impl": _SCAN_IMPL.value} if _SCAN_IMPL.value else {}),
       **({"scan_layout": _SCAN_LAYOUT.value} if _SCAN_LAYOUT.value else {}),
+      **({"gemm": _MODEL_GEMM.value} if _MODEL_GEMM.value else {}),
   )
   measure = {"rnnlm_jax": benchmark.measure, "flax": benchmark.measure_flax}
   return measure[_WORKER.value](
@@ -182,6 +187,7 @@ def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
       f"--scan_layout={_SCAN_LAYOUT.value}",
       f"--fold_embedding={_FOLD.value}",
       f"--time_chunks={_TIME_CHUNKS.value}",
+      f"--gemm={_MODEL_GEMM.value}",
       f"--host_memory={common.HOST_MEMORY.value}",
   ]
 
@@ -238,6 +244,16 @@ def _check_flags() -> None:
     raise config_lib.ConfigError(
         f"--scan_layout={_SCAN_LAYOUT.value}: choose from "
         f"{', '.join(scan.LAYOUTS)}"
+    )
+  from rnnlm_jax import blas
+
+  if _MODEL_GEMM.value and _MODEL_GEMM.value not in blas.CHOICES:
+    raise config_lib.ConfigError(
+        f"--gemm={_MODEL_GEMM.value}: choose from {', '.join(blas.CHOICES)}"
+    )
+  if _MODEL_GEMM.value in blas.LIBRARIES and blas.unavailable(_MODEL_GEMM.value):
+    raise config_lib.ConfigError(
+        f"--gemm={_MODEL_GEMM.value}: {blas.unavailable(_MODEL_GEMM.value)}"
     )
   if _UNROLL.value < 1:
     raise config_lib.ConfigError("--unroll must be >= 1")
@@ -369,6 +385,7 @@ def _benchmark(impls: list[str]) -> dict:
       "scan_layout": _SCAN_LAYOUT.value or "default",
       "fold_embedding": _FOLD.value,
       "time_chunks": _TIME_CHUNKS.value or "auto",
+      "model_gemm": _MODEL_GEMM.value or "default",
       "host_memory": common.HOST_MEMORY.value,
       "gemm": {"runs": gemm, "peak_flops": peak},
       "rows": report_rows,
@@ -377,6 +394,19 @@ def _benchmark(impls: list[str]) -> dict:
 
 def _fmt(value, spec: str) -> str:
   return "" if value is None else format(value, spec)
+
+
+def _resolved_gemm(report: dict) -> str:
+  """The GEMM backend rnnlm_jax's processes ran (model.gemm resolved)."""
+  used = sorted(
+      {
+          run["gemm"]
+          for row in report["rows"]
+          for run in row["runs"].get("rnnlm_jax", [])
+          if "gemm" in run
+      }
+  )
+  return "/".join(used) or "xla"
 
 
 def markdown(report: dict) -> str:
@@ -389,6 +419,7 @@ def markdown(report: dict) -> str:
       f"scan_layout={report.get('scan_layout', 'default')}, "
       f"fold_embedding={report.get('fold_embedding', True)}, "
       f"time_chunks={report.get('time_chunks', 1)}, "
+      f"gemm={_resolved_gemm(report)}, "
       f"unroll={report['unroll']}; host memory "
       f"{report.get('host_memory', 'system')} for every implementation.",
       "",

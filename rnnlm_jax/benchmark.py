@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rnnlm_jax import blas
 from rnnlm_jax import cells
 from rnnlm_jax import models
 from rnnlm_jax import optim
@@ -203,7 +204,7 @@ def measure(
       steps_timed,
   )
   compiled.update(compile_train_s=compile_train, train_memory=train_memory)
-  return _result(
+  return {"gemm": blas.resolve(model.gemm)} | _result(
       "rnnlm_jax",
       model,
       batch,

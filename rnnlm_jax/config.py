@@ -10,6 +10,7 @@ import dataclasses
 import typing
 from typing import Any
 
+from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
 from rnnlm_jax import ngram
 from rnnlm_jax import scan
@@ -58,6 +59,11 @@ class ModelConfig:
   # is no larger than the tokens of a batch, no embedding dropout is active
   # and remat is off (small vocabularies: characters); the same function.
   fold_embedding: bool = True
+  # The matmuls' GEMM (rnnlm_jax.blas): "xla" (XLA's own), "mkl" or
+  # "openblas" (a BLAS library's cblas_?gemm through a custom call, CPU
+  # only), or "auto": "mkl" on a single CPU device where MKL is installed
+  # (pip install mkl), else "xla". The same function.
+  gemm: str = "auto"
   # The n-gram models: n, so n - 1 tokens of context. neural_ngram uses
   # embed_dim, hidden (num_layers tanh layers) and dropout.
   order: int = 5
@@ -148,6 +154,7 @@ _CHOICES = {
     "model.cell": tuple(cells_lib.CELLS),
     "model.scan_impl": scan.IMPLS,
     "model.scan_layout": scan.LAYOUTS,
+    "model.gemm": blas.CHOICES,
     "model.smoothing": ngram.METHODS,
     "data.source": ("synthetic", "files", "hub"),
     "data.level": ("word", "char"),
@@ -266,6 +273,8 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"model.hash_bits must be in [1, 31], got {m.hash_bits}")
   if m.kind in ("neural_ngram", "maxent") and m.order < 2:
     raise ConfigError(f"model.kind={m.kind!r} needs model.order >= 2")
+  if m.gemm in blas.LIBRARIES and blas.unavailable(m.gemm):
+    raise ConfigError(f"model.gemm={m.gemm!r}: {blas.unavailable(m.gemm)}")
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
   if cfg.data.source == "hub" and not cfg.data.hf_path:

@@ -17,9 +17,12 @@ Dropout (Zaremba et al. 2014) acts on the non-recurrent connections only: the
 embeddings, the outputs passed between layers, and the top layer's output.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
+from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
 from rnnlm_jax import losses
 from rnnlm_jax import matmul
@@ -144,9 +147,10 @@ def hidden_states(
   if use_dropout:
     between = lambda l, h, steps: _dropout(keys[l], rate, h, num_steps, steps)
 
+  gemm = blas.resolve(cfg.gemm)
   x_TBE, xw_TBG = None, None
   if _folds_embedding(cfg, x_BT.size, use_dropout):
-    table_VG = scan.project_inputs(params["layers"][0], params["embed"])
+    table_VG = scan.project_inputs(params["layers"][0], params["embed"], gemm)
     xw_TBG = jnp.take(table_VG, x_BT.T, axis=0)
   else:
     x_TBE = drop(0, jnp.take(params["embed"], x_BT.T, axis=0))
@@ -164,6 +168,7 @@ def hidden_states(
       first_xw_TBG=xw_TBG,
       layout=cfg.scan_layout,
       time_chunks=scan.time_chunks(cfg.time_chunks, num_steps),
+      gemm=gemm,
   )
   h_TBH = drop(cfg.num_layers, h_TBH)
   return jnp.swapaxes(h_TBH, 0, 1), carry
@@ -198,10 +203,10 @@ def output_logits(params, h_BTH):
   return h_BTH @ output_weights(params) + params["out"]["b"]
 
 
-def _nll_of_rows(hb_NH, wb_HV, y_N):
+def _nll_of_rows(hb_NH, wb_HV, y_N, gemm):
   """(nll_N, z_NV, lse_N) with the bias folded into hb (a column of ones)
   and wb (its last row)."""
-  z_NV = (hb_NH @ wb_HV).astype(jnp.promote_types(hb_NH.dtype, jnp.float32))
+  z_NV = blas.dot(hb_NH, wb_HV, gemm).astype(jnp.promote_types(hb_NH.dtype, jnp.float32))
   m_N = jnp.max(z_NV, axis=-1)
   lse_N = m_N + jnp.log(jnp.sum(jnp.exp(z_NV - m_N[:, None]), axis=-1))
   zy_N = jnp.take_along_axis(z_NV, y_N[:, None], axis=-1)[:, 0]
@@ -218,17 +223,17 @@ def _fold_bias(h_NH, w_HV, b_V):
   return hb_NH, wb_HV
 
 
-@jax.custom_vjp
-def _softmax_xent(h_NH, w_HV, b_V, y_N):
-  return _softmax_xent_fwd(h_NH, w_HV, b_V, y_N)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _softmax_xent(gemm, h_NH, w_HV, b_V, y_N):
+  return _softmax_xent_fwd(gemm, h_NH, w_HV, b_V, y_N)[0]
 
 
-def _softmax_xent_fwd(h_NH, w_HV, b_V, y_N):
-  nll_N, z_NV, lse_N = _nll_of_rows(*_fold_bias(h_NH, w_HV, b_V), y_N)
+def _softmax_xent_fwd(gemm, h_NH, w_HV, b_V, y_N):
+  nll_N, z_NV, lse_N = _nll_of_rows(*_fold_bias(h_NH, w_HV, b_V), y_N, gemm)
   return nll_N, (h_NH, w_HV, b_V, y_N, z_NV, lse_N)
 
 
-def _softmax_xent_bwd(res, g_N):
+def _softmax_xent_bwd(gemm, res, g_N):
   h_NH, w_HV, b_V, y_N, z_NV, lse_N = res
   onehot_NV = y_N[:, None] == jnp.arange(z_NV.shape[-1])[None, :]
   # softmax - onehot, built in one elementwise pass (no scatter).
@@ -236,8 +241,8 @@ def _softmax_xent_bwd(res, g_N):
   dz_NV = (jnp.where(onehot_NV, p_NV - 1.0, p_NV) * g_N[:, None]).astype(
       h_NH.dtype
   )
-  dh_NH = dz_NV @ w_HV.T
-  dw_HV = matmul.weight_grad(h_NH, dz_NV)
+  dh_NH = blas.dot(dz_NV, w_HV, gemm, trans_b=True)
+  dw_HV = matmul.weight_grad(h_NH, dz_NV, gemm)
   db_V = dz_NV.sum(axis=0).astype(b_V.dtype)
   return dh_NH, dw_HV.astype(w_HV.dtype), db_V, None
 
@@ -245,13 +250,15 @@ def _softmax_xent_bwd(res, g_N):
 _softmax_xent.defvjp(_softmax_xent_fwd, _softmax_xent_bwd)
 
 
-def output_nll(params, h_BTH, y_BT):
+def output_nll(params, h_BTH, y_BT, gemm: str = "xla"):
   """-log p(y | h) of the softmax layer, [B, T], without materialising the
   logits beyond one [B*T, V] array (a custom VJP writes the backward as one
   elementwise pass and the three matmuls). Equal to
-  losses.token_nll(output_logits(params, h_BTH), y_BT)."""
+  losses.token_nll(output_logits(params, h_BTH), y_BT). gemm: the matmul
+  backend, resolved (rnnlm_jax.blas.resolve)."""
   b, t, h = h_BTH.shape
   nll_N = _softmax_xent(
+      gemm,
       h_BTH.reshape(b * t, h),
       output_weights(params),
       params["out"]["b"],
@@ -285,4 +292,4 @@ def token_nll(
   h_BTH, carry = hidden_states(
       params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
   )
-  return output_nll(params, h_BTH, y_BT), carry
+  return output_nll(params, h_BTH, y_BT, blas.resolve(cfg.gemm)), carry

@@ -31,16 +31,17 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
 from rnnlm_jax import matmul
 
 IMPLS = ("custom_vjp", "autodiff")
 
 
-def project_inputs(params, x_TBI):
+def project_inputs(params, x_TBI, gemm: str = "xla"):
   """The input projection of every time step as one matmul: [T, B, G] (or
-  [..., G] for inputs [..., I])."""
-  return matmul.project(x_TBI, params["w_ih"], params["b"])
+  [..., G] for inputs [..., I]); gemm: a resolved rnnlm_jax.blas backend."""
+  return matmul.project(x_TBI, params["w_ih"], params["b"], gemm)
 
 
 LAYOUTS = ("batch_major", "feature_major", "auto")
@@ -74,7 +75,8 @@ def _gate_inputs(cell, xw_TBG, fm):
 
 
 def _recurrence(
-    cell, w_hh, b_G, carry, xw_gates_T, reset_TB, reverse, unroll, fm, save
+    cell, w_hh, b_G, carry, xw_gates_T, reset_TB, reverse, unroll, fm, save,
+    gemm,
 ):
   """lax.scan of the cell step over the gate blocks of _gate_inputs:
   (final carry, h_TBH), and with ``save`` the backward's residuals (each
@@ -86,18 +88,21 @@ def _recurrence(
   [G, H] weight and packs only the small [H, B] state; on CPU that beats
   h_BH @ w_hh, which repacks the whole weight every step, at widths where
   the weight leaves the cache. Carries and outputs keep [B, ...] outside.
+  gemm: the step's matmul backend (rnnlm_jax.blas, resolved).
   """
   axis = 0 if fm else -1
-  if fm:
+  if fm and gemm != "xla":
+    recurrent = lambda h_HB: blas.dot(w_hh, h_HB, gemm, trans_a=True)
+  elif fm:
     # The barrier keeps XLA from folding the transpose into every step's
     # matmul (a strided read of w_hh, several times slower).
     w_GH = jax.lax.optimization_barrier(w_hh.T)
     recurrent = lambda h_HB: w_GH @ h_HB
-    bias = None if b_G is None else b_G[:, None]
-    carry = _transposed(carry)
   else:
-    recurrent = lambda h_BH: h_BH @ w_hh
-    bias = b_G
+    recurrent = lambda h_BH: blas.dot(h_BH, w_hh, gemm)
+  bias = b_G if b_G is None or not fm else b_G[:, None]
+  if fm:
+    carry = _transposed(carry)
 
   def body(c, inputs):
     xw, reset_B = inputs
@@ -118,42 +123,51 @@ def _recurrence(
   return final, (jax.tree.map(_fm, ys) if not save else ys)
 
 
-def _plain_scan(cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll):
+def _plain_scan(
+    cell, w_hh, b_G, carry, xw_TBG, reset_TB, reverse, unroll, gemm
+):
   """(final carry, h_TBH) by lax.scan of the cell step."""
   xw_gates = _gate_inputs(cell, xw_TBG, False)
   return _recurrence(
-      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, False, False
+      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, False,
+      False, gemm,
   )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _custom_scan(cell, reverse, unroll, fm, w_hh, b_G, carry, xw_TBG, reset_TB):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _custom_scan(
+    cell, reverse, unroll, fm, gemm, w_hh, b_G, carry, xw_TBG, reset_TB
+):
   xw_gates = _gate_inputs(cell, xw_TBG, fm)
   return _recurrence(
-      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, fm, False
+      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, fm, False,
+      gemm,
   )
 
 
 def _custom_scan_fwd(
-    cell, reverse, unroll, fm, w_hh, b_G, carry, xw_TBG, reset_TB
+    cell, reverse, unroll, fm, gemm, w_hh, b_G, carry, xw_TBG, reset_TB
 ):
   # Saved for the backward: each step's input carry and hw, so the backward
   # does not redo the recurrent matmul.
   xw_gates = _gate_inputs(cell, xw_TBG, fm)
   final, (h, carry_in, hw_gates) = _recurrence(
-      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, fm, True
+      cell, w_hh, b_G, carry, xw_gates, reset_TB, reverse, unroll, fm, True,
+      gemm,
   )
   res = (w_hh, b_G, xw_gates, reset_TB, carry_in, hw_gates)
   return (final, _fm(h) if fm else h), res
 
 
-def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
+def _custom_scan_bwd(cell, reverse, unroll, fm, gemm, res, cts):
   w_hh, b_G, xw_gates_T, reset_TB, carry_in_T, hw_gates_T = res
   dfinal, dh_TBH = cts
   axis = 0 if fm else -1
   if fm:
     dfinal, dh_TBH = _transposed(dfinal), _fm(dh_TBH)
-    recurrent_t = lambda dhw_GB: w_hh @ dhw_GB
+    recurrent_t = lambda dhw_GB: blas.dot(w_hh, dhw_GB, gemm)
+  elif gemm != "xla":
+    recurrent_t = lambda dhw_BG: blas.dot(dhw_BG, w_hh, gemm, trans_b=True)
   else:
     w_hh_t = w_hh.T
     recurrent_t = lambda dhw_BG: dhw_BG @ w_hh_t
@@ -185,7 +199,7 @@ def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
     dhw, dxw, h_in = _fm(dhw), _fm(dxw), _fm(h_in)
     dcarry = _transposed(dcarry)
   rows = lambda a: a.reshape((-1, a.shape[-1]))
-  dw_hh = matmul.weight_grad(rows(h_in), rows(dhw))
+  dw_hh = matmul.weight_grad(rows(h_in), rows(dhw), gemm)
   db_G = None if b_G is None else dhw.sum(axis=(0, 1))
   return dw_hh, db_G, dcarry, dxw, None
 
@@ -193,34 +207,37 @@ def _custom_scan_bwd(cell, reverse, unroll, fm, res, cts):
 _custom_scan.defvjp(_custom_scan_fwd, _custom_scan_bwd)
 
 
-def feature_major(layout: str, hidden: int) -> bool:
+def feature_major(layout: str, hidden: int, gemm: str = "xla") -> bool:
   """Whether ``layout`` runs the recurrence feature-major (see _recurrence);
-  "auto" picks it on CPU from H = 512, where it measured faster (train
-  steps of Zaremba medium LSTM and GRU, batch 20: 1.16x; of the char
-  config, batch 32: 1.06-1.11x); at H = 200 it was 0.87-0.92x."""
+  "auto" picks it on CPU from H = 512 under XLA's GEMM, where it measured
+  faster (train steps of Zaremba medium LSTM and GRU, batch 20: 1.16x; of
+  the char config, batch 32: 1.06-1.11x); at H = 200 it was 0.87-0.92x.
+  A BLAS library does not repack the weight every step, and runs
+  batch-major."""
   if layout not in LAYOUTS:
     raise ValueError(f"unknown scan layout {layout!r}; choose one of {LAYOUTS}")
   if layout != "auto":
     return layout == "feature_major"
-  return jax.default_backend() == "cpu" and hidden >= 512
+  return jax.default_backend() == "cpu" and hidden >= 512 and gemm == "xla"
 
 
 def _scan_xw(
-    cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout
+    cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout, gemm
 ):
   """The recurrence over projected inputs: (final carry, h_TBH)."""
   b_G = cells_lib.hidden_bias(params)
   if impl == "custom_vjp":
     if reset_TB is None:
       reset_TB = jnp.zeros(xw_TBG.shape[:2], bool)
-    fm = feature_major(layout, carry[0].shape[-1])
+    fm = feature_major(layout, carry[0].shape[-1], gemm)
     return _custom_scan(
-        cell, reverse, unroll, fm, params["w_hh"], b_G, carry, xw_TBG,
+        cell, reverse, unroll, fm, gemm, params["w_hh"], b_G, carry, xw_TBG,
         reset_TB,
     )
   if impl == "autodiff":
     return _plain_scan(
-        cell, params["w_hh"], b_G, carry, xw_TBG, reset_TB, reverse, unroll
+        cell, params["w_hh"], b_G, carry, xw_TBG, reset_TB, reverse, unroll,
+        gemm,
     )
   raise ValueError(f"unknown scan impl {impl!r}; choose one of {IMPLS}")
 
@@ -273,6 +290,7 @@ def run_layer(
     remat_chunk: int = 0,
     xw_TBG=None,
     layout: str = "batch_major",
+    gemm: str = "xla",
 ):
   """Runs one recurrent layer over a sequence.
 
@@ -294,6 +312,8 @@ def run_layer(
       and may be None); not with remat.
     layout: "batch_major", "feature_major" or "auto", how the custom_vjp
       recurrence lays out its states (see _recurrence); the same function.
+    gemm: the matmul backend, resolved (rnnlm_jax.blas.resolve); the same
+      function.
 
   Returns:
     (final carry, h_TBH).
@@ -302,21 +322,23 @@ def run_layer(
     if remat_chunk > 0 and remat_chunk < xw_TBG.shape[0]:
       raise ValueError("a precomputed input projection cannot be remat-ed")
     return _scan_xw(
-        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout
+        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout,
+        gemm,
     )
   if remat_chunk <= 0 or remat_chunk >= x_TBI.shape[0]:
-    xw_TBG = project_inputs(params, x_TBI)
+    xw_TBG = project_inputs(params, x_TBI, gemm)
     return _scan_xw(
-        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout
+        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, layout,
+        gemm,
     )
 
   def chunk_fn(c, xs):
     # The projection runs inside the chunk, so the backward keeps the inputs
     # ([T, B, I]) rather than their projections ([T, B, G]).
     x, reset = xs
-    xw = project_inputs(params, x)
+    xw = project_inputs(params, x, gemm)
     return _scan_xw(
-        cell, params, c, xw, reset, reverse, unroll, impl, layout
+        cell, params, c, xw, reset, reverse, unroll, impl, layout, gemm
     )
 
   if reset_TB is None:
@@ -354,12 +376,14 @@ def run_stack(
     first_xw_TBG=None,
     layout: str = "batch_major",
     time_chunks: int = 1,
+    gemm: str = "xla",
 ):
   """Runs stacked layers; ``between(l, h_TBH, steps)`` maps layer l's output
   on its way to layer l + 1 (dropout, for instance), where ``steps`` is the
   slice of time that h_TBH covers. ``first_xw_TBG``: layer 0's input
   projection, already computed (x_TBI unused). ``time_chunks``: how many
   chunks to run time in (see the module docstring); the same function.
+  ``gemm``: the matmul backend, resolved (rnnlm_jax.blas.resolve).
 
   Returns:
     (tuple of final carries, one per layer; h_TBH of the top layer).
@@ -386,6 +410,7 @@ def run_stack(
         remat_chunk=remat_chunk,
         first_xw_TBG=take(first_xw_TBG, steps),
         layout=layout,
+        gemm=gemm,
     )
     outputs.append(h)
   return carries, outputs[0] if chunks == 1 else jnp.concatenate(outputs)
@@ -393,7 +418,7 @@ def run_stack(
 
 def _run_layers(
     cell, layers, carries, x_TBI, reset_TB, steps, *, between, unroll, impl,
-    remat_chunk, first_xw_TBG, layout,
+    remat_chunk, first_xw_TBG, layout, gemm,
 ):
   """run_stack over one chunk of time, ``steps``."""
   h = x_TBI
@@ -412,6 +437,7 @@ def _run_layers(
         remat_chunk=remat_chunk,
         xw_TBG=first_xw_TBG if l == 0 else None,
         layout=layout,
+        gemm=gemm,
     )
     new_carries.append(carry)
   return tuple(new_carries), h

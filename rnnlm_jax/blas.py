@@ -1,0 +1,276 @@
+"""Matrix products through a BLAS library on CPU, as XLA custom calls.
+
+XLA:CPU's own fp32 GEMM runs behind the one PyTorch calls on some CPUs
+(Intel MKL's; README "Performance"). ``dot`` runs op(a) @ op(b) through the
+``cblas_?gemm`` of a BLAS library instead, inside the compiled step: an XLA
+FFI handler (``csrc/gemm.cc``) that splits the product into blocks run on
+XLA's own thread pool, each block one single-threaded BLAS call, so that the
+library's threads never compete with XLA's for the cores.
+
+Libraries (``LIBRARIES``):
+  "mkl": Intel MKL's ``libmkl_rt`` (``pip install mkl``; x86-64), found in
+      the environment's ``lib`` folder or on the loader's path.
+  "openblas": the OpenBLAS that numpy's wheels bundle (ILP64, symbols with
+      the ``scipy_`` prefix), else a system ``libopenblas``.
+
+The handler is compiled once per source and jaxlib version with the system's
+C++ compiler ($CXX, else c++ / g++ / clang++) against the FFI headers that
+jaxlib ships, and kept under $XDG_CACHE_HOME/rnnlm_jax (~/.cache/rnnlm_jax);
+it is written whole or not at all. Where any of that is missing,
+``unavailable(name)`` says why, and ``resolve("auto")`` falls back to XLA.
+"""
+
+import ctypes
+import ctypes.util
+import dataclasses
+import functools
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LIBRARIES = ("mkl", "openblas")
+BACKENDS = ("xla",) + LIBRARIES
+CHOICES = ("auto",) + BACKENDS
+_SOURCE = os.path.join(os.path.dirname(__file__), "csrc", "gemm.cc")
+_TARGETS = {np.dtype(np.float32): "rnnlm_gemm_f32",
+            np.dtype(np.float64): "rnnlm_gemm_f64"}
+# Products under twice this many FLOPs run as one block: splitting them
+# costs more in scheduling than the second core gives back.
+_MIN_BLOCK_FLOPS = 1_000_000
+_MKL_THREADING_SEQUENTIAL = 1
+
+
+class Unavailable(RuntimeError):
+  """A BLAS backend that cannot be used here (the message says why)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Found:
+  path: str
+  sgemm: str
+  dgemm: str
+  ilp64: bool
+  threads_local: str | None  # Sets the calling thread's thread count.
+
+
+def _mkl() -> _Found | None:
+  paths = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
+  path = paths[0] if paths else ctypes.util.find_library("mkl_rt")
+  if not path:
+    return None
+  return _Found(path, "cblas_sgemm", "cblas_dgemm", False,
+                "MKL_Set_Num_Threads_Local")
+
+
+def _openblas() -> _Found | None:
+  numpy_libs = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs")
+  bundled = sorted(glob.glob(os.path.join(numpy_libs, "libscipy_openblas64_*")))
+  if bundled:
+    return _Found(os.path.realpath(bundled[0]), "scipy_cblas_sgemm64_",
+                  "scipy_cblas_dgemm64_", True,
+                  "openblas_set_num_threads_local")
+  path = ctypes.util.find_library("openblas")
+  if not path:
+    return None
+  return _Found(path, "cblas_sgemm", "cblas_dgemm", False,
+                "openblas_set_num_threads_local")
+
+
+_FINDERS = {"mkl": _mkl, "openblas": _openblas}
+
+
+def _cache_dir() -> str:
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+  return os.path.join(base, "rnnlm_jax")
+
+
+def _compiler() -> str | None:
+  for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+    if name and shutil.which(name):
+      return shutil.which(name)
+  return None
+
+
+@functools.cache
+def _handlers() -> ctypes.CDLL:
+  """Builds (once; cached on disk) and loads the FFI handlers, registering
+  them with XLA."""
+  if sys.platform != "linux":
+    raise Unavailable(f"the BLAS backends are built for Linux, not {sys.platform}")
+  with open(_SOURCE, "rb") as f:
+    source = f.read()
+  import jaxlib
+
+  key = hashlib.sha256(source + jaxlib.__version__.encode()).hexdigest()[:16]
+  target = os.path.join(_cache_dir(), f"gemm-{key}.so")
+  if not os.path.exists(target):
+    cxx = _compiler()
+    if cxx is None:
+      raise Unavailable("no C++ compiler (set $CXX, or install g++)")
+    os.makedirs(_cache_dir(), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=_cache_dir())
+    os.close(fd)
+    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w",
+           f"-I{jax.ffi.include_dir()}", _SOURCE, "-o", tmp]
+    try:
+      done = subprocess.run(cmd, capture_output=True, text=True)
+      if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise Unavailable(f"building {_SOURCE} failed: {last}")
+      os.replace(tmp, target)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+  lib = ctypes.CDLL(target)
+  lib.rnnlm_gemm_set.restype = ctypes.c_int
+  lib.rnnlm_gemm_set.argtypes = [ctypes.c_int, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_int,
+                                 ctypes.c_void_p, ctypes.c_int64]
+  for dtype, name in (("F32", "rnnlm_gemm_f32"), ("F64", "rnnlm_gemm_f64")):
+    capsule = jax.ffi.pycapsule(getattr(lib, f"RnnlmGemm{dtype}"))
+    jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+  return lib
+
+
+def _symbol(lib: ctypes.CDLL, name: str | None):
+  if name is None or not hasattr(lib, name):
+    return None
+  return ctypes.cast(getattr(lib, name), ctypes.c_void_p)
+
+
+def _load(name: str) -> int:
+  """The index under which library ``name`` is set in the handlers."""
+  if name not in LIBRARIES:
+    raise ValueError(f"unknown BLAS library {name!r}; choose one of {LIBRARIES}")
+  index, reason = _loaded(name)
+  if reason is not None:
+    raise Unavailable(reason)
+  return index
+
+
+@functools.cache
+def _loaded(name: str) -> tuple[int | None, str | None]:
+  """(index, None), or (None, why not): failures are remembered too, so a
+  missing compiler is not looked for again at every trace."""
+  try:
+    return _set_library(name), None
+  except Unavailable as e:
+    return None, str(e)
+
+
+def _set_library(name: str) -> int:
+  found = _FINDERS[name]()
+  if found is None:
+    hint = " (pip install mkl)" if name == "mkl" else ""
+    raise Unavailable(f"no {name} library found{hint}")
+  handlers = _handlers()
+  try:
+    blas = ctypes.CDLL(found.path, mode=ctypes.RTLD_GLOBAL)
+  except OSError as e:
+    raise Unavailable(f"cannot load {found.path}: {e}") from None
+  if not hasattr(blas, found.sgemm):
+    raise Unavailable(f"{found.path} has no {found.sgemm}")
+  if name == "mkl":
+    # Before MKL's first call: each block runs on one thread (gemm.cc).
+    blas.MKL_Set_Threading_Layer(_MKL_THREADING_SEQUENTIAL)
+  index = LIBRARIES.index(name)
+  handlers.rnnlm_gemm_set(
+      index,
+      _symbol(blas, found.sgemm),
+      _symbol(blas, found.dgemm),
+      int(found.ilp64),
+      _symbol(blas, found.threads_local),
+      _MIN_BLOCK_FLOPS,
+  )
+  return index
+
+
+def unavailable(name: str) -> str | None:
+  """Why BLAS library ``name`` cannot be used here, or None if it can."""
+  if name not in LIBRARIES:
+    raise ValueError(f"unknown BLAS library {name!r}; choose one of {LIBRARIES}")
+  return _loaded(name)[1]
+
+
+def resolve(gemm: str) -> str:
+  """The backend ``gemm`` (one of CHOICES) stands for: "auto" is "mkl" on a
+  single CPU device where MKL loads, else "xla" (a custom call is not split
+  across devices, and XLA's own GEMM is the one to use on accelerators);
+  a named library that cannot be used raises Unavailable."""
+  if gemm not in CHOICES:
+    raise ValueError(f"unknown gemm {gemm!r}; choose one of {CHOICES}")
+  if gemm == "auto":
+    if jax.default_backend() != "cpu" or jax.device_count() != 1:
+      return "xla"
+    return "xla" if unavailable("mkl") else "mkl"
+  if gemm != "xla":
+    _load(gemm)
+  return gemm
+
+
+def _ffi_gemm(a, b, backend: str, trans_a: bool, trans_b: bool):
+  m = a.shape[1] if trans_a else a.shape[0]
+  n = b.shape[0] if trans_b else b.shape[1]
+  call = jax.ffi.ffi_call(
+      _TARGETS[np.dtype(a.dtype)],
+      jax.ShapeDtypeStruct((m, n), a.dtype),
+      vmap_method="sequential",
+  )
+  return call(a, b, trans_a=trans_a, trans_b=trans_b,
+              library=np.int64(_load(backend)))
+
+
+def _xla_gemm(a, b, trans_a: bool, trans_b: bool):
+  return (a.T if trans_a else a) @ (b.T if trans_b else b)
+
+
+def dot(a, b, backend: str = "xla", trans_a: bool = False,
+        trans_b: bool = False):
+  """op(a) @ op(b) for 2-D a and b, op transposing where trans_* is set,
+  through ``backend`` (one of BACKENDS, already resolved): a BLAS library
+  for float32 and float64 operands of one dtype, XLA otherwise (plain jnp
+  matmul, differentiated by JAX). Differentiable either way: through a
+  library, each gradient is one more such product."""
+  if (
+      backend == "xla"
+      or a.ndim != 2
+      or b.ndim != 2
+      or a.dtype != b.dtype
+      or np.dtype(a.dtype) not in _TARGETS
+  ):
+    return _xla_gemm(a, b, trans_a, trans_b)
+  return _blas_dot(a, b, backend, trans_a, trans_b)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _blas_dot(a, b, backend, trans_a, trans_b):
+  return _ffi_gemm(a, b, backend, trans_a, trans_b)
+
+
+def _dot_fwd(a, b, backend, trans_a, trans_b):
+  return _blas_dot(a, b, backend, trans_a, trans_b), (a, b)
+
+
+def _dot_bwd(backend, trans_a, trans_b, res, g):
+  a, b = res
+  # C = op(a) op(b): d op(a) = g op(b)^T, d op(b) = op(a)^T g.
+  if trans_a:
+    da = dot(b, g, backend, trans_b, True)
+  else:
+    da = dot(g, b, backend, False, not trans_b)
+  if trans_b:
+    db = dot(g, a, backend, True, trans_a)
+  else:
+    db = dot(a, g, backend, not trans_a, False)
+  return da.astype(a.dtype), db.astype(b.dtype)
+
+
+_blas_dot.defvjp(_dot_fwd, _dot_bwd)
