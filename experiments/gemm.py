@@ -1,12 +1,16 @@
-"""fp32 GEMM rates: XLA:CPU (a jitted a @ b) against PyTorch's torch.mm.
+"""fp32 GEMM rates: XLA:CPU (a jitted a @ b), the BLAS libraries of
+rnnlm_jax.blas (model.gemm's custom call, jitted the same way) and PyTorch's
+torch.mm.
 
   python -m experiments.gemm --torch_python=/path/to/python-with-torch
   python -m experiments.gemm --shapes=700x650x10000,20x650x2600 --calls=10
+  python -m experiments.gemm --libraries=mkl   # XLA and MKL only
 
 Each shape M x K x N is timed as the median of --calls calls after one
 warm-up call, in this process for XLA and in one process of --torch_python
 (or $TORCH_PYTHON) for PyTorch, skipped with the reason when that
-interpreter cannot import torch. torch is never imported here. The default
+interpreter cannot import torch. Each of --libraries is timed in this
+process after XLA, and skipped with the reason where it cannot be used. torch is never imported here. The default
 shapes are the benchmark's: a 2048 cube, Zaremba medium's softmax and its two
 gradients, one of its input projections and one recurrent step.
 """
@@ -40,6 +44,11 @@ _TORCH_PY = flags.DEFINE_string(
     "torch_python",
     os.environ.get(common.TORCH_ENV),
     f"Python interpreter that has torch (default ${common.TORCH_ENV}).",
+)
+_LIBRARIES = flags.DEFINE_list(
+    "libraries",
+    ["mkl", "openblas"],
+    "BLAS libraries to time through rnnlm_jax.blas beside XLA.",
 )
 _OUT = flags.DEFINE_string("out", None, "Write the report as JSON here.")
 
@@ -76,16 +85,20 @@ def parse_shapes(values: list[str]) -> list[tuple[int, int, int]]:
   return shapes
 
 
-def time_xla(shapes, calls: int) -> dict:
-  """Median seconds of a jitted a @ b per shape."""
+def time_xla(shapes, calls: int, gemm: str = "xla") -> dict:
+  """Median seconds of a jitted a @ b per shape, through ``gemm`` (a
+  backend of rnnlm_jax.blas)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from rnnlm_jax import blas  # pylint: disable=g-import-not-at-top
 
   out = {}
   for m, k, n in shapes:
     a = jax.random.uniform(jax.random.key(0), (m, k), jnp.float32)
     b = jax.random.uniform(jax.random.key(1), (k, n), jnp.float32)
-    matmul = jax.jit(jnp.matmul).lower(a, b).compile()
+    product = lambda a, b: blas.dot(a, b, gemm)
+    matmul = jax.jit(product).lower(a, b).compile()
     jax.block_until_ready(matmul(a, b))
     times = []
     for _ in range(calls):
@@ -110,25 +123,41 @@ def time_torch(python: str, shapes, calls: int) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def report(shapes, xla: dict, torch: dict | None) -> dict:
+def report(
+    shapes, xla: dict, torch: dict | None, libraries: dict | None = None
+) -> dict:
+  """libraries: {name: seconds per shape} of the BLAS backends timed."""
   rows = []
   for m, k, n in shapes:
     key, flop = f"{m}x{k}x{n}", 2.0 * m * k * n
     row = {"shape": key, "xla_s": xla[key], "xla_flops": flop / xla[key]}
+    for name, times in (libraries or {}).items():
+      row[f"{name}_s"] = times[key]
+      row[f"{name}_flops"] = flop / times[key]
+      row[f"{name}_over_xla"] = xla[key] / times[key]
     if torch is not None:
       row.update(torch_s=torch[key], torch_flops=flop / torch[key])
       row["torch_over_xla"] = xla[key] / torch[key]
     rows.append(row)
-  return {"calls": _CALLS.value, "rows": rows}
+  return {
+      "calls": _CALLS.value,
+      "libraries": list(libraries or {}),
+      "rows": rows,
+  }
 
 
 def markdown(rep: dict) -> str:
   with_torch = "torch_flops" in rep["rows"][0]
+  libraries = rep.get("libraries", [])
   head = "| M x K x N | XLA:CPU GFLOP/s |"
+  head += "".join(f" {n} GFLOP/s | {n} / XLA |" for n in libraries)
   head += " PyTorch GFLOP/s | PyTorch / XLA |" if with_torch else ""
-  lines = [head, "|---|" + "---:|" * (3 if with_torch else 1)]
+  columns = 1 + 2 * len(libraries) + (2 if with_torch else 0)
+  lines = [head, "|---|" + "---:|" * columns]
   for r in rep["rows"]:
     line = f"| {r['shape']} | {r['xla_flops'] / 1e9:,.1f} |"
+    for n in libraries:
+      line += f" {r[f'{n}_flops'] / 1e9:,.1f} | {r[f'{n}_over_xla']:.2f}x |"
     if with_torch:
       line += f" {r['torch_flops'] / 1e9:,.1f} | {r['torch_over_xla']:.2f}x |"
     lines.append(line)
@@ -142,12 +171,29 @@ def main(argv):
     shapes = parse_shapes(_SHAPES.value)
     if _CALLS.value < 1:
       raise config_lib.ConfigError("--calls must be >= 1")
+    from rnnlm_jax import blas  # pylint: disable=g-import-not-at-top
+
+    bad = [n for n in _LIBRARIES.value if n not in blas.LIBRARIES]
+    if bad:
+      raise config_lib.ConfigError(
+          f"--libraries: {bad[0]!r} is not one of {', '.join(blas.LIBRARIES)}"
+      )
+    libraries, skipped = {}, {}
+    for name in _LIBRARIES.value:
+      skipped[name] = blas.unavailable(name)
+      if skipped[name]:
+        print(f"{name} skipped: {skipped[name]}", flush=True)
     reason = common.torch_unavailable(_TORCH_PY.value)
     if reason:
       print(f"torch skipped: {reason}", flush=True)
     torch = None if reason else time_torch(_TORCH_PY.value, shapes, _CALLS.value)
-    rep = report(shapes, time_xla(shapes, _CALLS.value), torch)
+    xla = time_xla(shapes, _CALLS.value)
+    for name in _LIBRARIES.value:
+      if not skipped[name]:
+        libraries[name] = time_xla(shapes, _CALLS.value, name)
+    rep = report(shapes, xla, torch, libraries)
     rep["torch_skipped"] = reason
+    rep["libraries_skipped"] = {n: r for n, r in skipped.items() if r}
     print(markdown(rep))
     if _OUT.value:
       rundir.write_text_atomic(_OUT.value, json.dumps(rep, indent=2))

@@ -57,6 +57,7 @@ def test_torch_rates_beside_xla(tmp_path, torch_python):
         ("--shapes=20x650", "--shapes: '20x650' is not M x K x N"),
         ("--shapes=0x2x3", "--shapes: '0x2x3' is not M x K x N"),
         ("--calls=0", "--calls must be >= 1"),
+        ("--libraries=blis", "--libraries: 'blis' is not one of mkl, openblas"),
     ],
 )
 def test_bad_flags_are_one_error_line(flag, message, tmp_path):
@@ -66,3 +67,19 @@ def test_bad_flags_are_one_error_line(flag, message, tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), lines
   assert not out.exists()
+
+
+def test_blas_library_rates_beside_xla(tmp_path):
+  from rnnlm_jax import blas
+
+  reason = blas.unavailable("openblas")
+  if reason:
+    pytest.skip(f"openblas: {reason}")
+  out = tmp_path / "gemm.json"
+  proc = _run("--shapes=40x30x50", "--calls=2", "--libraries=openblas",
+              f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "openblas GFLOP/s" in proc.stdout
+  (row,) = json.loads(out.read_text())["rows"]
+  assert row["openblas_flops"] > 0 and row["openblas_over_xla"] > 0
+
