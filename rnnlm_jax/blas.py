@@ -111,25 +111,12 @@ def _handlers() -> ctypes.CDLL:
 
   key = hashlib.sha256(source + jaxlib.__version__.encode()).hexdigest()[:16]
   target = os.path.join(_cache_dir(), f"gemm-{key}.so")
-  if not os.path.exists(target):
-    cxx = _compiler()
-    if cxx is None:
-      raise Unavailable("no C++ compiler (set $CXX, or install g++)")
-    os.makedirs(_cache_dir(), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=_cache_dir())
-    os.close(fd)
-    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w",
-           f"-I{jax.ffi.include_dir()}", _SOURCE, "-o", tmp]
-    try:
-      done = subprocess.run(cmd, capture_output=True, text=True)
-      if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        raise Unavailable(f"building {_SOURCE} failed: {last}")
-      os.replace(tmp, target)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-  lib = ctypes.CDLL(target)
+  try:
+    if not os.path.exists(target):
+      _build(target)
+    lib = ctypes.CDLL(target)
+  except OSError as e:
+    raise Unavailable(f"cannot build or load {target}: {e}") from None
   lib.rnnlm_gemm_set.restype = ctypes.c_int
   lib.rnnlm_gemm_set.argtypes = [ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_int,
@@ -138,6 +125,27 @@ def _handlers() -> ctypes.CDLL:
     capsule = jax.ffi.pycapsule(getattr(lib, f"RnnlmGemm{dtype}"))
     jax.ffi.register_ffi_target(name, capsule, platform="cpu")
   return lib
+
+
+def _build(target: str) -> None:
+  """Compiles csrc/gemm.cc to ``target``, whole or not at all."""
+  cxx = _compiler()
+  if cxx is None:
+    raise Unavailable("no C++ compiler (set $CXX, or install g++)")
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
+  os.close(fd)
+  cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w",
+         f"-I{jax.ffi.include_dir()}", _SOURCE, "-o", tmp]
+  try:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+      last = (done.stderr.strip().splitlines() or ["?"])[-1]
+      raise Unavailable(f"building {_SOURCE} failed: {last}")
+    os.replace(tmp, target)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def _symbol(lib: ctypes.CDLL, name: str | None):

@@ -153,3 +153,11 @@ def test_no_compiler_is_reported(monkeypatch):
   monkeypatch.delenv("CXX", raising=False)
   monkeypatch.setenv("PATH", "")
   assert blas._compiler() is None
+
+
+def test_a_failed_build_leaves_nothing(monkeypatch, tmp_path):
+  monkeypatch.setenv("CXX", "false")  # A compiler that always fails.
+  target = tmp_path / "cache" / "gemm.so"
+  with pytest.raises(blas.Unavailable, match="building .*gemm.cc failed"):
+    blas._build(str(target))
+  assert list(target.parent.iterdir()) == []
