@@ -251,10 +251,10 @@ def _check_flags() -> None:
     raise config_lib.ConfigError(
         f"--gemm={_MODEL_GEMM.value}: choose from {', '.join(blas.CHOICES)}"
     )
-  if _MODEL_GEMM.value in blas.LIBRARIES and blas.unavailable(_MODEL_GEMM.value):
-    raise config_lib.ConfigError(
-        f"--gemm={_MODEL_GEMM.value}: {blas.unavailable(_MODEL_GEMM.value)}"
-    )
+  if _MODEL_GEMM.value in blas.LIBRARIES:
+    reason = blas.unavailable(_MODEL_GEMM.value)
+    if reason:
+      raise config_lib.ConfigError(f"--gemm={_MODEL_GEMM.value}: {reason}")
   if _UNROLL.value < 1:
     raise config_lib.ConfigError("--unroll must be >= 1")
   if _TIME_CHUNKS.value < 0:

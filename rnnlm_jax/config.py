@@ -273,8 +273,9 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"model.hash_bits must be in [1, 31], got {m.hash_bits}")
   if m.kind in ("neural_ngram", "maxent") and m.order < 2:
     raise ConfigError(f"model.kind={m.kind!r} needs model.order >= 2")
-  if m.gemm in blas.LIBRARIES and blas.unavailable(m.gemm):
-    raise ConfigError(f"model.gemm={m.gemm!r}: {blas.unavailable(m.gemm)}")
+  reason = blas.unavailable(m.gemm) if m.gemm in blas.LIBRARIES else None
+  if reason:
+    raise ConfigError(f"model.gemm={m.gemm!r}: {reason}")
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
   if cfg.data.source == "hub" and not cfg.data.hf_path:
