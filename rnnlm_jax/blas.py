@@ -13,10 +13,12 @@ Libraries (``LIBRARIES``):
   "openblas": the OpenBLAS that numpy's wheels bundle (ILP64, symbols with
       the ``scipy_`` prefix), else a system ``libopenblas``.
 
-The handler is compiled once per source and jaxlib version with the system's
-C++ compiler ($CXX, else c++ / g++ / clang++) against the FFI headers that
-jaxlib ships, and kept under $XDG_CACHE_HOME/rnnlm_jax (~/.cache/rnnlm_jax);
-it is written whole or not at all. Where any of that is missing,
+The handlers of ``csrc/`` (this GEMM, and the LSTM layer of rnnlm_jax.fused)
+are compiled into one library, once per source, jaxlib version and CPU
+(``-march=native``), with the system's C++ compiler ($CXX, else c++ / g++ /
+clang++) against the FFI headers that jaxlib ships, and kept under
+$XDG_CACHE_HOME/rnnlm_jax (~/.cache/rnnlm_jax); it is written whole or not at
+all. Where any of that is missing,
 ``unavailable(name)`` says why, and ``resolve("auto")`` falls back to XLA.
 """
 
@@ -39,9 +41,20 @@ import numpy as np
 LIBRARIES = ("mkl", "openblas")
 BACKENDS = ("xla",) + LIBRARIES
 CHOICES = ("auto",) + BACKENDS
-_SOURCE = os.path.join(os.path.dirname(__file__), "csrc", "gemm.cc")
+_CSRC = os.path.join(os.path.dirname(__file__), "csrc")
+_SOURCES = ("gemm.cc", "lstm.cc")  # Built into one library, with blas.h.
+_HEADERS = ("blas.h",)
 _TARGETS = {np.dtype(np.float32): "rnnlm_gemm_f32",
             np.dtype(np.float64): "rnnlm_gemm_f64"}
+# Every FFI target of the library: its name in XLA, its symbol.
+_FFI_SYMBOLS = {
+    "rnnlm_gemm_f32": "RnnlmGemmF32",
+    "rnnlm_gemm_f64": "RnnlmGemmF64",
+    "rnnlm_lstm_fwd_f32": "RnnlmLstmFwdF32",
+    "rnnlm_lstm_fwd_f64": "RnnlmLstmFwdF64",
+    "rnnlm_lstm_bwd_f32": "RnnlmLstmBwdF32",
+    "rnnlm_lstm_bwd_f64": "RnnlmLstmBwdF64",
+}
 # Products under twice this many FLOPs run as one block: splitting them
 # costs more in scheduling than the second core gives back.
 _MIN_BLOCK_FLOPS = 1_000_000
@@ -99,49 +112,69 @@ def _compiler() -> str | None:
   return None
 
 
+def _cpu() -> bytes:
+  """What identifies this CPU's instruction set (the library is built for
+  the CPU it runs on, and a cache folder may be shared between machines)."""
+  try:
+    with open("/proc/cpuinfo", "rb") as f:
+      lines = f.read().splitlines()
+  except OSError:
+    return b""
+  keep = (b"model name", b"flags")
+  return b"\n".join(
+      dict((l.split(b":")[0].strip(), l) for l in lines
+           if l.split(b":")[0].strip() in keep).values()
+  )
+
+
 @functools.cache
 def _handlers() -> ctypes.CDLL:
   """Builds (once; cached on disk) and loads the FFI handlers, registering
   them with XLA."""
   if sys.platform != "linux":
     raise Unavailable(f"the BLAS backends are built for Linux, not {sys.platform}")
-  with open(_SOURCE, "rb") as f:
-    source = f.read()
+  digest = hashlib.sha256()
+  for name in _SOURCES + _HEADERS:
+    with open(os.path.join(_CSRC, name), "rb") as f:
+      digest.update(f.read())
   import jaxlib
 
-  key = hashlib.sha256(source + jaxlib.__version__.encode()).hexdigest()[:16]
-  target = os.path.join(_cache_dir(), f"gemm-{key}.so")
+  digest.update(jaxlib.__version__.encode() + _cpu())
+  target = os.path.join(_cache_dir(), f"rnnlm-{digest.hexdigest()[:16]}.so")
   try:
     if not os.path.exists(target):
       _build(target)
     lib = ctypes.CDLL(target)
   except OSError as e:
     raise Unavailable(f"cannot build or load {target}: {e}") from None
+  lib.rnnlm_gemm_set_packed.restype = ctypes.c_int
+  lib.rnnlm_gemm_set_packed.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 6
   lib.rnnlm_gemm_set.restype = ctypes.c_int
   lib.rnnlm_gemm_set.argtypes = [ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_int,
                                  ctypes.c_void_p, ctypes.c_int64]
-  for dtype, name in (("F32", "rnnlm_gemm_f32"), ("F64", "rnnlm_gemm_f64")):
-    capsule = jax.ffi.pycapsule(getattr(lib, f"RnnlmGemm{dtype}"))
+  for name, symbol in _FFI_SYMBOLS.items():
+    capsule = jax.ffi.pycapsule(getattr(lib, symbol))
     jax.ffi.register_ffi_target(name, capsule, platform="cpu")
   return lib
 
 
 def _build(target: str) -> None:
-  """Compiles csrc/gemm.cc to ``target``, whole or not at all."""
+  """Compiles csrc/ to ``target``, for this CPU, whole or not at all."""
   cxx = _compiler()
   if cxx is None:
     raise Unavailable("no C++ compiler (set $CXX, or install g++)")
   os.makedirs(os.path.dirname(target), exist_ok=True)
   fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
   os.close(fd)
-  cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w",
-         f"-I{jax.ffi.include_dir()}", _SOURCE, "-o", tmp]
+  sources = [os.path.join(_CSRC, name) for name in _SOURCES]
+  cmd = [cxx, "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
+         f"-I{jax.ffi.include_dir()}", *sources, "-o", tmp]
   try:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
       last = (done.stderr.strip().splitlines() or ["?"])[-1]
-      raise Unavailable(f"building {_SOURCE} failed: {last}")
+      raise Unavailable(f"building {_CSRC} failed: {last}")
     os.replace(tmp, target)
   finally:
     if os.path.exists(tmp):
@@ -154,8 +187,9 @@ def _symbol(lib: ctypes.CDLL, name: str | None):
   return ctypes.cast(getattr(lib, name), ctypes.c_void_p)
 
 
-def _load(name: str) -> int:
-  """The index under which library ``name`` is set in the handlers."""
+def library_index(name: str) -> int:
+  """The index under which library ``name`` is set in the handlers (their
+  ``library`` attribute); raises Unavailable where it cannot be used."""
   if name not in LIBRARIES:
     raise ValueError(f"unknown BLAS library {name!r}; choose one of {LIBRARIES}")
   index, reason = _loaded(name)
@@ -189,6 +223,12 @@ def _set_library(name: str) -> int:
   if name == "mkl":
     # Before MKL's first call: each block runs on one thread (gemm.cc).
     blas.MKL_Set_Threading_Layer(_MKL_THREADING_SEQUENTIAL)
+    # The packed-operand API, for a weight multiplied at every step.
+    handlers.rnnlm_gemm_set_packed(
+        LIBRARIES.index(name),
+        *(_symbol(blas, f"cblas_{t}gemm_{op}")
+          for t in "sd" for op in ("pack_get_size", "pack", "compute")),
+    )
   index = LIBRARIES.index(name)
   handlers.rnnlm_gemm_set(
       index,
@@ -220,7 +260,7 @@ def resolve(gemm: str) -> str:
       return "xla"
     return "xla" if unavailable("mkl") else "mkl"
   if gemm != "xla":
-    _load(gemm)
+    library_index(gemm)
   return gemm
 
 
@@ -233,7 +273,7 @@ def _ffi_gemm(a, b, backend: str, trans_a: bool, trans_b: bool):
       vmap_method="sequential",
   )
   return call(a, b, trans_a=trans_a, trans_b=trans_b,
-              library=np.int64(_load(backend)))
+              library=np.int64(library_index(backend)))
 
 
 def _xla_gemm(a, b, trans_a: bool, trans_b: bool):

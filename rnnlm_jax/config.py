@@ -36,10 +36,12 @@ class ModelConfig:
   tie_weights: bool = False
   init_scale: float = 0.1  # Uniform(-s, s); <= 0 for PyTorch's 1/sqrt(H).
   unroll: int = 1
-  # How the recurrence is differentiated (rnnlm_jax.scan): "custom_vjp", a
-  # hand-written backward with the recurrent weight's gradient as one matmul
-  # over all steps, or "autodiff" of the plain lax.scan (the reference).
-  scan_impl: str = "custom_vjp"
+  # How the recurrence is computed and differentiated (rnnlm_jax.scan):
+  # "custom_vjp", a hand-written backward with the recurrent weight's
+  # gradient as one matmul over all steps; "autodiff" of the plain lax.scan
+  # (the reference); "fused", the LSTM layer as one custom call under a BLAS
+  # gemm (rnnlm_jax.fused); "auto", fused where it applies, else custom_vjp.
+  scan_impl: str = "auto"
   # > 0: rematerialise the backward over time in chunks of this many steps
   # (only chunk-boundary carries are kept); 0: off.
   remat_chunk: int = 0

@@ -167,7 +167,14 @@ def hidden_states(
       remat_chunk=cfg.remat_chunk,
       first_xw_TBG=xw_TBG,
       layout=cfg.scan_layout,
-      time_chunks=scan.time_chunks(cfg.time_chunks, num_steps),
+      time_chunks=scan.time_chunks(
+          cfg.time_chunks,
+          num_steps,
+          scan.fuses(
+              cell, cfg.scan_impl, cfg.scan_layout, cfg.hidden, gemm,
+              params["layers"][0]["w_hh"].dtype,
+          ),
+      ),
       gemm=gemm,
   )
   h_TBH = drop(cfg.num_layers, h_TBH)

@@ -7,12 +7,20 @@ boundaries are data, not Python branches.
 
 Two implementations of a layer compute the same function (tested to agree):
 
-  "custom_vjp" (default): a hand-written backward. The reverse scan does only
+  "custom_vjp": a hand-written backward. The reverse scan does only
       the per-step work (the cell's elementwise derivative and dh @ w_hh^T);
       the recurrent weight's gradient is one [H, T*B] x [T*B, G] matmul after
       it, instead of T small matmuls accumulated inside the loop, which is
       what autodiff of lax.scan emits.
   "autodiff": jax.grad of the plain lax.scan, the reference.
+
+A third runs the LSTM under a BLAS library (rnnlm_jax.blas):
+
+  "fused": the whole layer, forward and backward, as one custom call each
+      (rnnlm_jax.fused): no compiled loop of small operations per step.
+
+"auto" (the default) is "fused" where it applies (an LSTM, batch-major,
+under a BLAS library, float32 or float64) and "custom_vjp" elsewhere.
 
 ``run_stack(..., time_chunks=n)`` runs the stack chunk by chunk over time:
 each chunk through every layer, the carries handed from chunk to chunk. It is
@@ -33,9 +41,10 @@ import jax.numpy as jnp
 
 from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import fused
 from rnnlm_jax import matmul
 
-IMPLS = ("custom_vjp", "autodiff")
+IMPLS = ("auto", "fused", "custom_vjp", "autodiff")
 
 
 def project_inputs(params, x_TBI, gemm: str = "xla"):
@@ -226,20 +235,30 @@ def _scan_xw(
 ):
   """The recurrence over projected inputs: (final carry, h_TBH)."""
   b_G = cells_lib.hidden_bias(params)
-  if impl == "custom_vjp":
-    if reset_TB is None:
-      reset_TB = jnp.zeros(xw_TBG.shape[:2], bool)
-    fm = feature_major(layout, carry[0].shape[-1], gemm)
-    return _custom_scan(
-        cell, reverse, unroll, fm, gemm, params["w_hh"], b_G, carry, xw_TBG,
-        reset_TB,
-    )
+  if impl not in IMPLS:
+    raise ValueError(f"unknown scan impl {impl!r}; choose one of {IMPLS}")
   if impl == "autodiff":
     return _plain_scan(
         cell, params["w_hh"], b_G, carry, xw_TBG, reset_TB, reverse, unroll,
         gemm,
     )
-  raise ValueError(f"unknown scan impl {impl!r}; choose one of {IMPLS}")
+  if reset_TB is None:
+    reset_TB = jnp.zeros(xw_TBG.shape[:2], bool)
+  fm = feature_major(layout, carry[0].shape[-1], gemm)
+  if impl in ("auto", "fused"):
+    why_not = fused.supported(
+        cell.name, gemm, fm, [a.dtype for a in (params["w_hh"], xw_TBG, *carry)]
+    )
+    if not why_not:
+      return fused.lstm_layer(
+          params["w_hh"], carry, xw_TBG, reset_TB, reverse, gemm
+      )
+    if impl == "fused":
+      raise ValueError(f"scan impl 'fused': {why_not}")
+  return _custom_scan(
+      cell, reverse, unroll, fm, gemm, params["w_hh"], b_G, carry, xw_TBG,
+      reset_TB,
+  )
 
 
 def _chunked(fn, carry, xs_T, chunk: int, reverse: bool):
@@ -286,7 +305,7 @@ def run_layer(
     reset_TB=None,
     reverse: bool = False,
     unroll: int = 1,
-    impl: str = "custom_vjp",
+    impl: str = "auto",
     remat_chunk: int = 0,
     xw_TBG=None,
     layout: str = "batch_major",
@@ -304,8 +323,8 @@ def run_layer(
     reverse: run from the last position to the first (outputs stay aligned
       with their positions).
     unroll: lax.scan unroll factor.
-    impl: "custom_vjp" or "autodiff" (see the module docstring); the same
-      function, differentiated differently.
+    impl: one of IMPLS (see the module docstring); the same function,
+      computed or differentiated differently.
     remat_chunk: > 0: rematerialise the backward in chunks of this many
       steps (memory O(T / remat_chunk) carries instead of O(T) activations).
     xw_TBG: the input projection, already computed (x_TBI is then unused
@@ -346,18 +365,29 @@ def run_layer(
   return _chunked(chunk_fn, carry, (x_TBI, reset_TB), remat_chunk, reverse)
 
 
-def time_chunks(setting: int, steps: int) -> int:
+def fuses(cell, impl: str, layout: str, hidden: int, gemm: str, dtype) -> bool:
+  """Whether run_layer runs such a layer as rnnlm_jax.fused's custom call."""
+  if impl not in ("auto", "fused"):
+    return False
+  fm = feature_major(layout, hidden, gemm)
+  return not fused.supported(cell.name, gemm, fm, [dtype])
+
+
+def time_chunks(setting: int, steps: int, fused_layers: bool = False) -> int:
   """How many chunks run_stack splits ``steps`` time steps into: ``setting``
   if > 0 (at most one a step); 0 (auto): on CPU, as many chunks of at least
-  25 steps as fit, at most 4; 1 elsewhere. Measured on 2 cores: the char
-  config (T = 100, 4 chunks) trained 1.11x (LSTM) and 1.32x (GRU) faster
-  and evaluated 1.09x / 1.11x; Zaremba medium (T = 35) in 4 chunks was
-  0.97x / 0.94x, and small 0.92x in evaluation."""
+  25 steps as fit, at most 4, unless the layers are fused (``fuses``: each
+  step of a fused layer is split over the cores already); 1 elsewhere.
+  Measured on 2 cores: the char config (T = 100, 4 chunks) trained 1.11x
+  (LSTM) and 1.32x (GRU) faster and evaluated 1.09x / 1.11x; Zaremba medium
+  (T = 35) in 4 chunks was 0.97x / 0.94x, and small 0.92x in evaluation.
+  The fused char LSTM in 4 chunks against 1 (two benchmark runs, MKL):
+  train 10,111 / 11,787 tok/s, eval 27,691 / 34,270."""
   if setting < 0:
     raise ValueError(f"time_chunks must be >= 0, got {setting}")
   if setting > 0:
     return min(setting, steps)
-  if jax.default_backend() != "cpu":
+  if jax.default_backend() != "cpu" or fused_layers:
     return 1
   return max(1, min(4, steps // 25))
 
@@ -371,7 +401,7 @@ def run_stack(
     *,
     between=None,
     unroll: int = 1,
-    impl: str = "custom_vjp",
+    impl: str = "auto",
     remat_chunk: int = 0,
     first_xw_TBG=None,
     layout: str = "batch_major",

@@ -110,12 +110,14 @@ def _nll_and_grads(cfg, params, x, y):
         ("gru", "feature_major", "custom_vjp", 40),
         ("rnn_tanh", "batch_major", "autodiff", 40),
         ("lstm", "feature_major", "custom_vjp", 9),  # embedding folded
+        ("lstm", "batch_major", "fused", 40),  # rnnlm_jax.fused
     ],
 )
 def test_model_loss_and_gradients_equal_xla(library, cell, layout, impl, vocab):
   cfg = ModelConfig(
       cell=cell, vocab_size=vocab, hidden=24, embed_dim=16, num_layers=2,
-      init_scale=0.3, scan_layout=layout, scan_impl=impl, time_chunks=2,
+      init_scale=0.3, scan_layout=layout,
+      scan_impl="custom_vjp" if impl == "fused" else impl, time_chunks=2,
       gemm="xla",
   )
   x = jax.random.randint(jax.random.key(1), (3, 10), 0, vocab)
@@ -126,7 +128,7 @@ def test_model_loss_and_gradients_equal_xla(library, cell, layout, impl, vocab):
     )
     want = _nll_and_grads(cfg, params, x, y)
     got = _nll_and_grads(
-        dataclasses.replace(cfg, gemm=library), params, x, y
+        dataclasses.replace(cfg, gemm=library, scan_impl=impl), params, x, y
     )
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
     np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
@@ -157,7 +159,7 @@ def test_no_compiler_is_reported(monkeypatch):
 
 def test_a_failed_build_leaves_nothing(monkeypatch, tmp_path):
   monkeypatch.setenv("CXX", "false")  # A compiler that always fails.
-  target = tmp_path / "cache" / "gemm.so"
-  with pytest.raises(blas.Unavailable, match="building .*gemm.cc failed"):
+  target = tmp_path / "cache" / "rnnlm.so"
+  with pytest.raises(blas.Unavailable, match="building .*csrc failed"):
     blas._build(str(target))
   assert list(target.parent.iterdir()) == []

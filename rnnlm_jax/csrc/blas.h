@@ -1,0 +1,209 @@
+// What the handlers of this folder share: the BLAS libraries that
+// rnnlm_jax/blas.py sets (by index), one single-threaded BLAS call, and a
+// scheduler that runs phases of blocks on XLA's intra-op thread pool.
+#ifndef RNNLM_JAX_CSRC_BLAS_H_
+#define RNNLM_JAX_CSRC_BLAS_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace rnnlm {
+
+enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151 };
+enum { kBMatrix = 162 };
+
+template <typename T>
+using Gemm32 = void (*)(int, int, int, int, int, int, T, const T*, int,
+                        const T*, int, T, T*, int);
+template <typename T>
+using Gemm64 = void (*)(int, int, int, int64_t, int64_t, int64_t, T, const T*,
+                        int64_t, const T*, int64_t, T, T*, int64_t);
+using SetThreads = int (*)(int);
+// MKL's packed-operand API (LP64): cblas_?gemm_pack_get_size, _pack, and
+// _compute.
+using PackSize = size_t (*)(int, int, int, int);
+template <typename T>
+using Pack = void (*)(int, int, int, int, int, int, T, const T*, int, T*);
+template <typename T>
+using Compute = void (*)(int, int, int, int, int, int, const T*, int,
+                         const T*, int, T, T*, int);
+
+struct PackedApi {
+  void* size = nullptr;
+  void* pack = nullptr;
+  void* compute = nullptr;
+};
+
+struct Library {
+  void* sgemm = nullptr;
+  void* dgemm = nullptr;
+  bool ilp64 = false;  // 64-bit integer arguments (OpenBLAS's ILP64 build).
+  SetThreads set_threads_local = nullptr;  // Per calling thread, or null.
+  int64_t min_block_flops = 0;  // Smaller products run as one block.
+  PackedApi packed[2];  // float32, float64; unset where the library has none.
+};
+
+// The libraries set so far, by the index blas.py gave each (gemm.cc).
+constexpr int kMaxLibraries = 8;
+extern Library g_libs[kMaxLibraries];
+
+template <typename T>
+void* Fn(const Library& lib) {
+  return sizeof(T) == 4 ? lib.sgemm : lib.dgemm;
+}
+
+// The library at ``index``, or null where none is set for T.
+template <typename T>
+const Library* Find(int64_t index) {
+  if (index < 0 || index >= kMaxLibraries) return nullptr;
+  return Fn<T>(g_libs[index]) == nullptr ? nullptr : &g_libs[index];
+}
+
+// C = op(A) op(B) + beta C, one BLAS call on the calling thread, row-major.
+template <typename T>
+void Call(const Library& lib, bool ta, bool tb, int64_t m, int64_t n,
+          int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+          int64_t ldc, T beta = T(0)) {
+  if (lib.set_threads_local != nullptr) lib.set_threads_local(1);
+  int op_a = ta ? kTrans : kNoTrans, op_b = tb ? kTrans : kNoTrans;
+  if (lib.ilp64) {
+    reinterpret_cast<Gemm64<T>>(Fn<T>(lib))(kRowMajor, op_a, op_b, m, n, k,
+                                            T(1), a, lda, b, ldb, beta, c,
+                                            ldc);
+  } else {
+    reinterpret_cast<Gemm32<T>>(Fn<T>(lib))(
+        kRowMajor, op_a, op_b, static_cast<int>(m), static_cast<int>(n),
+        static_cast<int>(k), T(1), a, static_cast<int>(lda), b,
+        static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  }
+}
+
+// A right-hand operand op(B) [k, n] used for many products: packed once
+// into the library's internal layout where it has MKL's packed API (a
+// weight multiplied at every step), read in place otherwise.
+template <typename T>
+class RightOperand {
+ public:
+  RightOperand(const Library& lib, int64_t m, bool tb, int64_t n, int64_t k,
+               const T* b, int64_t ldb)
+      : lib_(lib), tb_(tb), n_(n), k_(k), b_(b), ldb_(ldb) {
+    const PackedApi& api = lib.packed[sizeof(T) == 4 ? 0 : 1];
+    if (api.size == nullptr || lib.ilp64 || m <= 0 || n <= 0 || k <= 0) return;
+    size_t bytes = reinterpret_cast<PackSize>(api.size)(kBMatrix, m, n, k);
+    buffer_.reset(static_cast<T*>(
+        std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64)));
+    if (buffer_ == nullptr) return;
+    if (lib.set_threads_local != nullptr) lib.set_threads_local(1);
+    reinterpret_cast<Pack<T>>(api.pack)(kRowMajor, kBMatrix,
+                                        tb ? kTrans : kNoTrans, m, n, k, T(1),
+                                        b, ldb, buffer_.get());
+    compute_ = reinterpret_cast<Compute<T>>(api.compute);
+  }
+
+  // C [m, n] = A [m, k] @ op(B), on the calling thread.
+  void Multiply(int64_t m, const T* a, int64_t lda, T* c, int64_t ldc) const {
+    if (compute_ == nullptr) {
+      Call<T>(lib_, false, tb_, m, n_, k_, a, lda, b_, ldb_, c, ldc);
+      return;
+    }
+    if (lib_.set_threads_local != nullptr) lib_.set_threads_local(1);
+    compute_(kRowMajor, kNoTrans, kPacked, m, n_, k_, a, lda, buffer_.get(),
+             n_, T(0), c, ldc);
+  }
+
+ private:
+  const Library& lib_;
+  bool tb_;
+  int64_t n_, k_;
+  const T* b_;
+  int64_t ldb_;
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> buffer_;
+  Compute<T> compute_ = nullptr;
+};
+
+inline void Relax(int64_t& spins) {
+  if (++spins < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+  }
+}
+
+// Phases 0 .. phases-1 run in order, each split into ``blocks`` blocks,
+// ``body(phase, block)``; no block of a phase starts before every block of
+// the one before has finished. Any number of threads may Run() at once; each
+// claims blocks as it goes, and waits only for blocks another thread has
+// claimed, so the caller finishes the work alone when no helper turns up.
+template <typename Body>
+class Phases {
+ public:
+  Phases(int64_t phases, int64_t blocks, Body body)
+      : phases_(phases),
+        blocks_(blocks),
+        body_(std::move(body)),
+        next_(new std::atomic<int64_t>[phases]),
+        done_(new std::atomic<int64_t>[phases]) {
+    for (int64_t p = 0; p < phases; ++p) {
+      next_[p].store(0, std::memory_order_relaxed);
+      done_[p].store(0, std::memory_order_relaxed);
+    }
+  }
+
+  void Run() {
+    for (int64_t p = 0; p < phases_; ++p) {
+      if (next_[p].load(std::memory_order_relaxed) >= blocks_) continue;
+      if (p > 0) Wait(p - 1);
+      for (int64_t i; (i = next_[p].fetch_add(1)) < blocks_;) {
+        body_(p, i);
+        done_[p].fetch_add(1, std::memory_order_release);
+      }
+    }
+  }
+
+  void Wait(int64_t p) {
+    for (int64_t spins = 0;
+         done_[p].load(std::memory_order_acquire) < blocks_;) {
+      Relax(spins);
+    }
+  }
+
+  void WaitAll() {
+    if (phases_ > 0) Wait(phases_ - 1);
+  }
+
+ private:
+  int64_t phases_, blocks_;
+  Body body_;
+  std::unique_ptr<std::atomic<int64_t>[]> next_, done_;
+};
+
+// Runs ``phases`` on the calling thread and up to ``helpers`` threads of
+// ``pool``; returns when every block has finished. The helpers hold the
+// phases through a shared pointer: one that starts late finds nothing left
+// to claim and returns without touching the buffers of the call.
+template <typename Body>
+void RunPhases(xla::ffi::ThreadPool& pool, int64_t helpers,
+               std::shared_ptr<Phases<Body>> phases) {
+  for (int64_t i = 0; i < helpers; ++i) {
+    pool.Schedule([phases] { phases->Run(); });
+  }
+  phases->Run();
+  phases->WaitAll();
+}
+
+}  // namespace rnnlm
+
+#endif  // RNNLM_JAX_CSRC_BLAS_H_
