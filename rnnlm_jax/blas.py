@@ -13,7 +13,7 @@ Libraries (``LIBRARIES``):
   "openblas": the OpenBLAS that numpy's wheels bundle (ILP64, symbols with
       the ``scipy_`` prefix), else a system ``libopenblas``.
 
-The handlers of ``csrc/`` (this GEMM, and the LSTM layer of rnnlm_jax.fused)
+The handlers of ``csrc/`` (this GEMM, and the layers of rnnlm_jax.fused)
 are compiled into one library, once per source, jaxlib version and CPU
 (``-march=native``), with the system's C++ compiler ($CXX, else c++ / g++ /
 clang++) against the FFI headers that jaxlib ships, and kept under
@@ -42,7 +42,7 @@ LIBRARIES = ("mkl", "openblas")
 BACKENDS = ("xla",) + LIBRARIES
 CHOICES = ("auto",) + BACKENDS
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
-_SOURCES = ("gemm.cc", "lstm.cc")  # Built into one library, with blas.h.
+_SOURCES = ("gemm.cc", "recurrence.cc")  # Built into one library, with blas.h.
 _HEADERS = ("blas.h",)
 _TARGETS = {np.dtype(np.float32): "rnnlm_gemm_f32",
             np.dtype(np.float64): "rnnlm_gemm_f64"}
@@ -50,10 +50,12 @@ _TARGETS = {np.dtype(np.float32): "rnnlm_gemm_f32",
 _FFI_SYMBOLS = {
     "rnnlm_gemm_f32": "RnnlmGemmF32",
     "rnnlm_gemm_f64": "RnnlmGemmF64",
-    "rnnlm_lstm_fwd_f32": "RnnlmLstmFwdF32",
-    "rnnlm_lstm_fwd_f64": "RnnlmLstmFwdF64",
-    "rnnlm_lstm_bwd_f32": "RnnlmLstmBwdF32",
-    "rnnlm_lstm_bwd_f64": "RnnlmLstmBwdF64",
+    **{
+        f"rnnlm_{cell}_{way}_{t}": f"Rnnlm{cell.title()}{way.title()}{t.upper()}"
+        for cell in ("lstm", "gru")
+        for way in ("fwd", "bwd")
+        for t in ("f32", "f64")
+    },
 }
 # Products under twice this many FLOPs run as one block: splitting them
 # costs more in scheduling than the second core gives back.

@@ -1,13 +1,14 @@
-"""The LSTM layer as one custom call on CPU, forward and backward.
+"""LSTM and GRU layers as one custom call on CPU, forward and backward.
 
-Under a BLAS library (rnnlm_jax.blas), ``lstm_layer`` runs a whole layer over
-time in C++ (``csrc/lstm.cc``): each step is one BLAS product of the state
-with the recurrent weight per block of hidden units, then that block's gate
-arithmetic while its gates are still in cache, the blocks of a step on XLA's
-thread pool. It computes what scan's custom_vjp recurrence does for the LSTM
-(tested to agree), without a compiled loop of many small XLA operations per
-step. The backward runs the steps in reverse in C++ as well; the recurrent
-weight's gradient is one product over all steps after it.
+Under a BLAS library (rnnlm_jax.blas), ``layer`` runs a whole layer over
+time in C++ (``csrc/recurrence.cc``): each step is one BLAS product of the
+state with the recurrent weight per block of hidden units (the weight packed
+once per call), then that block's gate arithmetic while its gates are still
+in cache, the blocks of a step on XLA's thread pool. It computes what scan's
+custom_vjp recurrence does for these cells (tested to agree), without a
+compiled loop of many small XLA operations per step. The backward runs the
+steps in reverse in C++ as well; the recurrent weight's gradient is one
+product over all steps after it.
 
 The gates' sigmoid and tanh in float32 use a polynomial exp (relative error
 about 2e-7), so float32 results differ from XLA's in the last bits; float64
@@ -23,19 +24,21 @@ import numpy as np
 from rnnlm_jax import blas
 from rnnlm_jax import matmul
 
+CELLS = ("lstm", "gru")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _suffix(dtype) -> str:
-  return "f32" if np.dtype(dtype) == np.float32 else "f64"
+def _target(cell_name: str, way: str, dtype) -> str:
+  suffix = "f32" if np.dtype(dtype) == np.float32 else "f64"
+  return f"rnnlm_{cell_name}_{way}_{suffix}"
 
 
 def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
-  """Why ``lstm_layer`` cannot run this layer, or "" if it can: an LSTM,
+  """Why ``layer`` cannot run this layer, or "" if it can: an LSTM or GRU,
   batch-major, under a BLAS library, with float32 or float64 arrays of one
   dtype (``dtypes``: those of the weight, carry and inputs)."""
-  if cell_name != "lstm":
-    return f"the fused layer is an LSTM's, not {cell_name!r}'s"
+  if cell_name not in CELLS:
+    return f"the fused layer is an LSTM's or a GRU's, not {cell_name!r}'s"
   if gemm not in blas.LIBRARIES:
     return f"the fused layer runs under a BLAS library, not gemm={gemm!r}"
   if feature_major:
@@ -46,60 +49,83 @@ def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
   return ""
 
 
-def _forward(w_hh, carry, xw_TBG, reset_TB, reverse, gemm, save):
+def _empty(dtype, *dims):
+  return jnp.zeros(dims, dtype)
+
+
+def _forward(cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm,
+             save):
   steps, batch, gates = xw_TBG.shape
-  hidden = gates // 4
+  hidden = w_hh.shape[0]
+  lstm = cell_name == "lstm"
   kept = steps if save else 0
   shape = lambda *dims: jax.ShapeDtypeStruct(dims, xw_TBG.dtype)
   call = jax.ffi.ffi_call(
-      f"rnnlm_lstm_fwd_{_suffix(xw_TBG.dtype)}",
+      _target(cell_name, "fwd", xw_TBG.dtype),
       (
           shape(steps, batch, hidden),
           shape(batch, hidden),
-          shape(batch, hidden),
-          shape(kept, batch, gates),
-          shape(kept, batch, hidden),
+          shape(*((batch, hidden) if lstm else (0, 0))),
+          shape(kept, batch, 4 * hidden),
+          shape(*((kept, batch, hidden) if lstm else (0, 0, 0))),
       ),
       vmap_method="sequential",
   )
-  h0, c0 = carry
+  c0 = carry[1] if lstm else _empty(xw_TBG.dtype, 0, 0)
   return call(
-      xw_TBG, w_hh, h0, c0, reset_TB, reverse=reverse,
+      xw_TBG, w_hh, b_hn, carry[0], c0, reset_TB, reverse=reverse,
       library=np.int64(blas.library_index(gemm)),
   )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _layer(reverse, gemm, w_hh, carry, xw_TBG, reset_TB):
+def _carry_out(cell_name, h_last, c_last):
+  return (h_last, c_last) if cell_name == "lstm" else (h_last,)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _layer(cell_name, reverse, gemm, w_hh, b_hn, carry, xw_TBG, reset_TB):
   h, h_last, c_last, _, _ = _forward(
-      w_hh, carry, xw_TBG, reset_TB, reverse, gemm, False
+      cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm, False
   )
-  return (h_last, c_last), h
+  return _carry_out(cell_name, h_last, c_last), h
 
 
-def _layer_fwd(reverse, gemm, w_hh, carry, xw_TBG, reset_TB):
+def _layer_fwd(cell_name, reverse, gemm, w_hh, b_hn, carry, xw_TBG, reset_TB):
   h, h_last, c_last, acts, c = _forward(
-      w_hh, carry, xw_TBG, reset_TB, reverse, gemm, True
+      cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm, True
   )
-  return ((h_last, c_last), h), (w_hh, carry, reset_TB, acts, c, h)
+  res = (w_hh, b_hn, carry, reset_TB, acts, c, h)
+  return (_carry_out(cell_name, h_last, c_last), h), res
 
 
-def _layer_bwd(reverse, gemm, res, cts):
-  w_hh, (h0, c0), reset_TB, acts, c, h = res
-  (dh_last, dc_last), dh = cts
+def _layer_bwd(cell_name, reverse, gemm, res, cts):
+  w_hh, b_hn, carry, reset_TB, acts, c, h = res
+  dcarry, dh = cts
+  lstm = cell_name == "lstm"
+  h0 = carry[0]
+  steps, batch, hidden = h.shape
+  gates = w_hh.shape[1]
+  dtype = h.dtype
+  empty = lambda *dims: jax.ShapeDtypeStruct(dims, dtype)
   call = jax.ffi.ffi_call(
-      f"rnnlm_lstm_bwd_{_suffix(acts.dtype)}",
+      _target(cell_name, "bwd", dtype),
       (
-          jax.ShapeDtypeStruct(acts.shape, acts.dtype),
-          jax.ShapeDtypeStruct(h0.shape, h0.dtype),
-          jax.ShapeDtypeStruct(c0.shape, c0.dtype),
+          empty(steps, batch, gates),
+          empty(*((0, 0, 0) if lstm else (steps, batch, gates))),
+          empty(batch, hidden),
+          empty(*((batch, hidden) if lstm else (0, 0))),
       ),
       vmap_method="sequential",
   )
-  dxw, dh0, dc0 = call(
-      w_hh, c0, reset_TB, acts, c, dh, dh_last, dc_last, reverse=reverse,
-      library=np.int64(blas.library_index(gemm)),
+  c0, dc_last = (
+      (carry[1], dcarry[1]) if lstm else (_empty(dtype, 0, 0),) * 2
   )
+  dxw, dhw, dh0, dc0 = call(
+      w_hh, h0, c0, reset_TB, acts, h, c, dh, dcarry[0], dc_last,
+      reverse=reverse, library=np.int64(blas.library_index(gemm)),
+  )
+  if lstm:
+    dhw = dxw  # The LSTM's gates take xw + hw.
   # The state each step read: the one before it in the scan's order (h0
   # first), zeroed where a reset came before the step.
   if reverse:
@@ -108,22 +134,30 @@ def _layer_bwd(reverse, gemm, res, cts):
     h_in = jnp.concatenate([h0[None], h[:-1]])
   h_in = jnp.where(reset_TB[..., None], jnp.zeros_like(h_in), h_in)
   rows = lambda a: a.reshape((-1, a.shape[-1]))
-  dw_hh = matmul.weight_grad(rows(h_in), rows(dxw), gemm)
-  return dw_hh, (dh0, dc0), dxw, None
+  dw_hh = matmul.weight_grad(rows(h_in), rows(dhw), gemm)
+  db_hn = jnp.zeros_like(b_hn) if lstm else dhw[..., 2 * hidden :].sum((0, 1))
+  return dw_hh, db_hn, _carry_out(cell_name, dh0, dc0), dxw, None
 
 
 _layer.defvjp(_layer_fwd, _layer_bwd)
 
 
-def lstm_layer(w_hh, carry, xw_TBG, reset_TB, reverse: bool, gemm: str):
-  """One LSTM layer over projected inputs: (final (h, c), h_TBH).
+def layer(cell_name: str, params, carry, xw_TBG, reset_TB, reverse: bool,
+          gemm: str):
+  """One LSTM or GRU layer over projected inputs: (final carry, h_TBH).
 
   Args:
-    w_hh: [H, 4H], gates in PyTorch's order (i, f, g, o).
-    carry: (h, c), each [B, H].
-    xw_TBG: the input projection with its bias, [T, B, 4H].
+    cell_name: "lstm" or "gru" (rnnlm_jax.cells).
+    params: the cell's parameters; w_hh [H, G], gates in PyTorch's order,
+      and the GRU's b_hn [H].
+    carry: the cell's carry, (h, c) or (h,), each [B, H].
+    xw_TBG: the input projection with its bias, [T, B, G].
     reset_TB: boolean; where true, the carry is zeroed before the step.
     reverse: run from the last step to the first.
     gemm: a BLAS library of rnnlm_jax.blas (see ``supported``).
   """
-  return _layer(reverse, gemm, w_hh, tuple(carry), xw_TBG, reset_TB)
+  w_hh = params["w_hh"]
+  b_hn = params["b_hn"] if cell_name == "gru" else _empty(w_hh.dtype, 0)
+  return _layer(
+      cell_name, reverse, gemm, w_hh, b_hn, tuple(carry), xw_TBG, reset_TB
+  )

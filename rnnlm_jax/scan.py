@@ -14,13 +14,14 @@ Two implementations of a layer compute the same function (tested to agree):
       what autodiff of lax.scan emits.
   "autodiff": jax.grad of the plain lax.scan, the reference.
 
-A third runs the LSTM under a BLAS library (rnnlm_jax.blas):
+A third runs the LSTM and the GRU under a BLAS library (rnnlm_jax.blas):
 
   "fused": the whole layer, forward and backward, as one custom call each
       (rnnlm_jax.fused): no compiled loop of small operations per step.
 
-"auto" (the default) is "fused" where it applies (an LSTM, batch-major,
-under a BLAS library, float32 or float64) and "custom_vjp" elsewhere.
+"auto" (the default) is "fused" where it applies (an LSTM or GRU,
+batch-major, under a BLAS library, float32 or float64) and "custom_vjp"
+elsewhere.
 
 ``run_stack(..., time_chunks=n)`` runs the stack chunk by chunk over time:
 each chunk through every layer, the carries handed from chunk to chunk. It is
@@ -250,8 +251,8 @@ def _scan_xw(
         cell.name, gemm, fm, [a.dtype for a in (params["w_hh"], xw_TBG, *carry)]
     )
     if not why_not:
-      return fused.lstm_layer(
-          params["w_hh"], carry, xw_TBG, reset_TB, reverse, gemm
+      return fused.layer(
+          cell.name, params, carry, xw_TBG, reset_TB, reverse, gemm
       )
     if impl == "fused":
       raise ValueError(f"scan impl 'fused': {why_not}")
