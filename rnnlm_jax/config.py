@@ -39,8 +39,9 @@ class ModelConfig:
   # How the recurrence is computed and differentiated (rnnlm_jax.scan):
   # "custom_vjp", a hand-written backward with the recurrent weight's
   # gradient as one matmul over all steps; "autodiff" of the plain lax.scan
-  # (the reference); "fused", the LSTM layer as one custom call under a BLAS
-  # gemm (rnnlm_jax.fused); "auto", fused where it applies, else custom_vjp.
+  # (the reference); "fused", an LSTM or GRU layer as one custom call under a
+  # BLAS gemm (rnnlm_jax.fused); "auto", fused where it applies, else
+  # custom_vjp.
   scan_impl: str = "auto"
   # > 0: rematerialise the backward over time in chunks of this many steps
   # (only chunk-boundary carries are kept); 0: off.

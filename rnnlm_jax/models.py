@@ -172,7 +172,7 @@ def hidden_states(
           num_steps,
           scan.fuses(
               cell, cfg.scan_impl, cfg.scan_layout, cfg.hidden, gemm,
-              params["layers"][0]["w_hh"].dtype,
+              params["layers"][0]["w_hh"].dtype, num_steps,
           ),
       ),
       gemm=gemm,

@@ -20,8 +20,8 @@ A third runs the LSTM and the GRU under a BLAS library (rnnlm_jax.blas):
       (rnnlm_jax.fused): no compiled loop of small operations per step.
 
 "auto" (the default) is "fused" where it applies (an LSTM or GRU,
-batch-major, under a BLAS library, float32 or float64) and "custom_vjp"
-elsewhere.
+batch-major, under a BLAS library, float32 or float64) over at least
+FUSED_MIN_STEPS steps, and "custom_vjp" elsewhere.
 
 ``run_stack(..., time_chunks=n)`` runs the stack chunk by chunk over time:
 each chunk through every layer, the carries handed from chunk to chunk. It is
@@ -46,6 +46,11 @@ from rnnlm_jax import fused
 from rnnlm_jax import matmul
 
 IMPLS = ("auto", "fused", "custom_vjp", "autodiff")
+# The fused layer regroups and packs its weight once a call: over 35 and
+# 100 steps it was faster than custom_vjp (forward 1.02-1.26x, forward and
+# backward 1.2-1.6x), over one step (a sampler's) 0.28-0.83x, and it was
+# still behind over 8 and 16 steps in a forward-only timing.
+FUSED_MIN_STEPS = 32
 
 
 def project_inputs(params, x_TBI, gemm: str = "xla"):
@@ -246,7 +251,9 @@ def _scan_xw(
   if reset_TB is None:
     reset_TB = jnp.zeros(xw_TBG.shape[:2], bool)
   fm = feature_major(layout, carry[0].shape[-1], gemm)
-  if impl in ("auto", "fused"):
+  if impl == "fused" or (
+      impl == "auto" and xw_TBG.shape[0] >= FUSED_MIN_STEPS
+  ):
     why_not = fused.supported(
         cell.name, gemm, fm, [a.dtype for a in (params["w_hh"], xw_TBG, *carry)]
     )
@@ -366,9 +373,14 @@ def run_layer(
   return _chunked(chunk_fn, carry, (x_TBI, reset_TB), remat_chunk, reverse)
 
 
-def fuses(cell, impl: str, layout: str, hidden: int, gemm: str, dtype) -> bool:
-  """Whether run_layer runs such a layer as rnnlm_jax.fused's custom call."""
+def fuses(
+    cell, impl: str, layout: str, hidden: int, gemm: str, dtype, steps: int
+) -> bool:
+  """Whether run_layer runs such a layer over ``steps`` steps as
+  rnnlm_jax.fused's custom call."""
   if impl not in ("auto", "fused"):
+    return False
+  if impl == "auto" and steps < FUSED_MIN_STEPS:
     return False
   fm = feature_major(layout, hidden, gemm)
   return not fused.supported(cell.name, gemm, fm, [dtype])

@@ -98,8 +98,10 @@ def test_equals_autodiff_in_float32(library, cell):
 
 
 def test_auto_picks_the_fused_layer_under_a_library(library):
-  params, carry, xw, reset = _inputs(LSTM, 0, 4, 2, 8, jnp.float32)
-  for gemm, calls in ((library, 1), ("xla", 0)):
+  long_ = scan.FUSED_MIN_STEPS
+  for steps, gemm, calls in ((long_, library, 1), (long_, "xla", 0),
+                             (long_ - 1, library, 0)):
+    params, carry, xw, reset = _inputs(LSTM, 0, steps, 2, 8, jnp.float32)
     fn = lambda params, carry, xw: scan.run_layer(
         LSTM, params, carry, None, reset, impl="auto", xw_TBG=xw, gemm=gemm
     )
@@ -150,17 +152,16 @@ def test_fused_where_it_does_not_apply_says_why(library):
 
 
 def test_fuses_and_time_chunks(library):
-  assert scan.fuses(LSTM, "auto", "auto", 650, library, jnp.float32)
-  assert scan.fuses(LSTM, "fused", "batch_major", 8, library, jnp.float64)
-  assert not scan.fuses(LSTM, "custom_vjp", "auto", 650, library, jnp.float32)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, "xla", jnp.float32)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, library, jnp.bfloat16)
-  assert scan.fuses(
-      cells.get_cell("gru"), "auto", "auto", 650, library, jnp.float32
-  )
-  assert not scan.fuses(
-      cells.get_cell("rnn_tanh"), "auto", "auto", 650, library, jnp.float32
-  )
+  f32, t = jnp.float32, scan.FUSED_MIN_STEPS
+  gru, tanh = cells.get_cell("gru"), cells.get_cell("rnn_tanh")
+  assert scan.fuses(LSTM, "auto", "auto", 650, library, f32, t)
+  assert scan.fuses(gru, "auto", "auto", 650, library, f32, t)
+  assert scan.fuses(LSTM, "fused", "batch_major", 8, library, jnp.float64, 1)
+  assert not scan.fuses(LSTM, "auto", "auto", 650, library, f32, t - 1)
+  assert not scan.fuses(LSTM, "custom_vjp", "auto", 650, library, f32, t)
+  assert not scan.fuses(LSTM, "auto", "auto", 650, "xla", f32, t)
+  assert not scan.fuses(LSTM, "auto", "auto", 650, library, jnp.bfloat16, t)
+  assert not scan.fuses(tanh, "auto", "auto", 650, library, f32, t)
   # A fused layer splits each step over the cores: time stays one chunk.
   assert scan.time_chunks(0, 100, fused_layers=True) == 1
   assert scan.time_chunks(2, 100, fused_layers=True) == 2
