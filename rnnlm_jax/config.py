@@ -12,6 +12,7 @@ from typing import Any
 
 from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import fused
 from rnnlm_jax import ngram
 from rnnlm_jax import scan
 
@@ -279,6 +280,16 @@ def validate(cfg: Config) -> Config:
   reason = blas.unavailable(m.gemm) if m.gemm in blas.LIBRARIES else None
   if reason:
     raise ConfigError(f"model.gemm={m.gemm!r}: {reason}")
+  if m.kind == "rnn" and m.scan_impl == "fused":
+    if m.cell not in fused.CELLS:
+      raise ConfigError(
+          f"model.scan_impl='fused' runs {' and '.join(fused.CELLS)} layers,"
+          f" not model.cell={m.cell!r}"
+      )
+    if m.gemm == "xla":
+      raise ConfigError("model.scan_impl='fused' needs a BLAS model.gemm")
+    if m.scan_layout == "feature_major":
+      raise ConfigError("model.scan_impl='fused' is batch-major")
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
   if cfg.data.source == "hub" and not cfg.data.hf_path:

@@ -10,6 +10,7 @@ import pytest
 
 from rnnlm_jax import blas
 from rnnlm_jax import cells
+from rnnlm_jax import config as config_lib
 from rnnlm_jax import fused
 from rnnlm_jax import scan
 
@@ -165,3 +166,15 @@ def test_fuses_and_time_chunks(library):
   # A fused layer splits each step over the cores: time stays one chunk.
   assert scan.time_chunks(0, 100, fused_layers=True) == 1
   assert scan.time_chunks(2, 100, fused_layers=True) == 2
+
+
+def test_a_fused_config_that_cannot_fuse_is_one_config_error():
+  for model, match in (
+      ({"cell": "rnn_tanh"}, "runs lstm and gru layers, not model.cell"),
+      ({"cell": "gru", "gemm": "xla"}, "needs a BLAS model.gemm"),
+      ({"scan_layout": "feature_major"}, "is batch-major"),
+  ):
+    with pytest.raises(config_lib.ConfigError, match=match):
+      config_lib.from_dict({"model": {"scan_impl": "fused", **model}})
+  cfg = config_lib.from_dict({"model": {"scan_impl": "fused", "cell": "gru"}})
+  assert cfg.model.scan_impl == "fused"
