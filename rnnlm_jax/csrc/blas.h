@@ -67,22 +67,22 @@ const Library* Find(int64_t index) {
   return Fn<T>(g_libs[index]) == nullptr ? nullptr : &g_libs[index];
 }
 
-// C = op(A) op(B) + beta C, one BLAS call on the calling thread, row-major.
+// C = op(A) op(B), one BLAS call on the calling thread, row-major.
 template <typename T>
 void Call(const Library& lib, bool ta, bool tb, int64_t m, int64_t n,
           int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
-          int64_t ldc, T beta = T(0)) {
+          int64_t ldc) {
   if (lib.set_threads_local != nullptr) lib.set_threads_local(1);
   int op_a = ta ? kTrans : kNoTrans, op_b = tb ? kTrans : kNoTrans;
   if (lib.ilp64) {
     reinterpret_cast<Gemm64<T>>(Fn<T>(lib))(kRowMajor, op_a, op_b, m, n, k,
-                                            T(1), a, lda, b, ldb, beta, c,
+                                            T(1), a, lda, b, ldb, T(0), c,
                                             ldc);
   } else {
     reinterpret_cast<Gemm32<T>>(Fn<T>(lib))(
         kRowMajor, op_a, op_b, static_cast<int>(m), static_cast<int>(n),
         static_cast<int>(k), T(1), a, static_cast<int>(lda), b,
-        static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+        static_cast<int>(ldb), T(0), c, static_cast<int>(ldc));
   }
 }
 

@@ -34,7 +34,6 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-using rnnlm::Call;
 using rnnlm::Library;
 
 // exp(x) for float: Cody-Waite reduction and a degree-6 polynomial
