@@ -44,6 +44,8 @@ CHOICES = ("auto",) + BACKENDS
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 _SOURCES = ("gemm.cc", "recurrence.cc")  # Built into one library, with blas.h.
 _HEADERS = ("blas.h",)
+# The cells whose whole layer the library runs (rnnlm_jax.fused).
+RECURRENCE_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_sigmoid", "rnn_relu")
 _TARGETS = {np.dtype(np.float32): "rnnlm_gemm_f32",
             np.dtype(np.float64): "rnnlm_gemm_f64"}
 # Every FFI target of the library: its name in XLA, its symbol.
@@ -51,8 +53,9 @@ _FFI_SYMBOLS = {
     "rnnlm_gemm_f32": "RnnlmGemmF32",
     "rnnlm_gemm_f64": "RnnlmGemmF64",
     **{
-        f"rnnlm_{cell}_{way}_{t}": f"Rnnlm{cell.title()}{way.title()}{t.upper()}"
-        for cell in ("lstm", "gru")
+        f"rnnlm_{cell}_{way}_{t}":
+            f"Rnnlm{cell.title().replace('_', '')}{way.title()}{t.upper()}"
+        for cell in RECURRENCE_CELLS
         for way in ("fwd", "bwd")
         for t in ("f32", "f64")
     },

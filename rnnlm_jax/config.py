@@ -12,7 +12,6 @@ from typing import Any
 
 from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
-from rnnlm_jax import fused
 from rnnlm_jax import ngram
 from rnnlm_jax import scan
 
@@ -40,9 +39,9 @@ class ModelConfig:
   # How the recurrence is computed and differentiated (rnnlm_jax.scan):
   # "custom_vjp", a hand-written backward with the recurrent weight's
   # gradient as one matmul over all steps; "autodiff" of the plain lax.scan
-  # (the reference); "fused", an LSTM or GRU layer as one custom call under a
-  # BLAS gemm (rnnlm_jax.fused); "auto", fused where it applies, else
-  # custom_vjp.
+  # (the reference); "fused", each layer as one custom call under a BLAS
+  # gemm (rnnlm_jax.fused); "auto", fused where it applies (layers of at
+  # least scan.FUSED_MIN_STEPS steps), else custom_vjp.
   scan_impl: str = "auto"
   # > 0: rematerialise the backward over time in chunks of this many steps
   # (only chunk-boundary carries are kept); 0: off.
@@ -281,11 +280,6 @@ def validate(cfg: Config) -> Config:
   if reason:
     raise ConfigError(f"model.gemm={m.gemm!r}: {reason}")
   if m.kind == "rnn" and m.scan_impl == "fused":
-    if m.cell not in fused.CELLS:
-      raise ConfigError(
-          f"model.scan_impl='fused' runs {' and '.join(fused.CELLS)} layers,"
-          f" not model.cell={m.cell!r}"
-      )
     if m.gemm == "xla":
       raise ConfigError("model.scan_impl='fused' needs a BLAS model.gemm")
     if m.scan_layout == "feature_major":

@@ -1,4 +1,4 @@
-"""LSTM and GRU layers as one custom call on CPU, forward and backward.
+"""LSTM, GRU and Elman layers as one custom call on CPU, forward and backward.
 
 Under a BLAS library (rnnlm_jax.blas), ``layer`` runs a whole layer over
 time in C++ (``csrc/recurrence.cc``): each step is one BLAS product of the
@@ -24,7 +24,10 @@ import numpy as np
 from rnnlm_jax import blas
 from rnnlm_jax import matmul
 
-CELLS = ("lstm", "gru")
+CELLS = blas.RECURRENCE_CELLS
+# Activations saved per unit and step for the backward; an Elman cell's
+# backward reads its output h instead.
+_SAVED = {"lstm": 4, "gru": 4}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -34,11 +37,11 @@ def _target(cell_name: str, way: str, dtype) -> str:
 
 
 def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
-  """Why ``layer`` cannot run this layer, or "" if it can: an LSTM or GRU,
+  """Why ``layer`` cannot run this layer, or "" if it can: one of CELLS,
   batch-major, under a BLAS library, with float32 or float64 arrays of one
   dtype (``dtypes``: those of the weight, carry and inputs)."""
   if cell_name not in CELLS:
-    return f"the fused layer is an LSTM's or a GRU's, not {cell_name!r}'s"
+    return f"the fused layer runs {', '.join(CELLS)} cells, not {cell_name!r}"
   if gemm not in blas.LIBRARIES:
     return f"the fused layer runs under a BLAS library, not gemm={gemm!r}"
   if feature_major:
@@ -66,7 +69,7 @@ def _forward(cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm,
           shape(steps, batch, hidden),
           shape(batch, hidden),
           shape(*((batch, hidden) if lstm else (0, 0))),
-          shape(kept, batch, 4 * hidden),
+          shape(kept, batch, _SAVED.get(cell_name, 0) * hidden),
           shape(*((kept, batch, hidden) if lstm else (0, 0, 0))),
       ),
       vmap_method="sequential",
@@ -101,7 +104,7 @@ def _layer_fwd(cell_name, reverse, gemm, w_hh, b_hn, carry, xw_TBG, reset_TB):
 def _layer_bwd(cell_name, reverse, gemm, res, cts):
   w_hh, b_hn, carry, reset_TB, acts, c, h = res
   dcarry, dh = cts
-  lstm = cell_name == "lstm"
+  lstm, gru = cell_name == "lstm", cell_name == "gru"
   h0 = carry[0]
   steps, batch, hidden = h.shape
   gates = w_hh.shape[1]
@@ -111,7 +114,7 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
       _target(cell_name, "bwd", dtype),
       (
           empty(steps, batch, gates),
-          empty(*((0, 0, 0) if lstm else (steps, batch, gates))),
+          empty(*((steps, batch, gates) if gru else (0, 0, 0))),
           empty(batch, hidden),
           empty(*((batch, hidden) if lstm else (0, 0))),
       ),
@@ -124,8 +127,8 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
       w_hh, h0, c0, reset_TB, acts, h, c, dh, dcarry[0], dc_last,
       reverse=reverse, library=np.int64(blas.library_index(gemm)),
   )
-  if lstm:
-    dhw = dxw  # The LSTM's gates take xw + hw.
+  if not gru:
+    dhw = dxw  # The LSTM's and Elman gates take xw + hw.
   # The state each step read: the one before it in the scan's order (h0
   # first), zeroed where a reset came before the step.
   if reverse:
@@ -135,7 +138,7 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
   h_in = jnp.where(reset_TB[..., None], jnp.zeros_like(h_in), h_in)
   rows = lambda a: a.reshape((-1, a.shape[-1]))
   dw_hh = matmul.weight_grad(rows(h_in), rows(dhw), gemm)
-  db_hn = jnp.zeros_like(b_hn) if lstm else dhw[..., 2 * hidden :].sum((0, 1))
+  db_hn = dhw[..., 2 * hidden :].sum((0, 1)) if gru else jnp.zeros_like(b_hn)
   return dw_hh, db_hn, _carry_out(cell_name, dh0, dc0), dxw, None
 
 
@@ -144,10 +147,10 @@ _layer.defvjp(_layer_fwd, _layer_bwd)
 
 def layer(cell_name: str, params, carry, xw_TBG, reset_TB, reverse: bool,
           gemm: str):
-  """One LSTM or GRU layer over projected inputs: (final carry, h_TBH).
+  """One recurrent layer over projected inputs: (final carry, h_TBH).
 
   Args:
-    cell_name: "lstm" or "gru" (rnnlm_jax.cells).
+    cell_name: one of CELLS (rnnlm_jax.cells).
     params: the cell's parameters; w_hh [H, G], gates in PyTorch's order,
       and the GRU's b_hn [H].
     carry: the cell's carry, (h, c) or (h,), each [B, H].

@@ -1,4 +1,4 @@
-// A whole recurrent layer over time, LSTM or GRU, as two XLA FFI handlers
+// A whole recurrent layer over time, LSTM, GRU or Elman, as two XLA FFI handlers
 // each, forward and backward, for the batch-major recurrence of
 // rnnlm_jax/fused.py. Each time step is one BLAS product h @ w_hh per block
 // of hidden units plus that block's gate arithmetic, run while the block's
@@ -6,15 +6,16 @@
 // thread pool (blas.h: Phases).
 //
 // Shapes: T steps, B streams, H units, G = gates * H in PyTorch's order
-// (LSTM i, f, g, o; GRU r, z, n). xw [T, B, G] is the input projection with
+// (LSTM i, f, g, o; GRU r, z, n; Elman one). xw [T, B, G] is the input projection with
 // its bias; reset [T, B] zeroes a stream's carry before step t consumes it;
 // bias is the GRU's b_hn [H] (added to the n block of h @ w_hh), empty for
 // the LSTM; c0, c_T and the saved cell states are the LSTM's, empty ([0,
 // ...]) for the GRU.
 // Forward: h [T, B, H], the final carry, and where the result ``acts`` has
 // T rows (a differentiated call), each step's activations [T, B, 4H] (LSTM
-// i, f, g, o; GRU r, z, n and the n block of h @ w_hh + b_hn) and the
-// LSTM's cell states [T, B, H] for the backward.
+// i, f, g, o; GRU r, z, n and the n block of h @ w_hh + b_hn; none for an
+// Elman cell, whose backward reads h) and the LSTM's cell states [T, B, H]
+// for the backward.
 // Backward: d xw [T, B, G] (the pre-activations' gradient), d hw [T, B, G]
 // (the GRU's gradient of h @ w_hh + bias; the LSTM's is d xw, and this
 // result is empty), d h_0 and d c_0; the weight's gradient is one product
@@ -67,17 +68,26 @@ inline T Sigmoid(T x) {
   return T(1) / (T(1) + Exp(-x));
 }
 
-template <typename T>
-inline T Tanh(T x) {
-  T e = Exp(T(-2) * std::fabs(x));
-  return std::copysign((T(1) - e) / (T(1) + e), x);
+// tanh from exp(-2|x|); below |x| = 0.2, where 1 - exp(-2|x|) would lose
+// digits, its Taylor series to x^9 (relative error under 1e-8 there).
+inline float Tanh(float x) {
+  float a = std::fabs(x);
+  float e = Exp(-2.0f * a);
+  float far = (1.0f - e) / (1.0f + e);
+  float x2 = x * x;
+  float near = a * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 +
+                x2 * (-17.0f / 315 + x2 * (62.0f / 2835)))));
+  return std::copysign(a < 0.2f ? near : far, x);
 }
+
+inline double Tanh(double x) { return std::tanh(x); }
 
 // The LSTM's step for n units of one stream: xw's gate blocks are H apart,
 // those of h @ w_hh gs apart (0 where the carry was cut: g is zeros); c is
 // updated in place; with kSave, the activations (H apart) and c are kept.
 struct Lstm {
   static constexpr int64_t kGates = 4;
+  static constexpr int64_t kActs = 4;     // Saved activations per unit.
   static constexpr bool kCell = true;     // A cell state beside h.
   static constexpr bool kDirect = false;  // h_prev reaches h' outside w_hh.
 
@@ -130,6 +140,7 @@ struct Lstm {
 // (h_n + b_hn)), h' = (1 - z) n + z h; h_prev is zeros where cut.
 struct Gru {
   static constexpr int64_t kGates = 3;
+  static constexpr int64_t kActs = 4;
   static constexpr bool kCell = false;
   static constexpr bool kDirect = true;
 
@@ -175,6 +186,57 @@ struct Gru {
       dhw[H + j] = dz;
       dhw[2 * H + j] = dn * rg;
       carry[j] = dht * zg;
+    }
+  }
+};
+
+// Elman cells, h' = f(x + h @ w_hh), for an activation f whose derivative is
+// a function of its value: tanh, the logistic sigmoid, relu.
+struct TanhFn {
+  template <typename T>
+  static T F(T x) { return Tanh(x); }
+  template <typename T>
+  static T D(T y) { return T(1) - y * y; }
+};
+
+struct SigmoidFn {
+  template <typename T>
+  static T F(T x) { return Sigmoid(x); }
+  template <typename T>
+  static T D(T y) { return y * (T(1) - y); }
+};
+
+struct ReluFn {
+  template <typename T>
+  static T F(T x) { return x < T(0) ? T(0) : x; }  // NaN stays NaN.
+  template <typename T>
+  static T D(T y) { return y > T(0) ? T(1) : T(0); }
+};
+
+template <typename Fn>
+struct Elman {
+  static constexpr int64_t kGates = 1;
+  static constexpr int64_t kActs = 0;  // The backward reads h' itself.
+  static constexpr bool kCell = false;
+  static constexpr bool kDirect = false;
+
+  template <typename T, bool kSave>
+  static void Step(int64_t n, int64_t, const T* __restrict x,
+                   const T* __restrict g, int64_t, const T* __restrict,
+                   const T* __restrict, T* __restrict, T* __restrict h,
+                   T* __restrict, T* __restrict) {
+    for (int64_t j = 0; j < n; ++j) h[j] = Fn::F(x[j] + g[j]);
+  }
+
+  // d = (dh + dh_carry) f'(.), from h' (``act``).
+  template <typename T>
+  static void Grads(int64_t n, int64_t, const T* __restrict act,
+                    const T* __restrict, const T* __restrict,
+                    const T* __restrict, const T* __restrict dh,
+                    const T* __restrict dh_carry, T* __restrict,
+                    T* __restrict d, T* __restrict) {
+    for (int64_t j = 0; j < n; ++j) {
+      d[j] = (dh[j] + dh_carry[j]) * Fn::D(act[j]);
     }
   }
 };
@@ -268,7 +330,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<D, 3> xw,
       const T* br = Cell::kCell ? nullptr : b_hn + j0;
       if (save) {
         Cell::template Step<T, true>(
-            n, H, xr, g, cut ? 0 : n, hp, br, cr, hr, a + (t * B + b) * 4 * H + j0,
+            n, H, xr, g, cut ? 0 : n, hp, br, cr, hr,
+            Cell::kActs ? a + (t * B + b) * Cell::kActs * H + j0 : nullptr,
             Cell::kCell ? cs + (t * B + b) * H + j0 : nullptr);
       } else {
         Cell::template Step<T, false>(n, H, xr, g, cut ? 0 : n, hp, br, cr, hr,
@@ -364,8 +427,11 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<D, 2> w_hh,
         h_prev = cut ? zeros->data() : (s == 0 ? h_init : hs) + prev + j0;
       }
       T* cr = carry + b * H + j0;
+      // The saved activations, or an Elman cell's h'.
+      const T* act = Cell::kActs ? a + (t * B + b) * Cell::kActs * H + j0
+                                 : hs + (t * B + b) * H + j0;
       Cell::template Grads<T>(
-          n, H, a + (t * B + b) * 4 * H + j0,
+          n, H, act,
           Cell::kCell ? cs + (t * B + b) * H + j0 : nullptr, c_prev, h_prev,
           dhs + (t * B + b) * H + j0, dhn + b * H + j0, cr,
           d + (t * B + b) * G + j0,
@@ -434,3 +500,9 @@ RNNLM_RECURRENCE(Lstm, Lstm, F32)
 RNNLM_RECURRENCE(Lstm, Lstm, F64)
 RNNLM_RECURRENCE(Gru, Gru, F32)
 RNNLM_RECURRENCE(Gru, Gru, F64)
+RNNLM_RECURRENCE(RnnTanh, Elman<TanhFn>, F32)
+RNNLM_RECURRENCE(RnnTanh, Elman<TanhFn>, F64)
+RNNLM_RECURRENCE(RnnSigmoid, Elman<SigmoidFn>, F32)
+RNNLM_RECURRENCE(RnnSigmoid, Elman<SigmoidFn>, F64)
+RNNLM_RECURRENCE(RnnRelu, Elman<ReluFn>, F32)
+RNNLM_RECURRENCE(RnnRelu, Elman<ReluFn>, F64)
