@@ -13,7 +13,8 @@ Libraries (``LIBRARIES``):
   "openblas": the OpenBLAS that numpy's wheels bundle (ILP64, symbols with
       the ``scipy_`` prefix), else a system ``libopenblas``.
 
-The handlers of ``csrc/`` (this GEMM, and the layers of rnnlm_jax.fused)
+The handlers of ``csrc/`` (this GEMM; the layers and the softmax
+cross-entropy of rnnlm_jax.fused)
 are compiled into one library, once per source, jaxlib version and CPU
 (``-march=native``), with the system's C++ compiler ($CXX, else c++ / g++ /
 clang++) against the FFI headers that jaxlib ships, and kept under
@@ -42,8 +43,9 @@ LIBRARIES = ("mkl", "openblas")
 BACKENDS = ("xla",) + LIBRARIES
 CHOICES = ("auto",) + BACKENDS
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
-_SOURCES = ("gemm.cc", "recurrence.cc")  # Built into one library, with blas.h.
-_HEADERS = ("blas.h",)
+# Built into one library, with the headers.
+_SOURCES = ("gemm.cc", "recurrence.cc", "softmax.cc")
+_HEADERS = ("blas.h", "fastmath.h")
 # The cells whose whole layer the library runs (rnnlm_jax.fused).
 RECURRENCE_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_sigmoid", "rnn_relu")
 _TARGETS = {np.dtype(np.float32): "rnnlm_gemm_f32",
@@ -52,6 +54,8 @@ _TARGETS = {np.dtype(np.float32): "rnnlm_gemm_f32",
 _FFI_SYMBOLS = {
     "rnnlm_gemm_f32": "RnnlmGemmF32",
     "rnnlm_gemm_f64": "RnnlmGemmF64",
+    "rnnlm_softmax_xent_f32": "RnnlmSoftmaxXentF32",
+    "rnnlm_softmax_xent_f64": "RnnlmSoftmaxXentF64",
     **{
         f"rnnlm_{cell}_{way}_{t}":
             f"Rnnlm{cell.title().replace('_', '')}{way.title()}{t.upper()}"

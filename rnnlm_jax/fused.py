@@ -1,4 +1,5 @@
-"""LSTM, GRU and Elman layers as one custom call on CPU, forward and backward.
+"""LSTM, GRU and Elman layers as one custom call on CPU, forward and backward;
+the softmax layer's loss and gradient as one.
 
 Under a BLAS library (rnnlm_jax.blas), ``layer`` runs a whole layer over
 time in C++ (``csrc/recurrence.cc``): each step is one BLAS product of the
@@ -163,4 +164,33 @@ def layer(cell_name: str, params, carry, xw_TBG, reset_TB, reverse: bool,
   b_hn = params["b_hn"] if cell_name == "gru" else _empty(w_hh.dtype, 0)
   return _layer(
       cell_name, reverse, gemm, w_hh, b_hn, tuple(carry), xw_TBG, reset_TB
+  )
+
+
+def softmax_supported(gemm: str, dtypes) -> bool:
+  """Whether ``softmax_xent_grad`` runs under ``gemm`` for arrays of
+  ``dtypes`` (those of h, w and b): a BLAS library, float32 or float64 of
+  one dtype."""
+  dtypes = set(map(np.dtype, dtypes))
+  return gemm in blas.LIBRARIES and len(dtypes) == 1 and dtypes <= set(_DTYPES)
+
+
+def softmax_xent_grad(h_NH, w_HV, b_V, y_N, gemm: str):
+  """The softmax layer's loss and its logits' gradient in one custom call
+  (``csrc/softmax.cc``): (nll_N, e_NV), nll = -log softmax(h @ w + b)[y]
+  and e = softmax(h @ w + b) - onehot(y), the logits' gradient for a
+  cotangent of ones. The logits are never written apart from e: each
+  block of them is reduced while in cache. Not differentiable itself (the
+  forward of a custom VJP: rnnlm_jax.models.output_nll); a target outside
+  [0, V) gives NaN. ``softmax_supported`` says where it runs."""
+  n, v = h_NH.shape[0], w_HV.shape[1]
+  shape = lambda *dims: jax.ShapeDtypeStruct(dims, h_NH.dtype)
+  call = jax.ffi.ffi_call(
+      "rnnlm_softmax_xent_" + ("f32" if h_NH.dtype == np.float32 else "f64"),
+      (shape(n), shape(n, v)),
+      vmap_method="sequential",
+  )
+  return call(
+      h_NH, w_HV, b_V, y_N.astype(np.int32),
+      library=np.int64(blas.library_index(gemm)),
   )

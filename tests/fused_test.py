@@ -1,7 +1,8 @@
-"""The fused LSTM, GRU and Elman layers (rnnlm_jax.fused) against autodiff of the
-plain lax.scan: outputs, final carries and gradients, with resets, in both
-directions, for shapes of one block of units and of several; vmap; NaNs;
-and the layers it does not run."""
+"""The fused LSTM, GRU and Elman layers (rnnlm_jax.fused) against autodiff of
+the plain lax.scan: outputs, final carries and gradients, with resets, in
+both directions, for shapes of one block of units and of several; vmap;
+NaNs; and the layers it does not run. The fused softmax loss and gradient
+against optax's on XLA's logits, the same way."""
 
 import functools
 
@@ -14,6 +15,8 @@ from rnnlm_jax import blas
 from rnnlm_jax import cells
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import fused
+from rnnlm_jax import losses
+from rnnlm_jax import models
 from rnnlm_jax import scan
 
 LSTM = cells.get_cell("lstm")
@@ -196,3 +199,95 @@ def test_a_fused_config_that_cannot_fuse_is_one_config_error():
       config_lib.from_dict({"model": {"scan_impl": "fused", **model}})
   cfg = config_lib.from_dict({"model": {"scan_impl": "fused", "cell": "gru"}})
   assert cfg.model.scan_impl == "fused"
+
+
+def _xent_inputs(seed, n, h, v, dtype):
+  k = jax.random.split(jax.random.key(seed), 5)
+  cast = lambda a: a.astype(dtype)
+  return (
+      cast(jax.random.normal(k[0], (n, h))),
+      cast(jax.random.normal(k[1], (h, v)) * 0.5),
+      cast(jax.random.normal(k[2], (v,))),
+      jax.random.randint(k[3], (n,), 0, v),
+      cast(jax.random.uniform(k[4], (n,))),  # Each row's weight in a loss.
+  )
+
+
+def _xent_reference(h, w, b, y):
+  return losses.token_nll((h @ w + b)[None], y[None])[0]
+
+
+def _value_and_grads(fn, h, w, b, y, g):
+  """The weighted loss and its gradients in h, w, b (as a train step takes
+  them: the forward of the custom VJP gives the value)."""
+  loss = lambda h, w, b: jnp.sum(fn(h, w, b, y) * g)
+  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(h, w, b)
+
+
+# (N, H, V): one row block; several, with column panels; a vocabulary under
+# one panel; no rows.
+XENT_SHAPES = [(3, 5, 40), (37, 13, 1000), (50, 8, 7), (0, 4, 9)]
+
+
+def test_softmax_xent_grad_equals_the_reference_in_float64(library):
+  with jax.enable_x64(True):
+    for seed, shape in enumerate(XENT_SHAPES):
+      h, w, b, y, g = _xent_inputs(seed, *shape, jnp.float64)
+      nll, e = jax.jit(fused.softmax_xent_grad, static_argnums=4)(
+          h, w, b, y, library
+      )
+      z = h @ w + b
+      want_e = jax.nn.softmax(z) - jax.nn.one_hot(y, z.shape[-1], dtype=z.dtype)
+      np.testing.assert_allclose(nll, _xent_reference(h, w, b, y), rtol=1e-10, atol=1e-12)
+      np.testing.assert_allclose(e, want_e, rtol=1e-10, atol=1e-12)
+      # The model's loss: the kernel in its custom VJP's forward.
+      fn = lambda h, w, b, y: models._softmax_xent(library, h, w, b, y)
+      got = _value_and_grads(fn, h, w, b, y, g)
+      want = _value_and_grads(_xent_reference, h, w, b, y, g)
+      for a, x in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert a.dtype == jnp.float64
+        np.testing.assert_allclose(a, x, rtol=1e-10, atol=1e-12)
+
+
+def test_softmax_xent_grad_in_float32(library):
+  # A target whose logit is 200 below the largest: its loss is finite.
+  h, w, b, y, g = _xent_inputs(1, 37, 13, 1000, jnp.float32)
+  b = b.at[0].set(100.0).at[1].set(-100.0)
+  y = y.at[5].set(1)
+  nll, _ = fused.softmax_xent_grad(h, w, b, y, library)
+  assert 190 < nll[5] < 210
+  fn = lambda h, w, b, y: models._softmax_xent(library, h, w, b, y)
+  got = _value_and_grads(fn, h, w, b, y, g)
+  want = _value_and_grads(_xent_reference, h, w, b, y, g)
+  for a, x in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    assert a.dtype == jnp.float32
+    np.testing.assert_allclose(a, x, rtol=2e-5, atol=2e-5)
+
+
+def test_softmax_xent_grad_nan_and_bad_targets(library):
+  h, w, b, y, _ = _xent_inputs(2, 6, 5, 30, jnp.float32)
+  h = h.at[2, 1].set(jnp.nan)
+  y = y.at[4].set(30).at[5].set(-1)
+  nll, e = map(np.asarray, fused.softmax_xent_grad(h, w, b, y, library))
+  assert np.isnan(nll[2]) and np.isnan(nll[4:]).all()
+  assert np.isfinite(nll[[0, 1, 3]]).all()
+  assert np.isnan(e[2]).all() and np.isfinite(np.delete(e, 2, axis=0)).all()
+
+
+def test_softmax_xent_grad_vmap_equals_one_by_one(library):
+  h, w, b, y, _ = _xent_inputs(3, 8, 5, 30, jnp.float32)
+  hs = jnp.stack([h, 2 * h, -h])
+  fn = lambda h: fused.softmax_xent_grad(h, w, b, y, library)
+  got = jax.jit(jax.vmap(fn))(hs)
+  for i in range(3):
+    for a, x in zip(got, jax.jit(fn)(hs[i]), strict=True):
+      np.testing.assert_array_equal(a[i], x)
+
+
+def test_softmax_supported():
+  f32, f64 = np.float32, np.float64
+  assert fused.softmax_supported("mkl", [f32, f32, f32])
+  assert fused.softmax_supported("openblas", [f64])
+  assert not fused.softmax_supported("xla", [f32])
+  assert not fused.softmax_supported("mkl", [f32, f64])
+  assert not fused.softmax_supported("mkl", [jnp.bfloat16])
