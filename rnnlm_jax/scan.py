@@ -14,12 +14,13 @@ Two implementations of a layer compute the same function (tested to agree):
       what autodiff of lax.scan emits.
   "autodiff": jax.grad of the plain lax.scan, the reference.
 
-A third runs the LSTM and the GRU under a BLAS library (rnnlm_jax.blas):
+A third runs every cell of rnnlm_jax.cells under a BLAS library
+(rnnlm_jax.blas):
 
   "fused": the whole layer, forward and backward, as one custom call each
       (rnnlm_jax.fused): no compiled loop of small operations per step.
 
-"auto" (the default) is "fused" where it applies (an LSTM or GRU,
+"auto" (the default) is "fused" where it applies (a cell of fused.CELLS,
 batch-major, under a BLAS library, float32 or float64) over at least
 FUSED_MIN_STEPS steps, and "custom_vjp" elsewhere.
 

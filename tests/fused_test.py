@@ -90,8 +90,11 @@ def _autodiff_float64(cell_name, reverse, seed):
 @pytest.mark.parametrize("cell", FUSED, ids=lambda c: c.name)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_equals_autodiff_in_float64(library, cell, reverse):
+  # The sigmoid and relu layers share the tanh layer's code but for the
+  # activation: two shapes for them.
+  shapes = SHAPES[:2] if cell.name in ("rnn_sigmoid", "rnn_relu") else SHAPES
   with jax.enable_x64(True):
-    for seed, (steps, batch, hidden) in enumerate(SHAPES):
+    for seed, (steps, batch, hidden) in enumerate(shapes):
       args = _inputs(cell, seed, steps, batch, hidden, jnp.float64)
       got = _run(cell, "fused", library, reverse, *args)
       want = _autodiff_float64(cell.name, reverse, seed)
