@@ -169,25 +169,34 @@ def _handlers() -> ctypes.CDLL:
 
 
 def _build(target: str) -> None:
-  """Compiles csrc/ to ``target``, for this CPU, whole or not at all."""
+  """Compiles csrc/ to ``target``, for this CPU, whole or not at all: each
+  source in its own compiler process, at once, then one link."""
   cxx = _compiler()
   if cxx is None:
     raise Unavailable("no C++ compiler (set $CXX, or install g++)")
   os.makedirs(os.path.dirname(target), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
-  os.close(fd)
-  sources = [os.path.join(_CSRC, name) for name in _SOURCES]
-  cmd = [cxx, "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
-         f"-I{jax.ffi.include_dir()}", *sources, "-o", tmp]
-  try:
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-      last = (done.stderr.strip().splitlines() or ["?"])[-1]
+  flags = ["-O3", "-march=native", "-std=c++17", "-fPIC", "-w"]
+  with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as tmp:
+    objects = [os.path.join(tmp, name + ".o") for name in _SOURCES]
+    compiles = [
+        subprocess.Popen(
+            [cxx, *flags, f"-I{jax.ffi.include_dir()}", "-c",
+             os.path.join(_CSRC, name), "-o", obj],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        for name, obj in zip(_SOURCES, objects)
+    ]
+    link = os.path.join(tmp, "rnnlm.so")
+    steps = [(c, c.communicate()[1]) for c in compiles]
+    failed = [err for c, err in steps if c.returncode != 0]
+    if not failed:
+      done = subprocess.run([cxx, "-shared", *objects, "-o", link],
+                            capture_output=True, text=True)
+      failed = [done.stderr] if done.returncode != 0 else []
+    if failed:
+      last = (failed[0].strip().splitlines() or ["?"])[-1]
       raise Unavailable(f"building {_CSRC} failed: {last}")
-    os.replace(tmp, target)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    os.replace(link, target)
 
 
 def _symbol(lib: ctypes.CDLL, name: str | None):
