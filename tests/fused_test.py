@@ -182,7 +182,8 @@ def test_fused_where_it_does_not_apply_says_why(library):
 def test_fuses_and_time_chunks(library):
   f32, t = jnp.float32, scan.FUSED_MIN_STEPS
   for name in fused.CELLS:
-    assert scan.fuses(cells.get_cell(name), "auto", "auto", 650, library, f32, t)
+    cell = cells.get_cell(name)
+    assert scan.fuses(cell, "auto", "auto", 650, library, f32, t)
   assert scan.fuses(LSTM, "fused", "batch_major", 8, library, jnp.float64, 1)
   assert not scan.fuses(LSTM, "auto", "auto", 650, library, f32, t - 1)
   assert not scan.fuses(LSTM, "custom_vjp", "auto", 650, library, f32, t)
@@ -227,6 +228,17 @@ def _value_and_grads(fn, h, w, b, y, g):
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(h, w, b)
 
 
+def _check_model_loss(library, args, rtol, atol):
+  """The model's loss (the kernel in its custom VJP's forward) against the
+  reference: value and gradients, in the inputs' dtype."""
+  fn = lambda h, w, b, y: models._softmax_xent(library, h, w, b, y)
+  got = _value_and_grads(fn, *args)
+  want = _value_and_grads(_xent_reference, *args)
+  for a, x in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    assert a.dtype == args[0].dtype
+    np.testing.assert_allclose(a, x, rtol=rtol, atol=atol)
+
+
 # (N, H, V): one row block; several, with column panels; a vocabulary under
 # one panel; no rows.
 XENT_SHAPES = [(3, 5, 40), (37, 13, 1000), (50, 8, 7), (0, 4, 9)]
@@ -241,15 +253,10 @@ def test_softmax_xent_grad_equals_the_reference_in_float64(library):
       )
       z = h @ w + b
       want_e = jax.nn.softmax(z) - jax.nn.one_hot(y, z.shape[-1], dtype=z.dtype)
-      np.testing.assert_allclose(nll, _xent_reference(h, w, b, y), rtol=1e-10, atol=1e-12)
+      want_nll = _xent_reference(h, w, b, y)
+      np.testing.assert_allclose(nll, want_nll, rtol=1e-10, atol=1e-12)
       np.testing.assert_allclose(e, want_e, rtol=1e-10, atol=1e-12)
-      # The model's loss: the kernel in its custom VJP's forward.
-      fn = lambda h, w, b, y: models._softmax_xent(library, h, w, b, y)
-      got = _value_and_grads(fn, h, w, b, y, g)
-      want = _value_and_grads(_xent_reference, h, w, b, y, g)
-      for a, x in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-        assert a.dtype == jnp.float64
-        np.testing.assert_allclose(a, x, rtol=1e-10, atol=1e-12)
+      _check_model_loss(library, (h, w, b, y, g), 1e-10, 1e-12)
 
 
 def test_softmax_xent_grad_in_float32(library):
@@ -259,12 +266,7 @@ def test_softmax_xent_grad_in_float32(library):
   y = y.at[5].set(1)
   nll, _ = fused.softmax_xent_grad(h, w, b, y, library)
   assert 190 < nll[5] < 210
-  fn = lambda h, w, b, y: models._softmax_xent(library, h, w, b, y)
-  got = _value_and_grads(fn, h, w, b, y, g)
-  want = _value_and_grads(_xent_reference, h, w, b, y, g)
-  for a, x in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-    assert a.dtype == jnp.float32
-    np.testing.assert_allclose(a, x, rtol=2e-5, atol=2e-5)
+  _check_model_loss(library, (h, w, b, y, g), 2e-5, 2e-5)
 
 
 def test_softmax_xent_grad_nan_and_bad_targets(library):
