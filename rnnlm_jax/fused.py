@@ -32,9 +32,15 @@ _SAVED = {"lstm": 4, "gru": 4}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _target(cell_name: str, way: str, dtype) -> str:
-  suffix = "f32" if np.dtype(dtype) == np.float32 else "f64"
-  return f"rnnlm_{cell_name}_{way}_{suffix}"
+def _target(name: str, dtype) -> str:
+  """The FFI target ``rnnlm_<name>_<f32|f64>`` for arrays of ``dtype``."""
+  return f"rnnlm_{name}_{'f32' if np.dtype(dtype) == np.float32 else 'f64'}"
+
+
+def _one_float_dtype(dtypes) -> bool:
+  """Whether ``dtypes`` are all float32 or all float64."""
+  dtypes = set(map(np.dtype, dtypes))
+  return len(dtypes) == 1 and dtypes <= set(_DTYPES)
 
 
 def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
@@ -47,9 +53,9 @@ def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
     return f"the fused layer runs under a BLAS library, not gemm={gemm!r}"
   if feature_major:
     return "the fused layer is batch-major"
-  dtypes = set(map(np.dtype, dtypes))
-  if len(dtypes) != 1 or not dtypes <= set(_DTYPES):
-    return f"the fused layer takes float32 or float64, not {sorted(map(str, dtypes))}"
+  if not _one_float_dtype(dtypes):
+    names = sorted({str(np.dtype(d)) for d in dtypes})
+    return f"the fused layer takes float32 or float64, not {names}"
   return ""
 
 
@@ -65,7 +71,7 @@ def _forward(cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm,
   kept = steps if save else 0
   shape = lambda *dims: jax.ShapeDtypeStruct(dims, xw_TBG.dtype)
   call = jax.ffi.ffi_call(
-      _target(cell_name, "fwd", xw_TBG.dtype),
+      _target(f"{cell_name}_fwd", xw_TBG.dtype),
       (
           shape(steps, batch, hidden),
           shape(batch, hidden),
@@ -112,7 +118,7 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
   dtype = h.dtype
   empty = lambda *dims: jax.ShapeDtypeStruct(dims, dtype)
   call = jax.ffi.ffi_call(
-      _target(cell_name, "bwd", dtype),
+      _target(f"{cell_name}_bwd", dtype),
       (
           empty(steps, batch, gates),
           empty(*((steps, batch, gates) if gru else (0, 0, 0))),
@@ -171,8 +177,7 @@ def softmax_supported(gemm: str, dtypes) -> bool:
   """Whether ``softmax_xent_grad`` runs under ``gemm`` for arrays of
   ``dtypes`` (those of h, w and b): a BLAS library, float32 or float64 of
   one dtype."""
-  dtypes = set(map(np.dtype, dtypes))
-  return gemm in blas.LIBRARIES and len(dtypes) == 1 and dtypes <= set(_DTYPES)
+  return gemm in blas.LIBRARIES and _one_float_dtype(dtypes)
 
 
 def softmax_xent_grad(h_NH, w_HV, b_V, y_N, gemm: str):
@@ -186,7 +191,7 @@ def softmax_xent_grad(h_NH, w_HV, b_V, y_N, gemm: str):
   n, v = h_NH.shape[0], w_HV.shape[1]
   shape = lambda *dims: jax.ShapeDtypeStruct(dims, h_NH.dtype)
   call = jax.ffi.ffi_call(
-      "rnnlm_softmax_xent_" + ("f32" if h_NH.dtype == np.float32 else "f64"),
+      _target("softmax_xent", h_NH.dtype),
       (shape(n), shape(n, v)),
       vmap_method="sequential",
   )
