@@ -8,12 +8,15 @@ scaled by the stored rate, which every optimizer here allows (each update
 is linear in its learning rate).
 
 Non-finite gradients never reach the parameters: the update is skipped
-(optax.apply_if_finite / MultiSteps' skip_not_finite) and the training loop
-stops with the step range at its next metrics fetch.
+(``skip_if_not_finite`` below, or MultiSteps' skip_not_finite under gradient
+accumulation) and the training loop stops with the step range at its next
+metrics fetch.
 """
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from rnnlm_jax.config import OptimConfig
@@ -77,6 +80,46 @@ def _base(cfg: OptimConfig, lr):
   raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
+def skip_if_not_finite(inner, max_consecutive_errors: int):
+  """optax.apply_if_finite's rule and state, decided by a select.
+
+  An update whose gradient has a non-finite global norm (a NaN or an
+  infinity in it, or a norm beyond the float range: the training loop's own
+  test of a step) is replaced by zeros and leaves the inner state as it
+  was, until more than ``max_consecutive_errors`` come in a row. The state
+  is optax.ApplyIfFiniteState, so checkpoints are those of apply_if_finite.
+  optax chooses with lax.cond, whose branches XLA:CPU cannot fuse into the
+  parameter update: at Zaremba medium (15M parameters) an SGD update with
+  clipping took 45 ms under it and 14 ms with this select.
+  """
+  inner = optax.with_extra_args_support(inner)
+  wrapped = optax.apply_if_finite(inner, max_consecutive_errors)
+
+  def update(updates, state, params=None, **extra_args):
+    finite = jnp.isfinite(optax.tree.norm(updates))
+    bad_run = jnp.where(
+        finite, 0, optax.safe_int32_increment(state.notfinite_count)
+    )
+    take = finite | (bad_run > max_consecutive_errors)
+    new_updates, new_inner = inner.update(
+        updates, state.inner_state, params, **extra_args
+    )
+    keep = lambda new, old: jnp.where(take, new, old)
+    zeroed = lambda u: keep(u, jnp.zeros_like(u))
+    return jax.tree.map(zeroed, new_updates), optax.ApplyIfFiniteState(
+        notfinite_count=bad_run,
+        last_finite=finite,
+        total_notfinite=jnp.where(
+            finite,
+            state.total_notfinite,
+            optax.safe_int32_increment(state.total_notfinite),
+        ),
+        inner_state=jax.tree.map(keep, new_inner, state.inner_state),
+    )
+
+  return optax.GradientTransformationExtraArgs(wrapped.init, update)
+
+
 def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   """The full gradient transformation and its learning-rate schedule.
 
@@ -114,9 +157,7 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
     )
     return optax.with_extra_args_support(tx.gradient_transformation()), schedule
   return (
-      optax.with_extra_args_support(
-          optax.apply_if_finite(tx, _MAX_BAD_UPDATES)
-      ),
+      skip_if_not_finite(tx, _MAX_BAD_UPDATES),
       schedule,
   )
 

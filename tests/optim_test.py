@@ -109,6 +109,33 @@ def test_non_finite_gradients_are_never_applied(accum):
   assert all(np.all(h == 0.0) for h in history)
 
 
+def test_skip_if_not_finite_is_apply_if_finite():
+  # Adam's moments show whether a rejected step left the inner state alone;
+  # two bad steps in a row are allowed, the third goes through.
+  inner = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.1))
+  ours = optim.skip_if_not_finite(inner, 2)
+  ref = optax.apply_if_finite(inner, 2)
+  params = {"a": jnp.ones(3), "b": jnp.ones((2, 2))}
+  s_ours, s_ref = ours.init(params), ref.init(params)
+  rows = [1.0, np.nan, 2.0, np.inf, -np.inf, np.nan, 0.5, -3.0]
+  for i, x in enumerate(rows):
+    grads = {"a": jnp.full(3, x), "b": jnp.full((2, 2), 0.1 * i)}
+    u_ours, s_ours = ours.update(grads, s_ours, params)
+    u_ref, s_ref = ref.update(grads, s_ref, params)
+    jax.tree.map(np.testing.assert_array_equal, (u_ours, s_ours), (u_ref, s_ref))
+  assert int(s_ours.total_notfinite) == 4
+
+
+def test_a_gradient_norm_beyond_the_float_range_is_skipped():
+  # Finite entries whose global norm overflows float32: the training loop
+  # calls that step non-finite, and so does the optimizer.
+  tx = optim.skip_if_not_finite(optax.sgd(1.0), 5)
+  params = {"w": jnp.zeros(2)}
+  updates, state = tx.update({"w": jnp.full(2, 3e38)}, tx.init(params), params)
+  np.testing.assert_array_equal(updates["w"], 0.0)
+  assert not bool(state.last_finite)
+
+
 def test_clipping_bounds_the_global_norm():
   cfg = OptimConfig(learning_rate=1.0, clip_norm=1.0)
   (p,) = run_updates(cfg, [[30.0, 40.0]], 10)
