@@ -289,6 +289,19 @@ def test_softmax_xent_grad_vmap_equals_one_by_one(library):
       np.testing.assert_array_equal(a[i], x)
 
 
+def test_only_a_differentiated_loss_runs_the_kernel(library):
+  # Evaluation computes no gradient: the loss alone is XLA's; its gradient
+  # is the kernel's.
+  h, w, b, y, _ = _xent_inputs(4, 8, 5, 30, jnp.float32)
+  loss = lambda h: models._softmax_xent(library, h, w, b, y).sum()
+  hlo = lambda fn: jax.jit(fn).lower(h).compile().as_text()
+  assert "rnnlm_softmax_xent" not in hlo(loss)
+  assert "rnnlm_softmax_xent" in hlo(jax.grad(loss))
+  np.testing.assert_allclose(
+      jax.jit(loss)(h), _xent_reference(h, w, b, y).sum(), rtol=1e-6
+  )
+
+
 def test_softmax_supported():
   f32, f64 = np.float32, np.float64
   assert fused.softmax_supported("mkl", [f32, f32, f32])
