@@ -9,6 +9,28 @@ import numpy as np
 import pytest
 
 
+def pytest_configure(config):
+  """One persistent compilation cache for every test process of a session
+  (xdist's workers, and the scripts tests run in subprocesses, which inherit
+  the environment), so a program that several tests build (the smoke
+  config's train step, say) compiles once. It lives in pytest's cache
+  directory and survives between runs; $JAX_COMPILATION_CACHE_DIR, when
+  set, is used instead, and -p no:cacheprovider turns it off."""
+  if not hasattr(config, "cache") or "PYTEST_XDIST_WORKER" in os.environ:
+    return
+  cache_dir = str(config.cache.mkdir("jax-compilation"))
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache_dir)
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  # This process imported jax before the hook ran; a serial run uses it.
+  jax.config.update(
+      "jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"]
+  )
+  jax.config.update(
+      "jax_persistent_cache_min_compile_time_secs",
+      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+  )
+
+
 def _check_directional_derivatives(loss, params, num=3, eps=1e-5):
   """jax.grad(loss)(params) against central differences along random unit
   directions (call under jax.enable_x64 with float64 params)."""
