@@ -15,12 +15,16 @@ def pytest_configure(config):
   the environment), so a program that several tests build (the smoke
   config's train step, say) compiles once. It lives in pytest's cache
   directory and survives between runs; $JAX_COMPILATION_CACHE_DIR, when
-  set, is used instead, and -p no:cacheprovider turns it off."""
+  set, is used instead, and -p no:cacheprovider turns it off. A size limit
+  turns on jax's file lock, so no process reads an entry another is still
+  writing (without it, one such read failed decompression once and was
+  recompiled), and bounds the cache at 1 GiB."""
   if not hasattr(config, "cache") or "PYTEST_XDIST_WORKER" in os.environ:
     return
   cache_dir = str(config.cache.mkdir("jax-compilation"))
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache_dir)
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(1 << 30))
   # This process imported jax before the hook ran; a serial run uses it.
   jax.config.update(
       "jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"]
@@ -28,6 +32,10 @@ def pytest_configure(config):
   jax.config.update(
       "jax_persistent_cache_min_compile_time_secs",
       float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+  )
+  jax.config.update(
+      "jax_compilation_cache_max_size",
+      int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
   )
 
 
