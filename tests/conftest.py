@@ -21,22 +21,17 @@ def pytest_configure(config):
   recompiled), and bounds the cache at 1 GiB."""
   if not hasattr(config, "cache") or "PYTEST_XDIST_WORKER" in os.environ:
     return
-  cache_dir = str(config.cache.mkdir("jax-compilation"))
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache_dir)
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-  os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(1 << 30))
-  # This process imported jax before the hook ran; a serial run uses it.
-  jax.config.update(
-      "jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"]
+  # (jax option, default, type); its environment variable is the option's
+  # name upper-cased.
+  settings = (
+      ("jax_compilation_cache_dir", config.cache.mkdir("jax-compilation"), str),
+      ("jax_persistent_cache_min_compile_time_secs", 0, float),
+      ("jax_compilation_cache_max_size", 1 << 30, int),
   )
-  jax.config.update(
-      "jax_persistent_cache_min_compile_time_secs",
-      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
-  )
-  jax.config.update(
-      "jax_compilation_cache_max_size",
-      int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
-  )
+  for option, default, kind in settings:
+    value = os.environ.setdefault(option.upper(), str(default))
+    # This process imported jax before the hook ran; a serial run uses it.
+    jax.config.update(option, kind(value))
 
 
 def _check_directional_derivatives(loss, params, num=3, eps=1e-5):
