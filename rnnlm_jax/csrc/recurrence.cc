@@ -244,8 +244,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<D, 3> xw,
   Split split(*lib, pool.num_threads(), B, H, kG);
   const int64_t width = split.width;
   // The weight's columns regrouped by block of units: block k holds its
-  // units' gate columns side by side, [H, kG * width_k] row-major.
-  auto w_blocks = std::make_shared<std::vector<T>>(H * G);
+  // units' gate columns side by side, [H, kG * width_k] row-major; left
+  // uninitialised (phase 0 writes all of it), which saved a serial pass
+  // over the weight a call.
+  std::shared_ptr<T[]> w_blocks(new T[H * G]);
   auto operands = std::make_shared<
       std::vector<std::unique_ptr<rnnlm::RightOperand<T>>>>(split.blocks);
   auto gates = std::make_shared<std::vector<T>>(B * G);
@@ -262,7 +264,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<D, 3> xw,
 
   auto body = [=](int64_t phase, int64_t k) {
     const int64_t j0 = k * width, n = std::min(H, j0 + width) - j0;
-    T* wk = w_blocks->data() + H * kG * j0;
+    T* wk = w_blocks.get() + H * kG * j0;
     if (phase == 0) {  // Regroup the weight, and pack it.
       for (int64_t row = 0; row < H; ++row) {
         for (int64_t q = 0; q < kG; ++q) {
