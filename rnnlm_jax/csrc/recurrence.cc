@@ -245,8 +245,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<D, 3> xw,
   const int64_t width = split.width;
   // The weight's columns regrouped by block of units: block k holds its
   // units' gate columns side by side, [H, kG * width_k] row-major; left
-  // uninitialised (phase 0 writes all of it), which saved a serial pass
-  // over the weight a call.
+  // uninitialised: phase 0 writes all of it, so the calling thread does not
+  // zero-fill it first.
   std::shared_ptr<T[]> w_blocks(new T[H * G]);
   auto operands = std::make_shared<
       std::vector<std::unique_ptr<rnnlm::RightOperand<T>>>>(split.blocks);
