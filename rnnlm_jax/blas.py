@@ -21,6 +21,12 @@ clang++) against the FFI headers that jaxlib ships, and kept under
 $XDG_CACHE_HOME/rnnlm_jax (~/.cache/rnnlm_jax); it is written whole or not at
 all. Where any of that is missing,
 ``unavailable(name)`` says why, and ``resolve("auto")`` falls back to XLA.
+
+One more backend is XLA's own, for accelerators: "bf16" casts both operands
+of every product to bfloat16 and accumulates and returns float32
+(``preferred_element_type``), the gradients' products alike; what is not a
+matmul (the cells' state and gate arithmetic, the softmax's reductions, the
+parameters and optimizer) stays float32.
 """
 
 import ctypes
@@ -40,7 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 
 LIBRARIES = ("mkl", "openblas")
-BACKENDS = ("xla",) + LIBRARIES
+BF16 = "bf16"
+BACKENDS = ("xla", BF16) + LIBRARIES
 CHOICES = ("auto",) + BACKENDS
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 # Built into one library, with the headers.
@@ -277,7 +284,7 @@ def resolve(gemm: str) -> str:
     if jax.default_backend() != "cpu" or jax.device_count() != 1:
       return "xla"
     return "xla" if unavailable("mkl") else "mkl"
-  if gemm != "xla":
+  if gemm in LIBRARIES:
     library_index(gemm)
   return gemm
 
@@ -298,26 +305,36 @@ def _xla_gemm(a, b, trans_a: bool, trans_b: bool):
   return (a.T if trans_a else a) @ (b.T if trans_b else b)
 
 
+def _bf16_gemm(a, b, trans_a: bool, trans_b: bool):
+  """op(a) @ op(b) from bfloat16 operands, accumulated and returned in
+  their (float) dtype."""
+  dims = (((0 if trans_a else 1,), (1 if trans_b else 0,)), ((), ()))
+  return jax.lax.dot_general(
+      a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), dims,
+      preferred_element_type=jnp.promote_types(a.dtype, b.dtype),
+  )
+
+
 def dot(a, b, backend: str = "xla", trans_a: bool = False,
         trans_b: bool = False):
   """op(a) @ op(b) for 2-D a and b, op transposing where trans_* is set,
   through ``backend`` (one of BACKENDS, already resolved): a BLAS library
   for float32 and float64 operands of one dtype, XLA otherwise (plain jnp
-  matmul, differentiated by JAX). Differentiable either way: through a
-  library, each gradient is one more such product."""
-  if (
-      backend == "xla"
-      or a.ndim != 2
-      or b.ndim != 2
-      or a.dtype != b.dtype
-      or np.dtype(a.dtype) not in _TARGETS
-  ):
-    return _xla_gemm(a, b, trans_a, trans_b)
-  return _blas_dot(a, b, backend, trans_a, trans_b)
+  matmul, differentiated by JAX); "bf16", XLA's from bfloat16 operands for
+  float operands. Differentiable either way: through a library or bf16,
+  each gradient is one more such product."""
+  if a.ndim == b.ndim == 2 and a.dtype == b.dtype:
+    if backend in LIBRARIES and np.dtype(a.dtype) in _TARGETS:
+      return _blas_dot(a, b, backend, trans_a, trans_b)
+    if backend == BF16 and jnp.issubdtype(a.dtype, jnp.floating):
+      return _blas_dot(a, b, backend, trans_a, trans_b)
+  return _xla_gemm(a, b, trans_a, trans_b)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _blas_dot(a, b, backend, trans_a, trans_b):
+  if backend == BF16:
+    return _bf16_gemm(a, b, trans_a, trans_b)
   return _ffi_gemm(a, b, backend, trans_a, trans_b)
 
 
