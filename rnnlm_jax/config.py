@@ -12,6 +12,7 @@ from typing import Any
 
 from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import cudnn
 from rnnlm_jax import ngram
 from rnnlm_jax import scan
 
@@ -41,7 +42,8 @@ class ModelConfig:
   # gradient as one matmul over all steps; "autodiff" of the plain lax.scan
   # (the reference); "fused", each layer as one custom call under a BLAS
   # gemm (rnnlm_jax.fused); "auto", fused where it applies (layers of at
-  # least scan.FUSED_MIN_STEPS steps), else custom_vjp.
+  # least scan.FUSED_MIN_STEPS steps), else custom_vjp; "cudnn", on a CUDA
+  # GPU, each LSTM layer as cuDNN's kernel (rnnlm_jax.cudnn).
   scan_impl: str = "auto"
   # > 0: rematerialise the backward over time in chunks of this many steps
   # (only chunk-boundary carries are kept); 0: off.
@@ -60,12 +62,15 @@ class ModelConfig:
   # FLOPs: the table embed @ w_ih ([V, G]) is gathered by token instead of
   # projecting every position ([B*T, E] x [E, G]). Taken when the vocabulary
   # is no larger than the tokens of a batch, no embedding dropout is active
-  # and remat is off (small vocabularies: characters); the same function.
+  # and remat is off (small vocabularies: characters), and not under
+  # scan_impl="cudnn"; the same function.
   fold_embedding: bool = True
   # The matmuls' GEMM (rnnlm_jax.blas): "xla" (XLA's own), "mkl" or
   # "openblas" (a BLAS library's cblas_?gemm through a custom call, CPU
   # only), or "auto": "mkl" on a single CPU device where MKL is installed
-  # (pip install mkl), else "xla". The same function.
+  # (pip install mkl), else "xla". The same function. "bf16": XLA's with
+  # bfloat16 operands, float32 accumulation and results (for GPUs and TPUs;
+  # states, gates, softmax and parameters stay float32): a close function.
   gemm: str = "auto"
   # The n-gram models: n, so n - 1 tokens of context. neural_ngram uses
   # embed_dim, hidden (num_layers tanh layers) and dropout.
@@ -280,10 +285,21 @@ def validate(cfg: Config) -> Config:
   if reason:
     raise ConfigError(f"model.gemm={m.gemm!r}: {reason}")
   if m.kind == "rnn" and m.scan_impl == "fused":
-    if m.gemm == "xla":
+    if m.gemm not in ("auto",) + blas.LIBRARIES:
       raise ConfigError("model.scan_impl='fused' needs a BLAS model.gemm")
     if m.scan_layout == "feature_major":
       raise ConfigError("model.scan_impl='fused' is batch-major")
+  if m.kind == "rnn" and m.scan_impl == "cudnn":
+    if m.cell != "lstm":
+      raise ConfigError("model.scan_impl='cudnn' runs the LSTM only")
+    if m.remat_chunk > 0 or cfg.data.reset_at_eos:
+      raise ConfigError(
+          "model.scan_impl='cudnn' takes no model.remat_chunk and no "
+          "data.reset_at_eos (cuDNN resets the state only at a segment's start)"
+      )
+    reason = cudnn.unavailable()
+    if reason:
+      raise ConfigError(reason)
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
   if cfg.data.source == "hub" and not cfg.data.hf_path:

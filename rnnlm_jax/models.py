@@ -112,6 +112,7 @@ def _folds_embedding(cfg: ModelConfig, tokens: int, use_dropout: bool):
       and cfg.vocab_size <= tokens
       and not use_dropout
       and cfg.remat_chunk <= 0
+      and cfg.scan_impl != "cudnn"
   )
 
 

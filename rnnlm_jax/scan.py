@@ -20,6 +20,11 @@ A third runs every cell of rnnlm_jax.cells under a BLAS library
   "fused": the whole layer, forward and backward, as one custom call each
       (rnnlm_jax.fused): no compiled loop of small operations per step.
 
+On a GPU, one more runs the LSTM:
+
+  "cudnn": the whole layer as cuDNN's LSTM kernel through
+      jax.experimental.rnn (rnnlm_jax.cudnn).
+
 "auto" (the default) is "fused" where it applies (a cell of fused.CELLS,
 batch-major, under a BLAS library, float32 or float64) over at least
 FUSED_MIN_STEPS steps, and "custom_vjp" elsewhere.
@@ -43,10 +48,11 @@ import jax.numpy as jnp
 
 from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import cudnn
 from rnnlm_jax import fused
 from rnnlm_jax import matmul
 
-IMPLS = ("auto", "fused", "custom_vjp", "autodiff")
+IMPLS = ("auto", "fused", "custom_vjp", "autodiff", "cudnn")
 # The fused layer regroups and packs its weight once a call: over 35 and
 # 100 steps it was faster than custom_vjp (forward 1.02-1.26x, forward and
 # backward 1.2-1.6x), over one step (a sampler's) 0.28-0.83x, and it was
@@ -244,6 +250,8 @@ def _scan_xw(
   b_G = cells_lib.hidden_bias(params)
   if impl not in IMPLS:
     raise ValueError(f"unknown scan impl {impl!r}; choose one of {IMPLS}")
+  if impl == "cudnn":
+    raise ValueError("scan impl 'cudnn' projects its own inputs")
   if impl == "autodiff":
     return _plain_scan(
         cell, params["w_hh"], b_G, carry, xw_TBG, reset_TB, reverse, unroll,
@@ -346,6 +354,13 @@ def run_layer(
   Returns:
     (final carry, h_TBH).
   """
+  if impl == "cudnn":
+    if cell.name != "lstm" or reverse or xw_TBG is not None or remat_chunk:
+      raise ValueError(
+          "scan impl 'cudnn' runs forward LSTM layers on their inputs, "
+          "without remat"
+      )
+    return cudnn.layer(params, carry, x_TBI, reset_TB)
   if xw_TBG is not None:
     if remat_chunk > 0 and remat_chunk < xw_TBG.shape[0]:
       raise ValueError("a precomputed input projection cannot be remat-ed")
