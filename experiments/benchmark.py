@@ -5,6 +5,9 @@
   python -m experiments.benchmark --preset=zaremba_small \
       --sweep_batch=20,64,128 --sweep_hidden=200,650      # scaling, ours only
   python -m experiments.benchmark --preset=tiny --steps=3 --repeats=1  # CI
+  python -m experiments.benchmark --preset=zaremba_medium,zaremba_large \
+      --peer_device=cuda --gemm_n=8192 \
+      --variants=cudnn:scan_impl=cudnn,bf16:gemm=bf16,unroll8:unroll=8  # GPU
 
 Implementations (--impls): rnnlm_jax; "flax", the same model written with
 flax.linen's nn.RNN over OptimizedLSTMCell / GRUCell / SimpleCell; "torch",
@@ -12,6 +15,11 @@ the PyTorch peer script (--peer_script, by default ../shared/peers/
 torch_lstm_lm.py beside the repository) run by the interpreter in
 --torch_python or $TORCH_PYTHON, and skipped, with the reason in the report,
 when that interpreter cannot import torch. torch is never imported here.
+--variants adds rnnlm_jax with other model settings as more implementations,
+"rnnlm_jax[NAME]" (NAME:field=value+field=value, fields of ModelConfig),
+timed in the same repetitions; --peer_device=cuda runs the peer on a GPU
+(cuDNN's kernels). Every implementation gets a ratio of rnnlm_jax to it, and
+one of it to torch.
 
 Every measurement is a fresh process. Each repetition measures the peak fp32
 GEMM rate through XLA (a jitted --gemm_n cube matmul, best of five), then
@@ -29,8 +37,14 @@ warm-up steps excluded.
 --host_memory (reuse by default) applies to every process alike, the peer's
 included: "reuse" starts each one with malloc keeping freed blocks
 (rnnlm_jax.hostmem), "system" with malloc's defaults.
+
+On an accelerator the GEMM worker also measures the bfloat16 peak, against
+which rows whose model.gemm is "bf16" are put; float32 products there run at
+XLA's default precision (TF32 on NVIDIA GPUs) unless --matmul_precision
+(jax_default_matmul_precision, for every jax process) says otherwise.
 """
 
+import dataclasses
 import json
 import os
 import statistics
@@ -66,6 +80,20 @@ _CELL = flags.DEFINE_list("cell", ["lstm"], f"Cells, of {', '.join(CELLS)}.")
 _BATCH = flags.DEFINE_integer("batch", 0, "Batch size; 0: the preset's.")
 _HIDDEN = flags.DEFINE_integer("hidden", 0, "Hidden width; 0: the preset's.")
 _IMPLS = flags.DEFINE_list("impls", list(IMPLS), "Implementations to time.")
+_VARIANTS = flags.DEFINE_list(
+    "variants", [], "More rnnlm_jax implementations, NAME:field=value"
+    "+field=value (ModelConfig fields), e.g. cudnn:scan_impl=cudnn."
+)
+_VARIANT = flags.DEFINE_string(
+    "variant", "", "Internal: a worker's field=value+... overrides."
+)
+_PEER_DEVICE = flags.DEFINE_enum(
+    "peer_device", "cpu", ["cpu", "cuda"], "The PyTorch peer's device."
+)
+_PRECISION = flags.DEFINE_string(
+    "matmul_precision", "", "jax_default_matmul_precision for every jax "
+    "process (highest: full float32 products on GPUs); empty: the default."
+)
 _STEPS = flags.DEFINE_integer("steps", 30, "Timed steps per measurement.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Alternating repetitions.")
@@ -82,8 +110,8 @@ _TIME_CHUNKS = flags.DEFINE_integer(
     "time_chunks", 0, "rnnlm_jax's model.time_chunks; 0: auto."
 )
 _MODEL_GEMM = flags.DEFINE_string(
-    "gemm", "", "rnnlm_jax's model.gemm (auto, xla, mkl, openblas); empty: "
-    "the default."
+    "gemm", "", "rnnlm_jax's model.gemm (auto, xla, bf16, mkl, openblas); "
+    "empty: the default."
 )
 _FOLD = flags.DEFINE_boolean(
     "fold_embedding", True, "rnnlm_jax's model.fold_embedding."
@@ -121,12 +149,55 @@ def _shape(preset: str, batch: int = 0, hidden: int = 0) -> dict:
   }
 
 
+def _overrides(spec: str) -> dict:
+  """ModelConfig fields from "field=value+field=value", each value parsed
+  by its field's type."""
+  fields = {f.name: f.type for f in dataclasses.fields(config_lib.ModelConfig)}
+  out = {}
+  for item in filter(None, spec.split("+")):
+    name, sep, value = item.partition("=")
+    if not sep or name not in fields:
+      raise config_lib.ConfigError(
+          f"--variants: {item!r} is not field=value of a ModelConfig field"
+      )
+    kind = fields[name]
+    if kind is bool:
+      out[name] = value.lower() in ("1", "true", "yes")
+      continue
+    try:
+      out[name] = kind(value)
+    except (TypeError, ValueError):
+      raise config_lib.ConfigError(
+          f"--variants: {item!r}: {value!r} is no {kind.__name__}"
+      ) from None
+  return out
+
+
+def _variants() -> dict[str, str]:
+  """--variants as {implementation name: overrides spec}."""
+  out = {}
+  for item in _VARIANTS.value:
+    name, sep, spec = item.partition(":")
+    if not sep or not name:
+      raise config_lib.ConfigError(
+          f"--variants: {item!r} is not NAME:field=value+..."
+      )
+    # The configuration's own checks (a cuDNN variant without a GPU, say).
+    config_lib.from_dict({"model": _overrides(spec)})
+    out[f"rnnlm_jax[{name}]"] = spec
+  return out
+
+
 def _worker_result() -> dict:
   from rnnlm_jax import benchmark
   from rnnlm_jax.config import ModelConfig
 
+  if _PRECISION.value:
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", _PRECISION.value)
   if _WORKER.value == "gemm":
-    return benchmark.peak_gemm_flops(_GEMM_N.value)
+    return benchmark.peak_gemms(_GEMM_N.value)
   shape = _shape(_PRESET.value[0], _BATCH.value, _HIDDEN.value)
   model = ModelConfig(
       cell=_CELL.value[0],
@@ -141,6 +212,7 @@ def _worker_result() -> dict:
       **({"scan_layout": _SCAN_LAYOUT.value} if _SCAN_LAYOUT.value else {}),
       **({"gemm": _MODEL_GEMM.value} if _MODEL_GEMM.value else {}),
   )
+  model = dataclasses.replace(model, **_overrides(_VARIANT.value))
   measure = {"rnnlm_jax": benchmark.measure, "flax": benchmark.measure_flax}
   return measure[_WORKER.value](
       model, shape["batch"], shape["bptt"], _STEPS.value, _WARMUP.value
@@ -169,7 +241,9 @@ def _run_result(cmd: list[str]) -> dict:
   raise RuntimeError(f"{cmd[:4]} printed no RESULT: {proc.stderr[-800:]}")
 
 
-def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
+def _worker_cmd(
+    worker: str, preset="tiny", cell="lstm", batch=0, hidden=0, variant=""
+):
   return [
       sys.executable,
       "-m",
@@ -189,6 +263,8 @@ def _worker_cmd(worker: str, preset="tiny", cell="lstm", batch=0, hidden=0):
       f"--time_chunks={_TIME_CHUNKS.value}",
       f"--gemm={_MODEL_GEMM.value}",
       f"--host_memory={common.HOST_MEMORY.value}",
+      f"--variant={variant}",
+      f"--matmul_precision={_PRECISION.value}",
   ]
 
 
@@ -205,6 +281,7 @@ def _torch_cmd(shape: dict, cell: str) -> list[str]:
       f"--steps={_STEPS.value}",
       f"--warmup={_WARMUP.value}",
       f"--threads={_THREADS.value}",
+      f"--device={_PEER_DEVICE.value}",
   ]
 
 
@@ -259,6 +336,7 @@ def _check_flags() -> None:
     raise config_lib.ConfigError("--unroll must be >= 1")
   if _TIME_CHUNKS.value < 0:
     raise config_lib.ConfigError("--time_chunks must be >= 0 (0: auto)")
+  _variants()
   if min(_STEPS.value, _REPEATS.value) < 1 or _WARMUP.value < 0:
     raise config_lib.ConfigError("--steps and --repeats must be >= 1")
 
@@ -273,6 +351,15 @@ def _xla_mb(result: dict) -> float | None:
   if "temp_bytes" not in memory:
     return None
   return (memory["temp_bytes"] + memory["argument_bytes"]) / 2**20
+
+
+def _peak(gemm_runs: list[dict], bf16: bool) -> float:
+  """The run's highest GEMM peak: bfloat16's where ``bf16`` and measured
+  (accelerators), else float32's."""
+  key = "gemm_peak_flops_bf16"
+  if bf16 and all(key in g for g in gemm_runs):
+    return max(g[key] for g in gemm_runs)
+  return max(g["gemm_peak_flops"] for g in gemm_runs)
 
 
 def _summary(results: list[dict], flops_fwd: float, peak: float) -> dict:
@@ -316,10 +403,16 @@ def _benchmark(impls: list[str]) -> dict:
       for cell in _CELL.value:
         rows.append((preset, cell, _shape(preset, _BATCH.value, _HIDDEN.value)))
 
+  variants = _variants()
+
   def cmd(impl, preset, cell, shape):
     if impl == "torch":
       return _torch_cmd(shape, cell)
-    return _worker_cmd(impl, preset, cell, shape["batch"], shape["hidden"])
+    worker = "rnnlm_jax" if impl in variants else impl
+    return _worker_cmd(
+        worker, preset, cell, shape["batch"], shape["hidden"],
+        variants.get(impl, ""),
+    )
 
   gemm = []
   runs = [{impl: [] for impl in impls} for _ in rows]
@@ -340,7 +433,12 @@ def _benchmark(impls: list[str]) -> dict:
             flush=True,
         )
 
-  peak = max(g["gemm_peak_flops"] for g in gemm)
+  peak = _peak(gemm, False)
+  is_bf16 = {
+      impl: _overrides(variants.get(impl, "")).get("gemm", _MODEL_GEMM.value)
+      == "bf16"
+      for impl in impls
+  }
   report_rows = []
   for (preset, cell, shape), row_runs in zip(rows, runs):
     model = config_lib.ModelConfig(
@@ -351,18 +449,18 @@ def _benchmark(impls: list[str]) -> dict:
     )
     flops_fwd = benchmark.flops_per_token(model)
     median = {
-        impl: _summary(results, flops_fwd, peak)
+        impl: _summary(results, flops_fwd, _peak(gemm, is_bf16[impl]))
         for impl, results in row_runs.items()
     }
-    ours = median.get("rnnlm_jax")
-    ratio = {}
-    if ours:
-      for impl in impls:
-        if impl != "rnnlm_jax":
-          ratio[impl] = {
-              k: ours[k] / median[impl][k]
-              for k in ("train_tok_s", "eval_tok_s")
-          }
+    rate = lambda a, b: {
+        k: median[a][k] / median[b][k] for k in ("train_tok_s", "eval_tok_s")
+    }
+    ratio, vs_torch = {}, {}
+    for impl in impls:
+      if impl != "rnnlm_jax" and "rnnlm_jax" in median:
+        ratio[impl] = rate("rnnlm_jax", impl)
+      if impl != "torch" and "torch" in median:
+        vs_torch[impl] = rate(impl, "torch")
     report_rows.append(
         {
             "preset": preset,
@@ -372,6 +470,7 @@ def _benchmark(impls: list[str]) -> dict:
             "runs": row_runs,
             "median": median,
             "ratio": ratio,
+            "vs_torch": vs_torch,
         }
     )
   return {
@@ -387,7 +486,17 @@ def _benchmark(impls: list[str]) -> dict:
       "time_chunks": _TIME_CHUNKS.value or "auto",
       "model_gemm": _MODEL_GEMM.value or "default",
       "host_memory": common.HOST_MEMORY.value,
-      "gemm": {"runs": gemm, "peak_flops": peak},
+      "gemm": {
+          "runs": gemm,
+          "peak_flops": peak,
+          "peak_flops_bf16": max(
+              (g.get("gemm_peak_flops_bf16", 0) for g in gemm), default=0
+          )
+          or None,
+      },
+      "variants": variants,
+      "peer_device": _PEER_DEVICE.value,
+      "matmul_precision": _PRECISION.value or "default",
       "rows": report_rows,
   }
 
@@ -422,20 +531,37 @@ def markdown(report: dict) -> str:
       f"gemm={_resolved_gemm(report)}, "
       f"unroll={report['unroll']}; host memory "
       f"{report.get('host_memory', 'system')} for every implementation.",
+  ]
+  extra = [f"{k} = {v}" for k, v in report.get("variants", {}).items()]
+  bf16 = report["gemm"].get("peak_flops_bf16")
+  if bf16:
+    extra.append(f"peak bf16 GEMM {bf16 / 1e9:,.1f} GFLOP/s (bf16 rows' % peak)")
+  if report.get("matmul_precision", "default") != "default":
+    extra.append(f"jax matmul precision {report['matmul_precision']}")
+  if report.get("peer_device", "cpu") != "cpu":
+    extra.append(f"PyTorch on {report['peer_device']}")
+  if extra:
+    lines[-1] += " " + "; ".join(extra) + "."
+  lines += [
       "",
       "| preset | cell | B | H | impl | train tok/s | eval tok/s | "
-      "ours/impl train | ours/impl eval | train % peak | eval % peak | "
+      "ours/impl train | ours/impl eval | vs torch train / eval | "
+      "train % peak | eval % peak | "
       "compile train s | peak RSS MB | XLA train MB |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for row in report["rows"]:
     for impl, m in row["median"].items():
       r = row["ratio"].get(impl, {})
+      t = row.get("vs_torch", {}).get(impl)
+      vs_torch = (
+          f"{t['train_tok_s']:.2f} / {t['eval_tok_s']:.2f}" if t else ""
+      )
       lines.append(
           f"| {row['preset']} | {row['cell']} | {row['batch']} | "
           f"{row['hidden']} | {impl} | {m['train_tok_s']:,.0f} | "
           f"{m['eval_tok_s']:,.0f} | {_fmt(r.get('train_tok_s'), '.2f')} | "
-          f"{_fmt(r.get('eval_tok_s'), '.2f')} | "
+          f"{_fmt(r.get('eval_tok_s'), '.2f')} | {vs_torch} | "
           f"{100 * m['train_frac_peak']:.1f} | "
           f"{100 * m['eval_frac_peak']:.1f} | "
           f"{'-' if impl == 'torch' else _fmt(m['compile_train_s'], '.1f')} | "
@@ -452,7 +578,7 @@ def main(argv):
     if _WORKER.value:
       print("RESULT " + json.dumps(_worker_result()), flush=True)
       return
-    impls = list(dict.fromkeys(_IMPLS.value))
+    impls = list(dict.fromkeys(_IMPLS.value)) + list(_variants())
     skipped = {}
     if "torch" in impls:
       reason = _torch_unavailable()

@@ -4,8 +4,8 @@ to segment, SGD with global-norm clipping, warm-up steps excluded.
 
 ``measure`` times rnnlm_jax itself, ``measure_flax`` the same model written
 with flax.linen's ``nn.RNN`` over its stock cells (the baseline a Flax user
-would write), and ``peak_gemm_flops`` the machine's fp32 matmul rate through
-XLA, against which ``flops_per_token`` turns tokens/s into a fraction of
+would write), and ``peak_gemm_flops`` the machine's matmul rate through
+XLA (float32, and bfloat16 on accelerators), against which ``flops_per_token`` turns tokens/s into a fraction of
 peak.
 """
 
@@ -59,11 +59,15 @@ def flops_per_token(model: ModelConfig) -> float:
   return total
 
 
-def peak_gemm_flops(n: int = 2048, repeats: int = 5) -> dict:
-  """The best fp32 rate of one jitted n x n x n matmul over ``repeats``."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-  matmul = jax.jit(jnp.matmul).lower(a, b).compile()
+def peak_gemm_flops(
+    n: int = 2048, repeats: int = 5, dtype=jnp.float32
+) -> dict:
+  """The best rate of one jitted n x n x n matmul of ``dtype`` operands
+  (float32 accumulation) over ``repeats``."""
+  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+  b = jax.random.normal(jax.random.key(1), (n, n), dtype)
+  product = lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32)
+  matmul = jax.jit(product).lower(a, b).compile()
   jax.block_until_ready(matmul(a, b))
   best = float("inf")
   for _ in range(repeats):
@@ -75,6 +79,16 @@ def peak_gemm_flops(n: int = 2048, repeats: int = 5) -> dict:
       "gemm_peak_flops": 2.0 * n**3 / best,
       "device": str(jax.devices()[0]),
   }
+
+
+def peak_gemms(n: int = 2048) -> dict:
+  """peak_gemm_flops of float32, and on an accelerator also of bfloat16
+  (as gemm_peak_flops_bf16)."""
+  peaks = peak_gemm_flops(n)
+  if jax.default_backend() != "cpu":
+    bf16 = peak_gemm_flops(n, dtype=jnp.bfloat16)
+    peaks["gemm_peak_flops_bf16"] = bf16["gemm_peak_flops"]
+  return peaks
 
 
 def memory_stats(compiled) -> dict:

@@ -56,12 +56,21 @@ def _check_row_median(m: dict) -> None:
 
 
 def test_tiny_benchmark_rnnlm_jax_and_flax(tmp_path):
-  report = _run(tmp_path, "--impls=rnnlm_jax,flax,torch", "--peer_script=")
+  report = _run(
+      tmp_path,
+      "--impls=rnnlm_jax,flax,torch",
+      "--peer_script=",
+      "--variants=bf16:gemm=bf16+unroll=2",
+  )
   assert report["gemm"]["peak_flops"] > 0
   assert report["skipped"]["torch"]  # No peer script: skipped, with a reason.
+  assert report["variants"] == {"rnnlm_jax[bf16]": "gemm=bf16+unroll=2"}
   (row,) = report["rows"]
-  assert set(row["runs"]) == {"rnnlm_jax", "flax"}
-  for impl in ("rnnlm_jax", "flax"):
+  assert set(row["runs"]) == {"rnnlm_jax", "flax", "rnnlm_jax[bf16]"}
+  assert row["runs"]["rnnlm_jax[bf16]"][0]["gemm"] == "bf16"
+  assert row["ratio"]["rnnlm_jax[bf16]"]["eval_tok_s"] > 0
+  assert row["vs_torch"] == {}
+  for impl in ("rnnlm_jax", "flax", "rnnlm_jax[bf16]"):
     (run,) = row["runs"][impl]
     for key in ("train_tok_s", "eval_tok_s", "compile_train_s", "peak_rss_mb"):
       assert run[key] > 0, (impl, key)
@@ -103,6 +112,9 @@ def test_tiny_benchmark_torch_peer(tmp_path, torch_python):
   (row,) = report["rows"]
   _check_row_median(row["median"]["torch"])
   assert row["ratio"]["torch"]["train_tok_s"] > 0
+  assert row["vs_torch"]["rnnlm_jax"]["train_tok_s"] == pytest.approx(
+      row["ratio"]["torch"]["train_tok_s"]
+  )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
@@ -142,3 +154,16 @@ def test_negative_time_chunks_is_one_error_line():
 def test_bad_scan_layout_is_one_error_line():
   line = _one_error_line("--scan_layout=tall")
   assert line.startswith("error: --scan_layout=tall: choose from batch_major")
+
+
+@pytest.mark.parametrize(
+    "flag,start",
+    [
+        ("--variants=x:foo=1", "error: --variants: 'foo=1' is not field=value"),
+        ("--variants=x:unroll=a", "error: --variants: 'unroll=a': 'a' is no int"),
+        ("--variants=nocolon", "error: --variants: 'nocolon' is not NAME:"),
+        ("--variants=c:gemm=fast", "error: model.gemm"),
+    ],
+)
+def test_bad_variant_is_one_error_line(flag, start):
+  assert _one_error_line(flag).startswith(start)
