@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU comparison of README "Performance": rnnlm_jax (its default
+# custom_vjp scan, and as variants cuDNN's LSTM through jax.experimental.rnn,
+# bf16 products and lax.scan unrolled 8 steps) and flax's nn.RNN against
+# PyTorch's cuDNN nn.LSTM, at Zaremba medium and large (bptt 35), batch 20
+# and then 128, one experiments.benchmark run per batch size.
+#
+#   experiments/gpu_benchmark.sh OUT_DIR
+#
+# Writes OUT_DIR/gpu_b{B}.json and .log, and OUT_DIR/gpu.txt (the device
+# and versions). The settings come from the environment: PRESETS, BATCHES,
+# VARIANTS, REPEATS, STEPS, PEER_DEVICE, PEER_SCRIPT (the peer script, by
+# default the benchmark's), TORCH_PYTHON (default python3) and LIMIT_S (the
+# seconds each run may take; default 270). A smoke run on a CPU:
+#   PRESETS=tiny BATCHES=4 VARIANTS=bf16:gemm=bf16 PEER_DEVICE=cpu \
+#     experiments/gpu_benchmark.sh /tmp/gpu_smoke
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: experiments/gpu_benchmark.sh OUT_DIR}
+mkdir -p "$out"
+python=${PYTHON:-python3}
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
+  "$python" -c "import jax, flax; print('jax', jax.__version__, 'flax', \
+flax.__version__, jax.devices())"
+  "${TORCH_PYTHON:-$python}" -c "import torch; print('torch', \
+torch.__version__, 'cudnn', torch.backends.cudnn.version())" 2>&1
+} >"$out/gpu.txt"
+status=0
+for batch in ${BATCHES:-20 128}; do
+  PYTHONUNBUFFERED=1 TORCH_PYTHON=${TORCH_PYTHON:-$python} \
+    timeout "${LIMIT_S:-270}" "$python" -m experiments.benchmark \
+    --preset="${PRESETS:-zaremba_medium,zaremba_large}" --cell=lstm \
+    --batch="$batch" --impls=rnnlm_jax,flax,torch \
+    --variants="${VARIANTS:-cudnn:scan_impl=cudnn,bf16:gemm=bf16,unroll8:unroll=8}" \
+    --peer_device="${PEER_DEVICE:-cuda}" \
+    ${PEER_SCRIPT:+--peer_script="$PEER_SCRIPT"} \
+    --gemm_n=8192 --steps="${STEPS:-20}" --warmup=3 \
+    --repeats="${REPEATS:-1}" --out="$out/gpu_b$batch.json" \
+    2>&1 | tee "$out/gpu_b$batch.log" || status=1
+done
+exit $status
