@@ -414,7 +414,7 @@ def _benchmark(impls: list[str]) -> dict:
         variants.get(impl, ""),
     )
 
-  gemm = []
+  gemm, failed = [], []
   runs = [{impl: [] for impl in impls} for _ in rows]
   for rep in range(_REPEATS.value):
     gemm.append(_run_result(_worker_cmd("gemm")))
@@ -424,11 +424,21 @@ def _benchmark(impls: list[str]) -> dict:
     )
     for (preset, cell, shape), row_runs in zip(rows, runs):
       for impl in _rotated(impls, rep):
-        result = _run_result(cmd(impl, preset, cell, shape))
+        where = (
+            f"rep {rep} {preset} {cell} B={shape['batch']} H={shape['hidden']}"
+            f" {impl}"
+        )
+        try:
+          result = _run_result(cmd(impl, preset, cell, shape))
+        except RuntimeError as e:
+          # One implementation failing (a GPU kernel missing, say) leaves
+          # the others' measurements standing; main exits non-zero.
+          failed.append({"measurement": where, "error": str(e)})
+          print(f"{where}: FAILED: {str(e).strip().splitlines()[-1]}")
+          continue
         row_runs[impl].append(result)
         print(
-            f"rep {rep} {preset} {cell} B={shape['batch']} H={shape['hidden']}"
-            f" {impl}: train {result['train_tok_s']:,.0f} tok/s, eval "
+            f"{where}: train {result['train_tok_s']:,.0f} tok/s, eval "
             f"{result['eval_tok_s']:,.0f} tok/s",
             flush=True,
         )
@@ -451,12 +461,13 @@ def _benchmark(impls: list[str]) -> dict:
     median = {
         impl: _summary(results, flops_fwd, _peak(gemm, is_bf16[impl]))
         for impl, results in row_runs.items()
+        if results
     }
     rate = lambda a, b: {
         k: median[a][k] / median[b][k] for k in ("train_tok_s", "eval_tok_s")
     }
     ratio, vs_torch = {}, {}
-    for impl in impls:
+    for impl in median:
       if impl != "rnnlm_jax" and "rnnlm_jax" in median:
         ratio[impl] = rate("rnnlm_jax", impl)
       if impl != "torch" and "torch" in median:
@@ -498,6 +509,7 @@ def _benchmark(impls: list[str]) -> dict:
       "peer_device": _PEER_DEVICE.value,
       "matmul_precision": _PRECISION.value or "default",
       "rows": report_rows,
+      "failed": failed,
   }
 
 
@@ -567,6 +579,9 @@ def markdown(report: dict) -> str:
           f"{'-' if impl == 'torch' else _fmt(m['compile_train_s'], '.1f')} | "
           f"{m['peak_rss_mb']:,.0f} | {_fmt(m['train_xla_mb'], ',.1f')} |"
       )
+  for f in report.get("failed", []):
+    error = f["error"].strip().splitlines() or [""]
+    lines.append(f"\nFailed: {f['measurement']}: {error[-1]}")
   return "\n".join(lines)
 
 
@@ -590,6 +605,15 @@ def main(argv):
     print(markdown(report))
     if _OUT.value:
       rundir.write_text_atomic(_OUT.value, json.dumps(report, indent=2))
+    if report["failed"]:
+      first = report["failed"][0]
+      print(
+          f"error: {len(report['failed'])} measurement(s) failed, the first "
+          f"({first['measurement']}): "
+          f"{first['error'].strip().splitlines()[-1]}",
+          file=sys.stderr,
+      )
+      sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset=tiny", "--steps=3", "--warmup=1", "--repeats=1"]
 
 
-def _run(tmp_path, *flags, torch_python=None) -> dict:
+def _run(tmp_path, *flags, torch_python=None, env_extra=None, rc=0) -> dict:
   out = tmp_path / "report.json"
   env = dict(os.environ)
   env.pop("TORCH_PYTHON", None)
   if torch_python:
     env["TORCH_PYTHON"] = torch_python
+  env.update(env_extra or {})
   proc = subprocess.run(
       [
           sys.executable,
@@ -39,9 +40,10 @@ def _run(tmp_path, *flags, torch_python=None) -> dict:
       timeout=600,
       env=env,
   )
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.returncode == rc, proc.stderr[-2000:]
   assert "| tiny | lstm |" in proc.stdout  # The markdown table.
-  return json.loads(out.read_text())
+  report = json.loads(out.read_text())
+  return (report, proc.stderr) if rc else report
 
 
 def _check_row_median(m: dict) -> None:
@@ -167,3 +169,26 @@ def test_bad_scan_layout_is_one_error_line():
 )
 def test_bad_variant_is_one_error_line(flag, start):
   assert _one_error_line(flag).startswith(start)
+
+
+def test_a_failing_implementation_leaves_the_others_and_exits_1(tmp_path):
+  # A "torch" that imports and a peer script that dies: its measurements
+  # fail, rnnlm_jax's stand, and the run ends with one error line.
+  (tmp_path / "torch.py").write_text("")
+  peer = tmp_path / "peer.py"
+  peer.write_text("raise SystemExit('no CUDA here')\n")
+  report, stderr = _run(
+      tmp_path,
+      "--impls=rnnlm_jax,torch",
+      f"--peer_script={peer}",
+      f"--torch_python={sys.executable}",
+      env_extra={"PYTHONPATH": str(tmp_path)},
+      rc=1,
+  )
+  (row,) = report["rows"]
+  assert list(row["median"]) == ["rnnlm_jax"] and row["vs_torch"] == {}
+  (failure,) = report["failed"]
+  assert failure["measurement"].endswith("torch")
+  assert "no CUDA here" in failure["error"]
+  (line,) = stderr.strip().splitlines()
+  assert line.startswith("error: 1 measurement(s) failed")
