@@ -7,8 +7,9 @@
 #
 #   experiments/gpu_benchmark.sh OUT_DIR
 #
-# Writes OUT_DIR/gpu_b{B}.json and .log, and OUT_DIR/gpu.txt (the device
-# and versions). The settings come from the environment: PRESETS, BATCHES,
+# Runs tests/cudnn_test.py and tests/bf16_test.py there first
+# (OUT_DIR/gpu_tests.log), then writes OUT_DIR/gpu_b{B}.json and .log, and
+# OUT_DIR/gpu.txt (the device and versions). The settings come from the environment: PRESETS, BATCHES,
 # VARIANTS, REPEATS, STEPS, PEER_DEVICE, PEER_SCRIPT (the peer script, by
 # default the benchmark's), TORCH_PYTHON (default python3) and LIMIT_S (the
 # seconds each run may take; default 270). A smoke run on a CPU:
@@ -26,7 +27,11 @@ flax.__version__, jax.devices())"
   "${TORCH_PYTHON:-$python}" -c "import torch; print('torch', \
 torch.__version__, 'cudnn', torch.backends.cudnn.version())" 2>&1
 } >"$out/gpu.txt"
-status=0
+# First the GPU paths' correctness: cuDNN's kernel against the scan, bf16.
+"$python" -m pytest -q -n 0 -p no:cacheprovider -rs tests/cudnn_test.py \
+  tests/bf16_test.py >"$out/gpu_tests.log" 2>&1
+status=$?
+tail -3 "$out/gpu_tests.log"
 for batch in ${BATCHES:-20 128}; do
   PYTHONUNBUFFERED=1 TORCH_PYTHON=${TORCH_PYTHON:-$python} \
     timeout "${LIMIT_S:-270}" "$python" -m experiments.benchmark \

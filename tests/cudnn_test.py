@@ -117,3 +117,20 @@ def test_refused_configurations(values, match):
 def test_without_a_gpu_it_says_so():
   with pytest.raises(config_lib.ConfigError, match="runs on a CUDA GPU"):
     config_lib.from_dict({"model": {"scan_impl": "cudnn"}})
+
+
+@pytest.mark.skipif(
+    jax.default_backend() != "gpu", reason="cuDNN's LSTM needs a CUDA GPU"
+)
+def test_cudnns_kernel_equals_the_scan_on_a_gpu():
+  x = jax.random.randint(jax.random.key(1), (4, 9), 0, CFG.vocab_size)
+  y = jax.random.randint(jax.random.key(2), (4, 9), 0, CFG.vocab_size)
+  reset = jnp.zeros(x.shape, bool).at[2, 0].set(True)
+  params = models.init_lm(jax.random.key(0), CFG)
+  with jax.default_matmul_precision("highest"):
+    want = _nll_and_grads(CFG, params, x, y, reset, None)
+    got = _nll_and_grads(
+        dataclasses.replace(CFG, scan_impl="cudnn"), params, x, y, reset, None
+    )
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
