@@ -273,15 +273,38 @@ def unavailable(name: str) -> str | None:
   return _loaded(name)[1]
 
 
+@functools.cache
+def cpu_vendor() -> str:
+  """This CPU's vendor string ("GenuineIntel", "AuthenticAMD", ...), or ""
+  where /proc/cpuinfo does not say."""
+  try:
+    with open("/proc/cpuinfo", "rb") as f:
+      for line in f:
+        key, _, value = line.partition(b":")
+        if key.strip() == b"vendor_id":
+          return value.strip().decode(errors="replace")
+  except OSError:
+    pass
+  return ""
+
+
 def resolve(gemm: str) -> str:
   """The backend ``gemm`` (one of CHOICES) stands for: "auto" is "mkl" on a
-  single CPU device where MKL loads, else "xla" (a custom call is not split
-  across devices, and XLA's own GEMM is the one to use on accelerators);
-  a named library that cannot be used raises Unavailable."""
+  single device of an Intel CPU where MKL loads, else "xla" (a custom call
+  is not split across devices, and XLA's own GEMM is the one to use on
+  accelerators); a named library that cannot be used raises Unavailable.
+
+  Intel only, because MKL's fast kernels are: on a 2-core AMD EPYC (Zen 5,
+  AVX-512) MKL's GEMM ran at 0.43-0.77x XLA's (``python -m
+  experiments.gemm``), and whole steps under it at 0.51-0.65x train and
+  0.43-0.59x eval of XLA's (README "Performance"), where on the Intel Xeon
+  it ran 1.19-1.82x XLA's."""
   if gemm not in CHOICES:
     raise ValueError(f"unknown gemm {gemm!r}; choose one of {CHOICES}")
   if gemm == "auto":
     if jax.default_backend() != "cpu" or jax.device_count() != 1:
+      return "xla"
+    if cpu_vendor() != "GenuineIntel":
       return "xla"
     return "xla" if unavailable("mkl") else "mkl"
   if gemm in LIBRARIES:

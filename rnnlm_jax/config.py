@@ -67,8 +67,8 @@ class ModelConfig:
   fold_embedding: bool = True
   # The matmuls' GEMM (rnnlm_jax.blas): "xla" (XLA's own), "mkl" or
   # "openblas" (a BLAS library's cblas_?gemm through a custom call, CPU
-  # only), or "auto": "mkl" on a single CPU device where MKL is installed
-  # (pip install mkl), else "xla". The same function. "bf16": XLA's with
+  # only), or "auto": "mkl" on a single device of an Intel CPU where MKL is
+  # installed (pip install mkl), else "xla". The same function. "bf16": XLA's with
   # bfloat16 operands, float32 accumulation and results (for GPUs and TPUs;
   # states, gates, softmax and parameters stay float32): a close function.
   gemm: str = "auto"

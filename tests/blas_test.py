@@ -137,9 +137,21 @@ def test_model_loss_and_gradients_equal_xla(library, cell, layout, impl, vocab):
 def test_resolve():
   assert blas.resolve("xla") == "xla"
   mkl_here = blas.unavailable("mkl") is None and jax.device_count() == 1
-  assert blas.resolve("auto") == ("mkl" if mkl_here else "xla")
+  intel = blas.cpu_vendor() == "GenuineIntel"
+  assert blas.resolve("auto") == ("mkl" if mkl_here and intel else "xla")
   with pytest.raises(ValueError, match="unknown gemm"):
     blas.resolve("eigen")
+
+
+@pytest.mark.parametrize(
+    "vendor,want", [("GenuineIntel", "mkl"), ("AuthenticAMD", "xla")]
+)
+def test_auto_takes_mkl_on_intel_cpus_only(monkeypatch, vendor, want):
+  monkeypatch.setattr(blas, "cpu_vendor", lambda: vendor)
+  monkeypatch.setattr(blas, "unavailable", lambda name: None)
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  assert blas.resolve("auto") == want
 
 
 def test_a_missing_library_is_one_config_error(monkeypatch):
