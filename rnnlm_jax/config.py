@@ -50,8 +50,8 @@ class ModelConfig:
   remat_chunk: int = 0
   # How the custom_vjp recurrence lays out its states: "batch_major" ([B, H],
   # h @ w_hh), "feature_major" ([H, B], w_hh^T @ h: on CPU it does not repack
-  # the weight every step) or "auto" (feature-major on CPU from H = 512,
-  # where it measured faster). The same function.
+  # the weight every step) or "auto" (feature-major under XLA's GEMM on an
+  # Intel CPU from H = 512, where it measured faster). The same function.
   scan_layout: str = "auto"
   # Run the layers over time in this many chunks, each chunk through every
   # layer (rnnlm_jax.scan.run_stack): layer l + 1 then works on one chunk

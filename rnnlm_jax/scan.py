@@ -231,16 +231,23 @@ _custom_scan.defvjp(_custom_scan_fwd, _custom_scan_bwd)
 
 def feature_major(layout: str, hidden: int, gemm: str = "xla") -> bool:
   """Whether ``layout`` runs the recurrence feature-major (see _recurrence);
-  "auto" picks it on CPU from H = 512 under XLA's GEMM, where it measured
-  faster (train steps of Zaremba medium LSTM and GRU, batch 20: 1.16x; of
-  the char config, batch 32: 1.06-1.11x); at H = 200 it was 0.87-0.92x.
-  A BLAS library does not repack the weight every step, and runs
-  batch-major."""
+  "auto" picks it on an Intel CPU from H = 512 under XLA's GEMM, where it
+  measured faster (train steps of Zaremba medium LSTM and GRU, batch 20:
+  1.16x; of the char config, batch 32: 1.06-1.11x); at H = 200 it was
+  0.87-0.92x. On an AMD EPYC (Zen 5) batch-major was faster at every
+  width (medium LSTM 1.10x train / 1.14x eval, char LSTM 1.06x / 1.05x,
+  char tanh RNN 1.03x / 1.46x). A BLAS library does not repack the weight
+  every step, and runs batch-major."""
   if layout not in LAYOUTS:
     raise ValueError(f"unknown scan layout {layout!r}; choose one of {LAYOUTS}")
   if layout != "auto":
     return layout == "feature_major"
-  return jax.default_backend() == "cpu" and hidden >= 512 and gemm == "xla"
+  return (
+      jax.default_backend() == "cpu"
+      and blas.cpu_vendor() == "GenuineIntel"
+      and hidden >= 512
+      and gemm == "xla"
+  )
 
 
 def _scan_xw(

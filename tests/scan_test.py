@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rnnlm_jax import blas
 from rnnlm_jax import cells
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import losses
@@ -195,15 +196,25 @@ def test_auto_time_chunks_are_at_least_25_steps_on_cpu():
     scan.time_chunks(-1, 10)
 
 
-def test_auto_layout_is_feature_major_only_on_cpu_at_width():
+def test_auto_layout_is_feature_major_only_on_intel_cpus_at_width():
   on_cpu = jax.default_backend() == "cpu"
-  assert scan.feature_major("auto", 512) == on_cpu
-  assert scan.feature_major("auto", 650) == on_cpu
+  on_intel = on_cpu and blas.cpu_vendor() == "GenuineIntel"
+  assert scan.feature_major("auto", 512) == on_intel
+  assert scan.feature_major("auto", 650, "xla") == on_intel
   assert not scan.feature_major("auto", 200)
   assert scan.feature_major("feature_major", 1)
   assert not scan.feature_major("batch_major", 1024)
   with pytest.raises(ValueError, match="unknown scan layout 'tall'"):
     scan.feature_major("tall", 1)
+
+
+@pytest.mark.parametrize("vendor,want", [("GenuineIntel", True),
+                                         ("AuthenticAMD", False)])
+def test_auto_layout_by_cpu_vendor(monkeypatch, vendor, want):
+  monkeypatch.setattr(blas, "cpu_vendor", lambda: vendor)
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  assert scan.feature_major("auto", 650, "xla") == want
+  assert not scan.feature_major("auto", 650, "mkl")
 
 
 def test_unknown_impl_is_a_clear_error():
