@@ -547,7 +547,9 @@ def markdown(report: dict) -> str:
   extra = [f"{k} = {v}" for k, v in report.get("variants", {}).items()]
   bf16 = report["gemm"].get("peak_flops_bf16")
   if bf16:
-    extra.append(f"peak bf16 GEMM {bf16 / 1e9:,.1f} GFLOP/s (bf16 rows' % peak)")
+    extra.append(
+        f"peak bf16 GEMM {bf16 / 1e9:,.1f} GFLOP/s (bf16 rows' % peak)"
+    )
   if report.get("matmul_precision", "default") != "default":
     extra.append(f"jax matmul precision {report['matmul_precision']}")
   if report.get("peer_device", "cpu") != "cpu":

@@ -5,8 +5,8 @@ to segment, SGD with global-norm clipping, warm-up steps excluded.
 ``measure`` times rnnlm_jax itself, ``measure_flax`` the same model written
 with flax.linen's ``nn.RNN`` over its stock cells (the baseline a Flax user
 would write), and ``peak_gemm_flops`` the machine's matmul rate through
-XLA (float32, and bfloat16 on accelerators), against which ``flops_per_token`` turns tokens/s into a fraction of
-peak.
+XLA (float32, and bfloat16 on accelerators), against which
+``flops_per_token`` turns tokens/s into a fraction of peak.
 """
 
 import resource

@@ -68,9 +68,10 @@ class ModelConfig:
   # The matmuls' GEMM (rnnlm_jax.blas): "xla" (XLA's own), "mkl" or
   # "openblas" (a BLAS library's cblas_?gemm through a custom call, CPU
   # only), or "auto": "mkl" on a single device of an Intel CPU where MKL is
-  # installed (pip install mkl), else "xla". The same function. "bf16": XLA's with
-  # bfloat16 operands, float32 accumulation and results (for GPUs and TPUs;
-  # states, gates, softmax and parameters stay float32): a close function.
+  # installed (pip install mkl), else "xla". The same function. "bf16":
+  # XLA's with bfloat16 operands, float32 accumulation and results (for GPUs
+  # and TPUs; states, gates, softmax and parameters stay float32): a close
+  # function.
   gemm: str = "auto"
   # The n-gram models: n, so n - 1 tokens of context. neural_ngram uses
   # embed_dim, hidden (num_layers tanh layers) and dropout.
