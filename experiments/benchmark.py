@@ -34,6 +34,10 @@ step (argument + temporary bytes). It is printed as a markdown table and
 written as JSON to --out. Timings are medians of per-step wall times,
 warm-up steps excluded.
 
+--deadline_s bounds the whole run (a lent accelerator's time, say): at
+the deadline a running measurement is killed, the ones not started are
+listed, and the report holds what was measured.
+
 --host_memory (reuse by default) applies to every process alike, the peer's
 included: "reuse" starts each one with malloc keeping freed blocks
 (rnnlm_jax.hostmem), "system" with malloc's defaults.
@@ -50,6 +54,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -81,8 +86,10 @@ _BATCH = flags.DEFINE_integer("batch", 0, "Batch size; 0: the preset's.")
 _HIDDEN = flags.DEFINE_integer("hidden", 0, "Hidden width; 0: the preset's.")
 _IMPLS = flags.DEFINE_list("impls", list(IMPLS), "Implementations to time.")
 _VARIANTS = flags.DEFINE_list(
-    "variants", [], "More rnnlm_jax implementations, NAME:field=value"
-    "+field=value (ModelConfig fields), e.g. cudnn:scan_impl=cudnn."
+    "variants",
+    [],
+    "More rnnlm_jax implementations, NAME:field=value"
+    "+field=value (ModelConfig fields), e.g. cudnn:scan_impl=cudnn.",
 )
 _VARIANT = flags.DEFINE_string(
     "variant", "", "Internal: a worker's field=value+... overrides."
@@ -91,8 +98,10 @@ _PEER_DEVICE = flags.DEFINE_enum(
     "peer_device", "cpu", ["cpu", "cuda"], "The PyTorch peer's device."
 )
 _PRECISION = flags.DEFINE_string(
-    "matmul_precision", "", "jax_default_matmul_precision for every jax "
-    "process (highest: full float32 products on GPUs); empty: the default."
+    "matmul_precision",
+    "",
+    "jax_default_matmul_precision for every jax "
+    "process (highest: full float32 products on GPUs); empty: the default.",
 )
 _STEPS = flags.DEFINE_integer("steps", 30, "Timed steps per measurement.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
@@ -110,8 +119,10 @@ _TIME_CHUNKS = flags.DEFINE_integer(
     "time_chunks", 0, "rnnlm_jax's model.time_chunks; 0: auto."
 )
 _MODEL_GEMM = flags.DEFINE_string(
-    "gemm", "", "rnnlm_jax's model.gemm (auto, xla, bf16, mkl, openblas); "
-    "empty: the default."
+    "gemm",
+    "",
+    "rnnlm_jax's model.gemm (auto, xla, bf16, mkl, openblas); "
+    "empty: the default.",
 )
 _FOLD = flags.DEFINE_boolean(
     "fold_embedding", True, "rnnlm_jax's model.fold_embedding."
@@ -131,6 +142,14 @@ _TORCH_PY = flags.DEFINE_string(
     "torch_python",
     os.environ.get(TORCH_ENV),
     f"Python interpreter that has torch (default ${TORCH_ENV}).",
+)
+_DEADLINE = flags.DEFINE_float(
+    "deadline_s",
+    0,
+    "Wall seconds the whole run may take (0: no limit). "
+    "At the deadline a running measurement is killed and recorded as "
+    "failed, the ones not started are listed as not run, the report is "
+    "written with what was measured, and the run exits 1.",
 )
 _OUT = flags.DEFINE_string("out", None, "Write the report as JSON here.")
 _WORKER = flags.DEFINE_enum(
@@ -219,18 +238,26 @@ def _worker_result() -> dict:
   )
 
 
-def _run_result(cmd: list[str]) -> dict:
+def _run_result(cmd: list[str], timeout: float | None = None) -> dict:
   """One measurement's RESULT line. Rates are per-step medians on every side
-  (the peer reports them as *_from_median)."""
-  proc = subprocess.run(
-      cmd,
-      capture_output=True,
-      text=True,
-      cwd=ROOT,
-      env=hostmem.child_env(
-          dict(os.environ, PYTHONUNBUFFERED="1"), common.HOST_MEMORY.value
-      ),
-  )
+  (the peer reports them as *_from_median). ``timeout``: seconds until the
+  run's deadline, where it has one."""
+  try:
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=hostmem.child_env(
+            dict(os.environ, PYTHONUNBUFFERED="1"), common.HOST_MEMORY.value
+        ),
+        timeout=timeout,
+    )
+  except subprocess.TimeoutExpired:
+    raise RuntimeError(
+        f"{cmd[:4]} killed at the deadline (--deadline_s="
+        f"{_DEADLINE.value:g}), {timeout:.0f} s after it started"
+    ) from None
   for line in proc.stdout.splitlines():
     if line.startswith("RESULT "):
       result = json.loads(line[len("RESULT ") :])
@@ -337,6 +364,8 @@ def _check_flags() -> None:
   if _TIME_CHUNKS.value < 0:
     raise config_lib.ConfigError("--time_chunks must be >= 0 (0: auto)")
   _variants()
+  if _DEADLINE.value < 0:
+    raise config_lib.ConfigError("--deadline_s must be >= 0 (0: no limit)")
   if min(_STEPS.value, _REPEATS.value) < 1 or _WARMUP.value < 0:
     raise config_lib.ConfigError("--steps and --repeats must be >= 1")
 
@@ -353,16 +382,18 @@ def _xla_mb(result: dict) -> float | None:
   return (memory["temp_bytes"] + memory["argument_bytes"]) / 2**20
 
 
-def _peak(gemm_runs: list[dict], bf16: bool) -> float:
+def _peak(gemm_runs: list[dict], bf16: bool) -> float | None:
   """The run's highest GEMM peak: bfloat16's where ``bf16`` and measured
-  (accelerators), else float32's."""
+  (accelerators), else float32's; None where no GEMM run finished."""
   key = "gemm_peak_flops_bf16"
+  if not gemm_runs:
+    return None
   if bf16 and all(key in g for g in gemm_runs):
     return max(g[key] for g in gemm_runs)
   return max(g["gemm_peak_flops"] for g in gemm_runs)
 
 
-def _summary(results: list[dict], flops_fwd: float, peak: float) -> dict:
+def _summary(results: list[dict], flops_fwd: float, peak: float | None) -> dict:
   m = {
       k: _median(results, k)
       for k in (
@@ -377,8 +408,8 @@ def _summary(results: list[dict], flops_fwd: float, peak: float) -> dict:
   m["train_xla_mb"] = statistics.median(xla) if xla else None
   m["train_flops_s"] = m["train_tok_s"] * 3 * flops_fwd
   m["eval_flops_s"] = m["eval_tok_s"] * flops_fwd
-  m["train_frac_peak"] = m["train_flops_s"] / peak
-  m["eval_frac_peak"] = m["eval_flops_s"] / peak
+  for key in ("train", "eval"):
+    m[f"{key}_frac_peak"] = m[f"{key}_flops_s"] / peak if peak else None
   return m
 
 
@@ -410,31 +441,49 @@ def _benchmark(impls: list[str]) -> dict:
       return _torch_cmd(shape, cell)
     worker = "rnnlm_jax" if impl in variants else impl
     return _worker_cmd(
-        worker, preset, cell, shape["batch"], shape["hidden"],
+        worker,
+        preset,
+        cell,
+        shape["batch"],
+        shape["hidden"],
         variants.get(impl, ""),
     )
 
-  gemm, failed = [], []
+  gemm, failed, not_run = [], [], []
+  deadline = time.monotonic() + _DEADLINE.value if _DEADLINE.value else None
+
+  def measured(where: str, command: list[str]) -> dict | None:
+    """The measurement's result; None where it failed or was not run, which
+    the report records, the other measurements standing (a GPU kernel
+    missing, say); main then exits non-zero."""
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+      not_run.append(where)
+      return None
+    try:
+      return _run_result(command, left)
+    except RuntimeError as e:
+      failed.append({"measurement": where, "error": str(e)})
+      print(f"{where}: FAILED: {str(e).strip().splitlines()[-1]}", flush=True)
+      return None
+
   runs = [{impl: [] for impl in impls} for _ in rows]
   for rep in range(_REPEATS.value):
-    gemm.append(_run_result(_worker_cmd("gemm")))
-    print(
-        f"rep {rep} peak GEMM {gemm[-1]['gemm_peak_flops'] / 1e9:,.1f} GFLOP/s",
-        flush=True,
-    )
+    result = measured(f"rep {rep} peak GEMM", _worker_cmd("gemm"))
+    if result:
+      gemm.append(result)
+      print(
+          f"rep {rep} peak GEMM {result['gemm_peak_flops'] / 1e9:,.1f} GFLOP/s",
+          flush=True,
+      )
     for (preset, cell, shape), row_runs in zip(rows, runs):
       for impl in _rotated(impls, rep):
         where = (
             f"rep {rep} {preset} {cell} B={shape['batch']} H={shape['hidden']}"
             f" {impl}"
         )
-        try:
-          result = _run_result(cmd(impl, preset, cell, shape))
-        except RuntimeError as e:
-          # One implementation failing (a GPU kernel missing, say) leaves
-          # the others' measurements standing; main exits non-zero.
-          failed.append({"measurement": where, "error": str(e)})
-          print(f"{where}: FAILED: {str(e).strip().splitlines()[-1]}")
+        result = measured(where, cmd(impl, preset, cell, shape))
+        if result is None:
           continue
         row_runs[impl].append(result)
         print(
@@ -510,11 +559,17 @@ def _benchmark(impls: list[str]) -> dict:
       "matmul_precision": _PRECISION.value or "default",
       "rows": report_rows,
       "failed": failed,
+      "not_run": not_run,
+      "deadline_s": _DEADLINE.value or None,
   }
 
 
 def _fmt(value, spec: str) -> str:
   return "" if value is None else format(value, spec)
+
+
+def _percent(fraction: float | None) -> float | None:
+  return None if fraction is None else 100 * fraction
 
 
 def _resolved_gemm(report: dict) -> str:
@@ -534,7 +589,8 @@ def markdown(report: dict) -> str:
   """The report as one markdown table (one line per row and implementation)."""
   peak = report["gemm"]["peak_flops"]
   lines = [
-      f"Peak fp32 GEMM through XLA: {peak / 1e9:,.1f} GFLOP/s; medians of "
+      f"Peak fp32 GEMM through XLA: {_fmt(peak and peak / 1e9, ',.1f')} "
+      f"GFLOP/s; medians of "
       f"{report['repeats']} fresh-process repetitions, {report['steps']} "
       f"timed steps each; rnnlm_jax scan_impl={report['scan_impl']}, "
       f"scan_layout={report.get('scan_layout', 'default')}, "
@@ -568,23 +624,44 @@ def markdown(report: dict) -> str:
     for impl, m in row["median"].items():
       r = row["ratio"].get(impl, {})
       t = row.get("vs_torch", {}).get(impl)
-      vs_torch = (
-          f"{t['train_tok_s']:.2f} / {t['eval_tok_s']:.2f}" if t else ""
-      )
+      vs_torch = f"{t['train_tok_s']:.2f} / {t['eval_tok_s']:.2f}" if t else ""
       lines.append(
           f"| {row['preset']} | {row['cell']} | {row['batch']} | "
           f"{row['hidden']} | {impl} | {m['train_tok_s']:,.0f} | "
           f"{m['eval_tok_s']:,.0f} | {_fmt(r.get('train_tok_s'), '.2f')} | "
           f"{_fmt(r.get('eval_tok_s'), '.2f')} | {vs_torch} | "
-          f"{100 * m['train_frac_peak']:.1f} | "
-          f"{100 * m['eval_frac_peak']:.1f} | "
+          f"{_fmt(_percent(m['train_frac_peak']), '.1f')} | "
+          f"{_fmt(_percent(m['eval_frac_peak']), '.1f')} | "
           f"{'-' if impl == 'torch' else _fmt(m['compile_train_s'], '.1f')} | "
           f"{m['peak_rss_mb']:,.0f} | {_fmt(m['train_xla_mb'], ',.1f')} |"
       )
   for f in report.get("failed", []):
     error = f["error"].strip().splitlines() or [""]
     lines.append(f"\nFailed: {f['measurement']}: {error[-1]}")
+  if report.get("not_run"):
+    lines.append(
+        f"\nNot run (past --deadline_s={report['deadline_s']:g}): "
+        + "; ".join(report["not_run"])
+    )
   return "\n".join(lines)
+
+
+def _incomplete(report: dict) -> str:
+  """The one error line of a run with measurements failed or not run."""
+  parts = []
+  if report["failed"]:
+    first = report["failed"][0]
+    parts.append(
+        f"{len(report['failed'])} measurement(s) failed, the first "
+        f"({first['measurement']}): "
+        f"{first['error'].strip().splitlines()[-1]}"
+    )
+  if report["not_run"]:
+    parts.append(
+        f"{len(report['not_run'])} not run (past --deadline_s="
+        f"{report['deadline_s']:g})"
+    )
+  return "error: " + "; ".join(parts)
 
 
 def main(argv):
@@ -607,14 +684,8 @@ def main(argv):
     print(markdown(report))
     if _OUT.value:
       rundir.write_text_atomic(_OUT.value, json.dumps(report, indent=2))
-    if report["failed"]:
-      first = report["failed"][0]
-      print(
-          f"error: {len(report['failed'])} measurement(s) failed, the first "
-          f"({first['measurement']}): "
-          f"{first['error'].strip().splitlines()[-1]}",
-          file=sys.stderr,
-      )
+    if report["failed"] or report["not_run"]:
+      print(_incomplete(report), file=sys.stderr)
       sys.exit(1)
 
 

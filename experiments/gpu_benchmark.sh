@@ -9,13 +9,17 @@
 #
 # Runs tests/cudnn_test.py and tests/bf16_test.py there first
 # (OUT_DIR/gpu_tests.log), then writes OUT_DIR/gpu_b{B}.json and .log, and
-# OUT_DIR/gpu.txt (the device and versions). The settings come from the environment: PRESETS, BATCHES,
-# VARIANTS, REPEATS, STEPS, PEER_DEVICE, PEER_SCRIPT (the peer script, by
-# default the benchmark's), TORCH_PYTHON (default python3) and LIMIT_S (the
-# seconds each run may take; default 270). A smoke run on a CPU:
+# OUT_DIR/gpu.txt (the device and versions). The settings come from the
+# environment: PRESETS, BATCHES, VARIANTS, REPEATS, STEPS, PEER_DEVICE,
+# PEER_SCRIPT (the peer script, by default the benchmark's), TORCH_PYTHON
+# (default python3), TESTS_S (the tests' limit, default 150) and BUDGET_S
+# (the seconds the whole script may take, default 540): each benchmark run
+# gets an equal share of what is left as its --deadline_s, so a slow run
+# still writes its report with what it measured. A smoke run on a CPU:
 #   PRESETS=tiny BATCHES=4 VARIANTS=bf16:gemm=bf16 PEER_DEVICE=cpu \
 #     experiments/gpu_benchmark.sh /tmp/gpu_smoke
 set -uo pipefail
+started=$SECONDS
 cd "$(dirname "$0")/.."
 out=${1:?usage: experiments/gpu_benchmark.sh OUT_DIR}
 mkdir -p "$out"
@@ -28,13 +32,24 @@ flax.__version__, jax.devices())"
 torch.__version__, 'cudnn', torch.backends.cudnn.version())" 2>&1
 } >"$out/gpu.txt"
 # First the GPU paths' correctness: cuDNN's kernel against the scan, bf16.
-"$python" -m pytest -q -n 0 -p no:cacheprovider -rs tests/cudnn_test.py \
-  tests/bf16_test.py >"$out/gpu_tests.log" 2>&1
+timeout "${TESTS_S:-150}" "$python" -m pytest -q -n 0 -p no:cacheprovider \
+  -rs tests/cudnn_test.py tests/bf16_test.py >"$out/gpu_tests.log" 2>&1
 status=$?
 tail -3 "$out/gpu_tests.log"
-for batch in ${BATCHES:-20 128}; do
+batches=(${BATCHES:-20 128})
+for i in "${!batches[@]}"; do
+  batch=${batches[$i]}
+  left=$(( ${BUDGET_S:-540} - (SECONDS - started) ))
+  share=$(( left / (${#batches[@]} - i) - 10 ))
+  if (( share < 30 )); then
+    echo "batch $batch: not run, ${left} s of BUDGET_S left" |
+      tee -a "$out/gpu_tests.log"
+    status=1
+    continue
+  fi
   PYTHONUNBUFFERED=1 TORCH_PYTHON=${TORCH_PYTHON:-$python} \
-    timeout "${LIMIT_S:-270}" "$python" -m experiments.benchmark \
+    timeout $(( share + 20 )) "$python" -m experiments.benchmark \
+    --deadline_s="$share" \
     --preset="${PRESETS:-zaremba_medium,zaremba_large}" --cell=lstm \
     --batch="$batch" --impls=rnnlm_jax,flax,torch \
     --variants="${VARIANTS:-cudnn:scan_impl=cudnn,bf16:gemm=bf16,unroll8:unroll=8}" \

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -153,6 +154,11 @@ def test_negative_time_chunks_is_one_error_line():
   assert line.startswith("error: --time_chunks must be >= 0")
 
 
+def test_negative_deadline_is_one_error_line():
+  line = _one_error_line("--deadline_s=-5")
+  assert line.startswith("error: --deadline_s must be >= 0")
+
+
 def test_bad_scan_layout_is_one_error_line():
   line = _one_error_line("--scan_layout=tall")
   assert line.startswith("error: --scan_layout=tall: choose from batch_major")
@@ -192,3 +198,53 @@ def test_a_failing_implementation_leaves_the_others_and_exits_1(tmp_path):
   assert "no CUDA here" in failure["error"]
   (line,) = stderr.strip().splitlines()
   assert line.startswith("error: 1 measurement(s) failed")
+
+
+def test_the_deadline_kills_a_hung_measurement_and_writes_the_report(
+    tmp_path,
+):
+  # A peer that would hang for ten minutes, first in the rotation: it is
+  # killed at the deadline, what follows is listed as not run, the report
+  # is written and the run exits 1 with one line, long before the peer's
+  # sleep would end.
+  (tmp_path / "torch.py").write_text("")
+  peer = tmp_path / "peer.py"
+  peer.write_text("import time\ntime.sleep(600)\n")
+  out = tmp_path / "report.json"
+  started = time.monotonic()
+  proc = subprocess.run(
+      [
+          sys.executable,
+          "-m",
+          "experiments.benchmark",
+          *TINY,
+          "--repeats=2",
+          "--impls=torch,rnnlm_jax",
+          f"--peer_script={peer}",
+          f"--torch_python={sys.executable}",
+          "--deadline_s=20",
+          f"--out={out}",
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+  )
+  assert time.monotonic() - started < 200
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  (line,) = proc.stderr.strip().splitlines()
+  assert line.startswith("error: ") and "not run (past --deadline_s=20)" in line
+  report = json.loads(out.read_text())
+  killed = [
+      f for f in report["failed"] if "killed at the deadline" in f["error"]
+  ]
+  assert [f["measurement"] for f in killed] == [
+      "rep 0 tiny lstm B=4 H=16 torch"
+  ]
+  # Every planned measurement is accounted for exactly once.
+  (row,) = report["rows"]
+  done = sum(len(r) for r in row["runs"].values()) + len(report["gemm"]["runs"])
+  assert done + len(report["failed"]) + len(report["not_run"]) == 2 * 3
+  assert report["not_run"][-1] == "rep 1 tiny lstm B=4 H=16 torch"
+  assert row["runs"]["torch"] == []
