@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU comparison of README "Performance": rnnlm_jax (its default
 # custom_vjp scan, and as variants cuDNN's LSTM through jax.experimental.rnn,
-# bf16 products and lax.scan unrolled 8 steps) and flax's nn.RNN against
-# PyTorch's cuDNN nn.LSTM, at Zaremba medium and large (bptt 35), batch 20
+# bf16 products and lax.scan unrolled 8 steps) against PyTorch's cuDNN
+# nn.LSTM, at Zaremba medium and large (bptt 35), batch 20
 # and then 128, one experiments.benchmark run per batch size.
 #
 #   experiments/gpu_benchmark.sh OUT_DIR
@@ -10,7 +10,9 @@
 # Runs tests/cudnn_test.py and tests/bf16_test.py there first
 # (OUT_DIR/gpu_tests.log), then writes OUT_DIR/gpu_b{B}.json and .log, and
 # OUT_DIR/gpu.txt (the device and versions). The settings come from the
-# environment: PRESETS, BATCHES, VARIANTS, REPEATS, STEPS, PEER_DEVICE,
+# environment: PRESETS, BATCHES, IMPLS (default torch,rnnlm_jax: the
+# peer and the default scan first, then the variants; add flax to time it
+# too), VARIANTS, REPEATS, STEPS, PEER_DEVICE,
 # PEER_SCRIPT (the peer script, by default the benchmark's), TORCH_PYTHON
 # (default python3), TESTS_S (the tests' limit, default 150) and BUDGET_S
 # (the seconds the whole script may take, default 540): each benchmark run
@@ -51,7 +53,7 @@ for i in "${!batches[@]}"; do
     timeout $(( share + 20 )) "$python" -m experiments.benchmark \
     --deadline_s="$share" \
     --preset="${PRESETS:-zaremba_medium,zaremba_large}" --cell=lstm \
-    --batch="$batch" --impls=rnnlm_jax,flax,torch \
+    --batch="$batch" --impls="${IMPLS:-torch,rnnlm_jax}" \
     --variants="${VARIANTS:-cudnn:scan_impl=cudnn,bf16:gemm=bf16,unroll8:unroll=8}" \
     --peer_device="${PEER_DEVICE:-cuda}" \
     ${PEER_SCRIPT:+--peer_script="$PEER_SCRIPT"} \
