@@ -1,7 +1,7 @@
 """Matrix products through a BLAS library on CPU, as XLA custom calls.
 
 XLA:CPU's own fp32 GEMM runs behind the one PyTorch calls on some CPUs
-(Intel MKL's; README "Performance"). ``dot`` runs op(a) @ op(b) through the
+(Intel MKL's; docs/performance.md). ``dot`` runs op(a) @ op(b) through the
 ``cblas_?gemm`` of a BLAS library instead, inside the compiled step: an XLA
 FFI handler (``csrc/gemm.cc``) that splits the product into blocks run on
 XLA's own thread pool, each block one single-threaded BLAS call, so that the
@@ -297,7 +297,7 @@ def resolve(gemm: str) -> str:
   Intel only, because MKL's fast kernels are: on a 2-core AMD EPYC (Zen 5,
   AVX-512) MKL's GEMM ran at 0.43-0.77x XLA's (``python -m
   experiments.gemm``), and whole steps under it at 0.51-0.65x train and
-  0.43-0.59x eval of XLA's (README "Performance"), where on the Intel Xeon
+  0.43-0.59x eval of XLA's (docs/performance.md), where on the Intel Xeon
   it ran 1.19-1.82x XLA's."""
   if gemm not in CHOICES:
     raise ValueError(f"unknown gemm {gemm!r}; choose one of {CHOICES}")
