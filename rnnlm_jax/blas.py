@@ -266,6 +266,44 @@ def _set_library(name: str) -> int:
   return index
 
 
+# The handlers' ``library`` index for no BLAS library: the fused layers'
+# per-step products then run through the built-in packed product
+# (csrc/blas.h: kBuiltIn).
+BUILTIN_INDEX = -1
+
+
+@functools.cache
+def _handlers_error() -> str | None:
+  try:
+    _handlers()
+  except Unavailable as e:
+    return str(e)
+  return None
+
+
+def builtin_unavailable() -> str | None:
+  """Why the fused layers cannot run under XLA's GEMM here, with their
+  per-step products from the built-in packed product, or None: that needs a
+  single CPU device (a custom call is not split across devices) and the
+  handlers' library built."""
+  if jax.default_backend() != "cpu" or jax.device_count() != 1:
+    return "under XLA's GEMM the fused layer runs on a single CPU device"
+  return _handlers_error()
+
+
+def recurrence_index(gemm: str) -> int:
+  """The handlers' ``library`` index for the fused layers' per-step
+  products under ``gemm``: the BLAS library's, or under "xla" the built-in
+  packed product's (BUILTIN_INDEX); raises Unavailable where it cannot
+  run."""
+  if gemm == "xla":
+    reason = builtin_unavailable()
+    if reason is not None:
+      raise Unavailable(reason)
+    return BUILTIN_INDEX
+  return library_index(gemm)
+
+
 def unavailable(name: str) -> str | None:
   """Why BLAS library ``name`` cannot be used here, or None if it can."""
   if name not in LIBRARIES:

@@ -40,8 +40,9 @@ class ModelConfig:
   # How the recurrence is computed and differentiated (rnnlm_jax.scan):
   # "custom_vjp", a hand-written backward with the recurrent weight's
   # gradient as one matmul over all steps; "autodiff" of the plain lax.scan
-  # (the reference); "fused", each layer as one custom call under a BLAS
-  # gemm (rnnlm_jax.fused); "auto", fused where it applies (layers of at
+  # (the reference); "fused", each layer as one custom call on CPU, its
+  # per-step products from the BLAS gemm or, under XLA's, a built-in packed
+  # product (rnnlm_jax.fused); "auto", fused where it applies (layers of at
   # least scan.FUSED_MIN_STEPS steps), else custom_vjp; "cudnn", on a CUDA
   # GPU, each LSTM layer as cuDNN's kernel (rnnlm_jax.cudnn).
   scan_impl: str = "auto"
@@ -286,8 +287,14 @@ def validate(cfg: Config) -> Config:
   if reason:
     raise ConfigError(f"model.gemm={m.gemm!r}: {reason}")
   if m.kind == "rnn" and m.scan_impl == "fused":
-    if m.gemm not in ("auto",) + blas.LIBRARIES:
-      raise ConfigError("model.scan_impl='fused' needs a BLAS model.gemm")
+    if m.gemm == blas.BF16:
+      raise ConfigError(
+          "model.scan_impl='fused' runs float32 products (a BLAS library's "
+          "or XLA's), not model.gemm='bf16'"
+      )
+    reason = blas.builtin_unavailable() if m.gemm == "xla" else None
+    if reason:
+      raise ConfigError(f"model.scan_impl='fused': {reason}")
     if m.scan_layout == "feature_major":
       raise ConfigError("model.scan_impl='fused' is batch-major")
   if m.kind == "rnn" and m.scan_impl == "cudnn":

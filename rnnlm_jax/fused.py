@@ -1,13 +1,17 @@
 """LSTM, GRU and Elman layers as one custom call on CPU, forward and backward;
 the softmax layer's loss and gradient as one.
 
-Under a BLAS library (rnnlm_jax.blas), ``layer`` runs a whole layer over
-time in C++ (``csrc/recurrence.cc``): each step is one BLAS product of the
-state with the recurrent weight per block of hidden units (the weight packed
-once per call), then that block's gate arithmetic while its gates are still
-in cache, the blocks of a step on XLA's thread pool. It computes what scan's
-custom_vjp recurrence does for these cells (tested to agree), without a
-compiled loop of many small XLA operations per step. The backward runs the
+On CPU, ``layer`` runs a whole layer over time in C++
+(``csrc/recurrence.cc``): each step is one product of the state with the
+recurrent weight per block of hidden units (the weight packed once per
+call), then that block's gate arithmetic while its gates are still in
+cache, the blocks of a step on XLA's thread pool. The product is the BLAS
+library's under one (rnnlm_jax.blas), and under XLA's GEMM a built-in one
+on a single CPU device (``csrc/blas.h``: the weight packed in panels of
+columns, each multiplied by blocks of state rows whose sums stay in
+registers). It computes what scan's custom_vjp recurrence does for these
+cells (tested to agree), without a compiled loop of many small XLA
+operations per step. The backward runs the
 steps in reverse in C++ as well; the recurrent weight's gradient is one
 product over all steps after it.
 
@@ -45,12 +49,20 @@ def _one_float_dtype(dtypes) -> bool:
 
 def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
   """Why ``layer`` cannot run this layer, or "" if it can: one of CELLS,
-  batch-major, under a BLAS library, with float32 or float64 arrays of one
+  batch-major, under a BLAS library or under XLA's GEMM on a single CPU
+  device (blas.builtin_unavailable), with float32 or float64 arrays of one
   dtype (``dtypes``: those of the weight, carry and inputs)."""
   if cell_name not in CELLS:
     return f"the fused layer runs {', '.join(CELLS)} cells, not {cell_name!r}"
-  if gemm not in blas.LIBRARIES:
-    return f"the fused layer runs under a BLAS library, not gemm={gemm!r}"
+  if gemm == "xla":
+    reason = blas.builtin_unavailable()
+    if reason is not None:
+      return reason
+  elif gemm not in blas.LIBRARIES:
+    return (
+        f"the fused layer runs under a BLAS library or XLA's GEMM, not "
+        f"gemm={gemm!r}"
+    )
   if feature_major:
     return "the fused layer is batch-major"
   if not _one_float_dtype(dtypes):
@@ -84,7 +96,7 @@ def _forward(cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm,
   c0 = carry[1] if lstm else _empty(xw_TBG.dtype, 0, 0)
   return call(
       xw_TBG, w_hh, b_hn, carry[0], c0, reset_TB, reverse=reverse,
-      library=np.int64(blas.library_index(gemm)),
+      library=np.int64(blas.recurrence_index(gemm)),
   )
 
 
@@ -132,7 +144,7 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
   )
   dxw, dhw, dh0, dc0 = call(
       w_hh, h0, c0, reset_TB, acts, h, c, dh, dcarry[0], dc_last,
-      reverse=reverse, library=np.int64(blas.library_index(gemm)),
+      reverse=reverse, library=np.int64(blas.recurrence_index(gemm)),
   )
   if not gru:
     dhw = dxw  # The LSTM's and Elman gates take xw + hw.
@@ -164,7 +176,7 @@ def layer(cell_name: str, params, carry, xw_TBG, reset_TB, reverse: bool,
     xw_TBG: the input projection with its bias, [T, B, G].
     reset_TB: boolean; where true, the carry is zeroed before the step.
     reverse: run from the last step to the first.
-    gemm: a BLAS library of rnnlm_jax.blas (see ``supported``).
+    gemm: a BLAS library of rnnlm_jax.blas, or "xla" (see ``supported``).
   """
   w_hh = params["w_hh"]
   b_hn = params["b_hn"] if cell_name == "gru" else _empty(w_hh.dtype, 0)

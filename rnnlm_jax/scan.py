@@ -26,8 +26,9 @@ On a GPU, one more runs the LSTM:
       jax.experimental.rnn (rnnlm_jax.cudnn).
 
 "auto" (the default) is "fused" where it applies (a cell of fused.CELLS,
-batch-major, under a BLAS library, float32 or float64) over at least
-FUSED_MIN_STEPS steps, and "custom_vjp" elsewhere.
+batch-major, on CPU under a BLAS library or under XLA's GEMM on a single
+device, float32 or float64) over at least FUSED_MIN_STEPS steps, and
+"custom_vjp" elsewhere.
 
 ``run_stack(..., time_chunks=n)`` runs the stack chunk by chunk over time:
 each chunk through every layer, the carries handed from chunk to chunk. It is

@@ -31,6 +31,19 @@ def library(request):
   return request.param
 
 
+@pytest.fixture(params=blas.LIBRARIES + ("xla",))
+def products(request):
+  """What the fused layers' per-step products run through: a BLAS library,
+  or under XLA's GEMM the built-in packed product (csrc/blas.h)."""
+  if request.param == "xla":
+    reason = blas.builtin_unavailable()
+  else:
+    reason = blas.unavailable(request.param)
+  if reason:
+    pytest.skip(f"{request.param}: {reason}")
+  return request.param
+
+
 def _inputs(cell, seed, steps, batch, hidden, dtype, scale=1.0):
   """(params, carry, xw, reset): params with w_hh (and the GRU's b_hn)."""
   k = jax.random.split(jax.random.key(seed), 6)
@@ -89,14 +102,14 @@ def _autodiff_float64(cell_name, reverse, seed):
 
 @pytest.mark.parametrize("cell", FUSED, ids=lambda c: c.name)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_equals_autodiff_in_float64(library, cell, reverse):
+def test_equals_autodiff_in_float64(products, cell, reverse):
   # The sigmoid and relu layers share the tanh layer's code but for the
   # activation: two shapes for them.
   shapes = SHAPES[:2] if cell.name in ("rnn_sigmoid", "rnn_relu") else SHAPES
   with jax.enable_x64(True):
     for seed, (steps, batch, hidden) in enumerate(shapes):
       args = _inputs(cell, seed, steps, batch, hidden, jnp.float64)
-      got = _run(cell, "fused", library, reverse, *args)
+      got = _run(cell, "fused", products, reverse, *args)
       want = _autodiff_float64(cell.name, reverse, seed)
       for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         assert g.dtype == jnp.float64
@@ -104,13 +117,13 @@ def test_equals_autodiff_in_float64(library, cell, reverse):
 
 
 @pytest.mark.parametrize("cell", FUSED, ids=lambda c: c.name)
-def test_equals_autodiff_in_float32(library, cell):
+def test_equals_autodiff_in_float32(products, cell):
   # The gates' exp is a polynomial in float32 (relative error ~2e-7); large
   # pre-activations check the saturated ends. Gradients summed over steps
   # and streams differ by float32 rounding relative to their largest entry.
   for scale in (1.0, 30.0):
     args = _inputs(cell, 7, 8, 20, 200, jnp.float32, scale)
-    got = _run(cell, "fused", library, False, *args)
+    got = _run(cell, "fused", products, False, *args)
     want = _run(cell, "autodiff", "xla", False, *args)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
       assert g.dtype == jnp.float32
@@ -118,10 +131,10 @@ def test_equals_autodiff_in_float32(library, cell):
       np.testing.assert_allclose(g, w, rtol=2e-4, atol=atol)
 
 
-def test_auto_picks_the_fused_layer_under_a_library(library):
+def test_auto_picks_the_fused_layer_under_a_library(products):
   long_ = scan.FUSED_MIN_STEPS
-  for steps, gemm, calls in ((long_, library, 1), (long_, "xla", 0),
-                             (long_ - 1, library, 0)):
+  for steps, gemm, calls in ((long_, products, 1), (long_, "bf16", 0),
+                             (long_ - 1, products, 0)):
     params, carry, xw, reset = _inputs(LSTM, 0, steps, 2, 8, jnp.float32)
     fn = lambda params, carry, xw: scan.run_layer(
         LSTM, params, carry, None, reset, impl="auto", xw_TBG=xw, gemm=gemm
@@ -131,12 +144,12 @@ def test_auto_picks_the_fused_layer_under_a_library(library):
 
 
 @pytest.mark.parametrize("cell", FUSED, ids=lambda c: c.name)
-def test_vmap_equals_one_by_one(library, cell):
+def test_vmap_equals_one_by_one(products, cell):
   params, carry, xw, reset = _inputs(cell, 3, 5, 4, 24, jnp.float32)
   xws = jnp.stack([xw, 2 * xw, -xw])
 
   def h(xw):
-    return fused.layer(cell.name, params, carry, xw, reset, False, library)[1]
+    return fused.layer(cell.name, params, carry, xw, reset, False, products)[1]
 
   got = jax.jit(jax.vmap(h))(xws)
   for i in range(3):
@@ -144,17 +157,17 @@ def test_vmap_equals_one_by_one(library, cell):
 
 
 @pytest.mark.parametrize("cell", FUSED, ids=lambda c: c.name)
-def test_nan_in_the_input_comes_out(library, cell):
+def test_nan_in_the_input_comes_out(products, cell):
   params, carry, xw, reset = _inputs(cell, 4, 5, 3, 16, jnp.float32)
   xw = xw.at[1, 2, 7].set(jnp.nan)
   reset = jnp.zeros_like(reset)
-  h = fused.layer(cell.name, params, carry, xw, reset, False, library)[1]
+  h = fused.layer(cell.name, params, carry, xw, reset, False, products)[1]
   assert not np.isnan(h[0]).any()
   assert np.isnan(h[1, 2]).any() and np.isnan(h[2:, 2]).all()
   assert not np.isnan(h[:, :2]).any()
 
 
-def test_fused_where_it_does_not_apply_says_why(library):
+def test_fused_where_it_does_not_apply_says_why(products):
   # A cell the library has no kernel for (one a user adds): "fused" says
   # so, "auto" runs the custom_vjp scan.
   tanh = cells.get_cell("rnn_tanh")
@@ -163,32 +176,32 @@ def test_fused_where_it_does_not_apply_says_why(library):
   carry = cells.init_carry(mine, 2, 8)
   x = jnp.zeros((scan.FUSED_MIN_STEPS, 2, 4))
   with pytest.raises(ValueError, match="cells, not 'my_cell'"):
-    scan.run_layer(mine, params, carry, x, impl="fused", gemm=library)
-  assert not scan.fuses(mine, "auto", "auto", 8, library, jnp.float32, 99)
-  got = scan.run_layer(mine, params, carry, x, impl="auto", gemm=library)
+    scan.run_layer(mine, params, carry, x, impl="fused", gemm=products)
+  assert not scan.fuses(mine, "auto", "auto", 8, products, jnp.float32, 99)
+  got = scan.run_layer(mine, params, carry, x, impl="auto", gemm=products)
   want = scan.run_layer(tanh, params, carry, x, impl="custom_vjp")
   np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-6)
   lstm = cells.init_params(LSTM, jax.random.key(0), 4, 8, 0.1)
   carry = cells.init_carry(LSTM, 2, 8)
-  with pytest.raises(ValueError, match="under a BLAS library"):
-    scan.run_layer(LSTM, lstm, carry, x, impl="fused", gemm="xla")
+  with pytest.raises(ValueError, match="under a BLAS library or XLA's GEMM"):
+    scan.run_layer(LSTM, lstm, carry, x, impl="fused", gemm="bf16")
   with pytest.raises(ValueError, match="batch-major"):
     scan.run_layer(
-        LSTM, lstm, carry, x, impl="fused", gemm=library,
+        LSTM, lstm, carry, x, impl="fused", gemm=products,
         layout="feature_major",
     )
 
 
-def test_fuses_and_time_chunks(library):
+def test_fuses_and_time_chunks(products):
   f32, t = jnp.float32, scan.FUSED_MIN_STEPS
   for name in fused.CELLS:
     cell = cells.get_cell(name)
-    assert scan.fuses(cell, "auto", "auto", 650, library, f32, t)
-  assert scan.fuses(LSTM, "fused", "batch_major", 8, library, jnp.float64, 1)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, library, f32, t - 1)
-  assert not scan.fuses(LSTM, "custom_vjp", "auto", 650, library, f32, t)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, "xla", f32, t)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, library, jnp.bfloat16, t)
+    assert scan.fuses(cell, "auto", "batch_major", 650, products, f32, t)
+  assert scan.fuses(LSTM, "fused", "batch_major", 8, products, jnp.float64, 1)
+  assert not scan.fuses(LSTM, "auto", "auto", 650, products, f32, t - 1)
+  assert not scan.fuses(LSTM, "custom_vjp", "auto", 650, products, f32, t)
+  assert not scan.fuses(LSTM, "auto", "auto", 650, "bf16", f32, t)
+  assert not scan.fuses(LSTM, "auto", "auto", 650, products, jnp.bfloat16, t)
   # A fused layer splits each step over the cores: time stays one chunk.
   assert scan.time_chunks(0, 100, fused_layers=True) == 1
   assert scan.time_chunks(2, 100, fused_layers=True) == 2
@@ -196,7 +209,7 @@ def test_fuses_and_time_chunks(library):
 
 def test_a_fused_config_that_cannot_fuse_is_one_config_error():
   for model, match in (
-      ({"cell": "gru", "gemm": "xla"}, "needs a BLAS model.gemm"),
+      ({"cell": "gru", "gemm": "bf16"}, "not model.gemm='bf16'"),
       ({"scan_layout": "feature_major"}, "is batch-major"),
   ):
     with pytest.raises(config_lib.ConfigError, match=match):

@@ -1,7 +1,8 @@
 // A whole recurrent layer over time, LSTM, GRU or Elman, as two XLA FFI handlers
 // each, forward and backward, for the batch-major recurrence of
-// rnnlm_jax/fused.py. Each time step is one BLAS product h @ w_hh per block
-// of hidden units plus that block's gate arithmetic, run while the block's
+// rnnlm_jax/fused.py. Each time step is one product h @ w_hh per block of
+// hidden units (a BLAS library's, or with ``library`` = kBuiltIn the
+// built-in packed product of blas.h) plus that block's gate arithmetic, run while the block's
 // gates are still in cache; the blocks of a step run on XLA's intra-op
 // thread pool (blas.h: Phases).
 //
@@ -228,7 +229,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<D, 3> xw,
                    int64_t library) {
   using T = ffi::NativeType<D>;
   constexpr int64_t kG = Cell::kGates;
-  const Library* lib = rnnlm::Find<T>(library);
+  const Library* lib = library == rnnlm::kBuiltIn ? &rnnlm::BuiltIn()
+                                                  : rnnlm::Find<T>(library);
   if (lib == nullptr) {
     return ffi::Error::Internal("rnnlm_rnn: no BLAS library at that index");
   }
@@ -321,7 +323,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<D, 2> w_hh,
                     bool reverse, int64_t library) {
   using T = ffi::NativeType<D>;
   constexpr int64_t kG = Cell::kGates;
-  const Library* lib = rnnlm::Find<T>(library);
+  const Library* lib = library == rnnlm::kBuiltIn ? &rnnlm::BuiltIn()
+                                                  : rnnlm::Find<T>(library);
   if (lib == nullptr) {
     return ffi::Error::Internal("rnnlm_rnn: no BLAS library at that index");
   }
