@@ -292,7 +292,8 @@ def validate(cfg: Config) -> Config:
           "model.scan_impl='fused' runs float32 products (a BLAS library's "
           "or XLA's), not model.gemm='bf16'"
       )
-    reason = blas.builtin_unavailable() if m.gemm == "xla" else None
+    gemm = blas.resolve(m.gemm) if m.gemm == "auto" else m.gemm
+    reason = blas.builtin_unavailable() if gemm == "xla" else None
     if reason:
       raise ConfigError(f"model.scan_impl='fused': {reason}")
     if m.scan_layout == "feature_major":

@@ -214,8 +214,22 @@ def test_a_fused_config_that_cannot_fuse_is_one_config_error():
   ):
     with pytest.raises(config_lib.ConfigError, match=match):
       config_lib.from_dict({"model": {"scan_impl": "fused", **model}})
-  cfg = config_lib.from_dict({"model": {"scan_impl": "fused", "cell": "gru"}})
-  assert cfg.model.scan_impl == "fused"
+  if not fused.supported("gru", blas.resolve("auto"), False, [jnp.float32]):
+    cfg = config_lib.from_dict({"model": {"scan_impl": "fused", "cell": "gru"}})
+    assert cfg.model.scan_impl == "fused"
+
+
+def test_a_fused_config_where_the_builtin_product_cannot_run(monkeypatch):
+  # Under XLA's GEMM (named, or what "auto" resolves to) the fused layer
+  # needs the built-in product: without it the config is refused, in one
+  # line, before anything is traced.
+  why = "under XLA's GEMM the fused layer runs on a single CPU device"
+  monkeypatch.setattr(blas, "builtin_unavailable", lambda: why)
+  monkeypatch.setattr(blas, "resolve", lambda gemm: "xla")
+  for gemm in ("xla", "auto"):
+    with pytest.raises(config_lib.ConfigError, match="single CPU device"):
+      config_lib.from_dict({"model": {"scan_impl": "fused", "gemm": gemm}})
+  assert not scan.fuses(LSTM, "auto", "batch_major", 8, "xla", jnp.float32, 99)
 
 
 def _xent_inputs(seed, n, h, v, dtype):
