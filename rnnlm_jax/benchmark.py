@@ -23,6 +23,7 @@ from rnnlm_jax import blas
 from rnnlm_jax import cells
 from rnnlm_jax import models
 from rnnlm_jax import optim
+from rnnlm_jax import scan
 from rnnlm_jax import steps
 from rnnlm_jax.config import ModelConfig, OptimConfig
 
@@ -218,7 +219,12 @@ def measure(
       steps_timed,
   )
   compiled.update(compile_train_s=compile_train, train_memory=train_memory)
-  return {"gemm": blas.resolve(model.gemm)} | _result(
+  gemm = blas.resolve(model.gemm)
+  fused_layers = scan.fuses(
+      cells.get_cell(model.cell), model.scan_impl, model.scan_layout,
+      model.hidden, gemm, jnp.float32, bptt,
+  )
+  return {"gemm": gemm, "fused_layers": fused_layers} | _result(
       "rnnlm_jax",
       model,
       batch,

@@ -71,6 +71,9 @@ def test_tiny_benchmark_rnnlm_jax_and_flax(tmp_path):
   (row,) = report["rows"]
   assert set(row["runs"]) == {"rnnlm_jax", "flax", "rnnlm_jax[bf16]"}
   assert row["runs"]["rnnlm_jax[bf16]"][0]["gemm"] == "bf16"
+  # Whether the recurrent layers ran as the fused custom call is recorded.
+  assert row["runs"]["rnnlm_jax[bf16]"][0]["fused_layers"] is False
+  assert isinstance(row["runs"]["rnnlm_jax"][0]["fused_layers"], bool)
   assert row["ratio"]["rnnlm_jax[bf16]"]["eval_tok_s"] > 0
   assert row["vs_torch"] == {}
   for impl in ("rnnlm_jax", "flax", "rnnlm_jax[bf16]"):
