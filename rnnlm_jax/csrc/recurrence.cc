@@ -2,9 +2,9 @@
 // each, forward and backward, for the batch-major recurrence of
 // rnnlm_jax/fused.py. Each time step is one product h @ w_hh per block of
 // hidden units (a BLAS library's, or with ``library`` = kBuiltIn the
-// built-in packed product of blas.h) plus that block's gate arithmetic, run while the block's
-// gates are still in cache; the blocks of a step run on XLA's intra-op
-// thread pool (blas.h: Phases).
+// built-in packed product of blas.h) plus that block's gate arithmetic, run
+// while the block's gates are still in cache; the blocks of a step run on
+// XLA's intra-op thread pool (blas.h: Phases).
 //
 // Shapes: T steps, B streams, H units, G = gates * H in PyTorch's order
 // (LSTM i, f, g, o; GRU r, z, n; Elman one). xw [T, B, G] is the input projection with
