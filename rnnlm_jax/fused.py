@@ -4,16 +4,15 @@ the softmax layer's loss and gradient as one.
 On CPU, ``layer`` runs a whole layer over time in C++
 (``csrc/recurrence.cc``): each step is one product of the state with the
 recurrent weight per block of hidden units (the weight packed once per
-call), then that block's gate arithmetic while its gates are still in
-cache, the blocks of a step on XLA's thread pool. The product is the BLAS
-library's under one (rnnlm_jax.blas), and under XLA's GEMM a built-in one
-on a single CPU device (``csrc/blas.h``: the weight packed in panels of
-columns, each multiplied by blocks of state rows whose sums stay in
-registers). It computes what scan's custom_vjp recurrence does for these
-cells (tested to agree), without a compiled loop of many small XLA
-operations per step. The backward runs the
-steps in reverse in C++ as well; the recurrent weight's gradient is one
-product over all steps after it.
+call), then that block's gate arithmetic while its gates are still in cache,
+the blocks of a step on XLA's thread pool. The product is the BLAS library's
+under one (rnnlm_jax.blas), and under XLA's GEMM a built-in one on a single
+CPU device (``csrc/blas.h``: the weight packed in panels of columns, each
+multiplied by blocks of state rows whose sums stay in registers). It
+computes what scan's custom_vjp recurrence does for these cells (tested to
+agree), without a compiled loop of many small XLA operations per step. The
+backward runs the steps in reverse in C++ as well; the recurrent weight's
+gradient is one product over all steps after it.
 
 The gates' sigmoid and tanh in float32 use a polynomial exp (relative error
 about 2e-7), so float32 results differ from XLA's in the last bits; float64
