@@ -163,6 +163,53 @@ def test_reset_at_eos_makes_sentences_independent():
   np.testing.assert_allclose(first, tail, rtol=1e-6, atol=1e-6)
 
 
+def test_reset_and_sentence_batches_score_each_sentence_alone():
+  """A split's batches with reset_at_eos, and in sentence mode, give the
+  sum of its sentences' losses, each scored alone from a zero state (with
+  weights large enough for the carry to matter)."""
+  cfg = tiny_config(data={"reset_at_eos": True}, model={"init_scale": 1.0})
+  corpus = corpus_lib.load_corpus(cfg.data)
+  cfg = train.with_vocab_size(cfg, len(corpus.vocab))
+  params = models.init_lm(jax.random.key(0), cfg.model)
+  eos, ids = corpus.start_id, corpus.ids["test"]
+  sentences = np.split(ids, np.flatnonzero(ids == eos)[:-1] + 1)
+  longest = max(len(s) for s in sentences)
+  x = np.full((len(sentences), longest), eos)
+  y = np.full((len(sentences), longest), eos)
+  mask = np.zeros((len(sentences), longest))
+  for i, s in enumerate(sentences):
+    assert s[-1] == eos
+    x[i, 1 : len(s)], y[i, : len(s)], mask[i, : len(s)] = s[:-1], s, 1
+  nll, _ = models.token_nll(
+      params, cfg.model, models.init_carry(cfg.model, len(x)), x, y
+  )
+  want = float((np.asarray(nll) * mask).sum())
+  evaluate = steps.make_evaluate(cfg.model)
+  data_cfgs = {
+      "reset": cfg.data,
+      "sentence": config_lib.replace(
+          cfg, data={"mode": "sentence", "max_sentence_len": longest}
+      ).data,
+      "stream": config_lib.replace(cfg, data={"reset_at_eos": False}).data,
+  }
+  totals = {}
+  for name, data_cfg in data_cfgs.items():
+    # One stream: B > 1 would start streams mid-sentence from a zero state.
+    batches = corpus_lib.eval_batches(corpus, data_cfg, "test", batch_size=1)
+    total, count, _ = evaluate(
+        params, models.init_carry(cfg.model, 1), batches
+    )
+    assert int(count) == ids.size
+    totals[name] = float(total)
+  np.testing.assert_allclose(totals["reset"], want, rtol=1e-5)
+  np.testing.assert_allclose(totals["sentence"], want, rtol=1e-5)
+  assert abs(totals["stream"] - want) > 1e-3 * want  # The carry matters.
+  train_batches = corpus_lib.train_batches(corpus, cfg.data, 0, 0)
+  np.testing.assert_array_equal(
+      train_batches["reset"], train_batches["x"] == eos
+  )
+
+
 def test_full_batch_run_evaluates_and_counts_tokens_at_any_batch_size(tmp_path):
   from rnnlm_jax import evaluation
 
