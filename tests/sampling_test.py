@@ -1,4 +1,5 @@
-"""Decoding: greedy is argmax step by step; temperature -> 0 and top-k = 1
+"""Decoding: draws follow the shaped distribution; greedy is argmax step by
+step; temperature -> 0 and top-k = 1
 are greedy; a seed repeats; top-p keeps the smallest set with mass >= p;
 prompts of different lengths in one batch sample as they would alone."""
 
@@ -79,6 +80,36 @@ def test_a_seed_repeats_and_another_differs():
   c = draw([[0]] * 4, 20, sampling.Decoding(1.0), seed=4)
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "decoding",
+    [
+        sampling.Decoding(1.0),
+        sampling.Decoding(0.6),
+        sampling.Decoding(1.5, top_k=4),
+    ],
+)
+def test_draws_follow_the_shaped_distribution(decoding):
+  """20,000 draws of the first and, after a fixed first token, the second
+  token: their counts fit the model's distribution, shaped by temperature
+  and top-k, by Pearson's chi-square test (the 0.9999 quantile)."""
+  n = 20_000
+  for prompt in ([0], [0, 5]):
+    rows = draw([prompt] * n, 1, decoding, seed=11 + len(prompt))
+    logits, _ = models.apply_lm(
+        PARAMS, CFG, models.init_carry(CFG, 1), jnp.asarray([prompt])
+    )
+    shaped = sampling.filter_logits(logits[0, -1], decoding)
+    probs = np.asarray(jax.nn.softmax(shaped), np.float64)
+    counts = np.bincount(np.concatenate(rows), minlength=V)
+    assert counts[probs == 0].sum() == 0
+    support = probs > 0
+    expected = n * probs[support]
+    assert expected.min() > 20  # Enough per cell for the chi-square law.
+    chi2 = ((counts[support] - expected) ** 2 / expected).sum()
+    # Quantile 0.9999 of chi-square with k - 1 degrees of freedom, k <= 9.
+    assert chi2 < {3: 21.1, 8: 31.8}[support.sum() - 1], chi2
 
 
 def test_batched_prompts_of_different_lengths_sample_as_alone():
