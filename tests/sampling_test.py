@@ -1,7 +1,7 @@
 """Decoding: draws follow the shaped distribution; greedy is argmax step by
-step; temperature -> 0 and top-k = 1
-are greedy; a seed repeats; top-p keeps the smallest set with mass >= p;
-prompts of different lengths in one batch sample as they would alone."""
+step; temperature -> 0 and top-k = 1 are greedy; a seed repeats; top-p
+keeps the smallest set with mass >= p; prompts of different lengths in one
+batch sample as they would alone."""
 
 import jax
 import jax.numpy as jnp
