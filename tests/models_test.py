@@ -1,6 +1,7 @@
 """Language-model invariants: finite-difference gradients, truncated BPTT
 with a carried state, causality, and the loss of an uninformed model."""
 
+import dataclasses
 import math
 
 import jax
@@ -113,14 +114,16 @@ def test_tied_weights_use_the_embedding():
 
 
 def test_dropout_only_with_a_key():
+  """Without a key a model with dropout runs as one without; with a key,
+  the key alone draws the masks."""
   cfg = tiny("lstm", dropout=0.5)
   params = models.init_lm(jax.random.key(0), cfg)
   x, carry = tokens(1), models.init_carry(cfg, B)
   a, _ = models.apply_lm(params, cfg, carry, x)
-  b, _ = models.apply_lm(params, cfg, carry, x)
+  b, _ = models.apply_lm(params, tiny("lstm"), carry, x)
   c, _ = models.apply_lm(params, cfg, carry, x, dropout_key=jax.random.key(1))
   d, _ = models.apply_lm(params, cfg, carry, x, dropout_key=jax.random.key(1))
-  np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(c, d)
   assert float(jnp.abs(a - c).max()) > 1e-3
 
@@ -151,20 +154,41 @@ def test_time_chunks_keep_the_function_and_its_dropout(cell):
       np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
 
 
-def test_dropout_scales_kept_units_and_spares_the_recurrence():
-  """Inverted dropout keeps the expectation; with an Elman cell of zero
-  recurrent weight, dropout on the recurrence would show as extra zeros."""
-  cfg = tiny("rnn_relu", dropout=0.5)
-  params = models.init_lm(jax.random.key(0), cfg)
+@pytest.mark.parametrize("cell", ["rnn_relu", "lstm"])
+def test_dropout_scales_kept_units_and_spares_the_recurrence(cell):
+  """Inverted dropout keeps the expectation. With a zero embedding, the
+  input's dropout has nothing to drop, so the recurrence runs as without
+  dropout (the same carry), and a one-layer model's outputs are those
+  states, each zeroed or scaled by 1 / (1 - rate); with two layers the
+  first layer's carry is still untouched."""
   x = jnp.ones((4, 8, 6))
   kept = models._dropout(jax.random.key(3), 0.5, x)
   assert set(np.unique(np.asarray(kept)).tolist()) <= {0.0, 2.0}
   np.testing.assert_allclose(float(kept.mean()), 1.0, atol=0.15)
-  carry = models.init_carry(cfg, B)
-  h1, _ = models.hidden_states(
-      params, cfg, carry, tokens(1), dropout_key=jax.random.key(4)
-  )
-  h2, _ = models.hidden_states(
-      params, cfg, carry, tokens(1), dropout_key=jax.random.key(4)
-  )
-  np.testing.assert_array_equal(h1, h2)  # Masks come from the key alone.
+  for layers in (1, 2):
+    cfg = dataclasses.replace(tiny(cell, dropout=0.5), num_layers=layers)
+    params = models.init_lm(jax.random.key(0), cfg)
+    params["embed"] = jnp.zeros_like(params["embed"])
+    carry = jax.tree.map(
+        lambda c: jax.random.normal(jax.random.key(c.size), c.shape),
+        models.init_carry(cfg, B),
+    )
+    h_drop, c_drop = models.hidden_states(
+        params, cfg, carry, tokens(1), dropout_key=jax.random.key(4)
+    )
+    h, c = models.hidden_states(params, cfg, carry, tokens(1))
+    for a, b in zip(
+        jax.tree.leaves(c_drop[0]), jax.tree.leaves(c[0]), strict=True
+    ):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    if layers == 1:
+      for a, b in zip(
+          jax.tree.leaves(c_drop), jax.tree.leaves(c), strict=True
+      ):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+      dropped = np.asarray(h_drop) == 0
+      assert 0.3 < dropped[np.asarray(h) != 0].mean() < 0.7
+      np.testing.assert_allclose(
+          h_drop, np.where(dropped, 0.0, 2 * np.asarray(h)), rtol=1e-6,
+          atol=1e-6,
+      )
