@@ -109,8 +109,6 @@ def test_scaling_mode(tmp_path):
 
 def test_tiny_benchmark_torch_peer(tmp_path, torch_python):
   python = torch_python
-  if python is None:
-    pytest.skip("set TORCH_PYTHON to an interpreter that imports torch")
   if not (ROOT.parent / "shared" / "peers" / "torch_lstm_lm.py").exists():
     pytest.skip("no ../shared/peers/torch_lstm_lm.py beside the repository")
   report = _run(tmp_path, "--impls=rnnlm_jax,torch", torch_python=python)

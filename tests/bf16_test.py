@@ -89,9 +89,10 @@ def test_a_bf16_model_is_close_to_float32_and_keeps_float32_state(cell, impl):
 
   want, want_g = jax.value_and_grad(_loss(cfg, x, y))(params)
   got, got_g = jax.jit(jax.value_and_grad(_loss(bf16, x, y)))(params)
-  # bfloat16 keeps 8 bits of mantissa: the loss to about 1e-3, each
-  # gradient to a few per cent of its norm.
-  np.testing.assert_allclose(got, want, rtol=1e-2)
+  # bfloat16 keeps 8 bits of mantissa: the loss within 1e-3 (3e-5 to 5e-5
+  # measured: the rounding errors average out), each gradient to a few per
+  # cent of its norm.
+  np.testing.assert_allclose(got, want, rtol=1e-3)
   assert got != want
   for g, w in zip(jax.tree.leaves(got_g), jax.tree.leaves(want_g), strict=True):
     assert g.dtype == jnp.float32

@@ -60,9 +60,18 @@ def check_gradient():
 
 @pytest.fixture
 def torch_python():
-  """$TORCH_PYTHON where that interpreter imports torch, else None."""
+  """$TORCH_PYTHON, an interpreter that imports torch; the test skips where
+  it is unset, and fails where it is set but cannot import torch."""
   python = os.environ.get("TORCH_PYTHON")
   if not python:
-    return None
-  ok = subprocess.run([python, "-c", "import torch"], capture_output=True)
-  return python if ok.returncode == 0 else None
+    pytest.skip("set TORCH_PYTHON to an interpreter that imports torch")
+  try:
+    ok = subprocess.run([python, "-c", "import torch"], capture_output=True)
+  except OSError as e:
+    pytest.fail(f"TORCH_PYTHON={python} cannot run: {e}")
+  if ok.returncode != 0:
+    pytest.fail(
+        f"TORCH_PYTHON={python} cannot import torch: "
+        f"{ok.stderr.decode(errors='replace').strip().splitlines()[-1:]}"
+    )
+  return python

@@ -42,8 +42,6 @@ def test_xla_rates_without_torch(tmp_path):
 
 def test_torch_rates_beside_xla(tmp_path, torch_python):
   python = torch_python
-  if python is None:
-    pytest.skip("set TORCH_PYTHON to an interpreter that imports torch")
   out = tmp_path / "gemm.json"
   proc = _run("--shapes=8x16x32", "--calls=2", f"--out={out}", torch_python=python)
   assert proc.returncode == 0, proc.stderr[-2000:]

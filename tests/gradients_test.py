@@ -66,7 +66,7 @@ def test_tanh_rnn_matches_the_chain_rule_by_hand():
   with jax.enable_x64(True):
     got = gradients.state_gradient_norms(p, cfg, x, t)
     assert got.dtype == jnp.float64
-    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-10)
 
 
 def _lstm_loss_with_kick(p, cfg, x, y, t, k, kick_BH):

@@ -257,16 +257,6 @@ def test_fused_token_nll_equals_loss_of_logits(tie):
     assert_trees_close(got, want)
 
 
-def test_fused_token_nll_of_a_window_model_is_its_logits_loss():
-  cfg = ModelConfig(kind="neural_ngram", vocab_size=V, hidden=6, order=3)
-  params = models.init_lm(jax.random.key(5), cfg)
-  x = jax.random.randint(jax.random.key(6), (B, T), 0, V)
-  carry = models.init_carry(cfg, B)
-  nll, _ = models.token_nll(params, cfg, carry, x, x)
-  logits, _ = models.apply_lm(params, cfg, carry, x)
-  np.testing.assert_allclose(nll, losses.token_nll(logits, x), rtol=1e-6)
-
-
 def test_config_rejects_unknown_impl_and_negative_chunk():
   with pytest.raises(config_lib.ConfigError, match="model.scan_impl"):
     config_lib.from_dict({"model": {"scan_impl": "fast"}})
