@@ -12,6 +12,7 @@ config may continue a directory.
 import dataclasses
 import json
 import os
+import pathlib
 from typing import Any
 
 from rnnlm_jax import checkpoint
@@ -42,10 +43,10 @@ class IncompatibleRun(ValueError):
 
 
 def write_text_atomic(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  """Writes a temp file beside ``path``, synced, then renames it over."""
+  data.atomic_write(
+      pathlib.Path(path), lambda f: f.write(text.encode("utf-8"))
+  )
 
 
 def write_json_atomic(path: str, obj) -> None:
@@ -65,9 +66,21 @@ def flatten(cfg: Config) -> dict:
   return dict(walk(config_lib.to_dict(cfg), ""))
 
 
+# Schedules whose learning rate at a step depends on the run's length.
+_LENGTH_SCHEDULES = ("warmup_cosine",)
+
+
 def identity(cfg: Config) -> dict:
-  """The keys that make a run what it is (all but RESUMABLE_CHANGES)."""
-  return {k: v for k, v in flatten(cfg).items() if k not in RESUMABLE_CHANGES}
+  """The keys that make a run what it is: all but RESUMABLE_CHANGES, and
+  train.num_epochs among them where the schedule is laid over the epochs."""
+  keep = ()
+  if cfg.optim.schedule in _LENGTH_SCHEDULES:
+    keep = ("train.num_epochs",)
+  return {
+      k: v
+      for k, v in flatten(cfg).items()
+      if k not in RESUMABLE_CHANGES or k in keep
+  }
 
 
 def load_run_config(workdir: str) -> Config:

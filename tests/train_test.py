@@ -99,6 +99,22 @@ def test_incompatible_run_directory_is_refused(uninterrupted):
     train.train_and_evaluate(other, workdir, log=lambda s: None)
 
 
+def test_more_epochs_continue_a_run_unless_the_schedule_spans_them():
+  """num_epochs may grow on resume under a constant-shaped schedule; under
+  warmup_cosine, whose decay is laid over the epochs, it is the run's."""
+  from rnnlm_jax import rundir
+
+  base = tiny_config(optim={"schedule": "epoch_decay"})
+  rundir.check_compatible(
+      base, config_lib.replace(base, train={"num_epochs": 9})
+  )
+  cosine = tiny_config(optim={"schedule": "warmup_cosine"})
+  with pytest.raises(train.IncompatibleRun, match="train.num_epochs"):
+    rundir.check_compatible(
+        cosine, config_lib.replace(cosine, train={"num_epochs": 9})
+    )
+
+
 def test_nan_stops_training_with_the_step(tmp_path):
   cfg = tiny_config(
       model={"cell": "rnn_relu"},
