@@ -11,6 +11,7 @@ import sys
 
 from absl import flags
 from absl import logging
+from ml_collections import config_flags
 
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import data
@@ -42,6 +43,41 @@ USER_ERRORS = (
     sampling.SamplingError,
     OSError,
 )
+
+
+def _error_line(e: BaseException) -> str:
+  """One line for a flag's error: a missing config key's name (with
+  ml_collections' suggestion), the last line of a traceback that
+  config_flags embeds, or the message with its lines joined."""
+  cause = e
+  while cause is not None and not isinstance(cause, KeyError):
+    cause = cause.__cause__ or cause.__context__
+  if cause is not None and cause.args and isinstance(cause.args[0], str):
+    return "no such config key " + "; ".join(cause.args[0].split("\n"))
+  lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
+  if any(l.startswith("Traceback") for l in lines):
+    return lines[-1]
+  return " ".join(lines) or type(e).__name__
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """app.run's flags_parser: absl's parsing, with a bad flag, config file or
+  config override (``--config.model.hiden=3``) as one 'error: ...' line and
+  exit status 1 instead of a traceback."""
+  try:
+    argv = flags.FLAGS(argv)
+    for name in flags.FLAGS:
+      try:
+        path = config_flags.get_config_filename(flags.FLAGS[name])
+      except TypeError:  # Not a config file's flag.
+        continue
+      path = path.partition(":")[0]  # Less a :variant.
+      if path and not os.path.isfile(path):
+        raise flags.Error(f"--{name}: no config file {path}")
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"error: {_error_line(e)}", file=sys.stderr)
+    sys.exit(1)
+  return argv
 
 
 def resolve_config(config_dict) -> config_lib.Config:

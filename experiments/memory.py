@@ -107,4 +107,4 @@ def run():
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -7,6 +7,7 @@ The defaults below are the single source of every default.
 """
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -246,7 +247,29 @@ def _get(cfg: Config, dotted: str):
   return obj
 
 
+def _check_finite(cfg: Config) -> None:
+  for group in dataclasses.fields(cfg):
+    values = getattr(cfg, group.name)
+    if not dataclasses.is_dataclass(values):
+      continue
+    for field in dataclasses.fields(values):
+      value = getattr(values, field.name)
+      if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"{group.name}.{field.name} must be finite, got {value}"
+        )
+
+
 def validate(cfg: Config) -> Config:
+  _check_finite(cfg)
+  sizes = cfg.data.synthetic_sentences
+  if len(sizes) != 3 or not all(
+      isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes
+  ):
+    raise ConfigError(
+        "data.synthetic_sentences must be three positive integers (train, "
+        f"valid, test), got {list(sizes)}"
+    )
   for key, choices in _CHOICES.items():
     if _get(cfg, key) not in choices:
       raise ConfigError(
