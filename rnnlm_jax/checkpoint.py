@@ -18,6 +18,42 @@ import orbax.checkpoint as ocp
 SLOTS = ("latest", "best")
 
 
+class CheckpointError(OSError):
+  """A checkpoint that cannot be read back into the given structure: from
+  another version's train state, or damaged on disk."""
+
+
+def _reason(e: BaseException) -> str:
+  """The first line of the innermost error (orbax and tensorstore wrap the
+  useful one), at most 300 characters."""
+  while (e.__cause__ or e.__context__) is not None:
+    e = e.__cause__ or e.__context__
+  text = str(e).strip()
+  return (text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
+def _has_steps(workdir: str, slot: str) -> bool:
+  """Whether a slot holds a step's folder. Reading asks this before making
+  orbax's manager, which on a missing or empty slot starts a thread that
+  can outlive an exiting interpreter (and creates the folder)."""
+  path = os.path.join(workdir, "checkpoints", slot)
+  return os.path.isdir(path) and any(n.isdigit() for n in os.listdir(path))
+
+
+def _check_slot(workdir: str, slot: str) -> None:
+  if not _has_steps(workdir, slot):
+    raise FileNotFoundError(f"no {slot!r} checkpoint in {workdir}")
+
+
+def _restore(mngr, step: int, args) -> Any:
+  try:
+    return mngr.restore(step, args=args)
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(
+        f"{mngr.directory}/{step}: {_reason(e)}"
+    ) from e
+
+
 def _manager(workdir: str, slot: str, keep: int = 1) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep,
@@ -55,16 +91,14 @@ def save(
 
 
 def latest_step(workdir: str, slot: str) -> int | None:
-  path = os.path.join(workdir, "checkpoints", slot)
-  if not os.path.isdir(path):
+  if not _has_steps(workdir, slot):
     return None
   with _manager(workdir, slot) as mngr:
     return mngr.latest_step()
 
 
 def all_steps(workdir: str, slot: str) -> list[int]:
-  path = os.path.join(workdir, "checkpoints", slot)
-  if not os.path.isdir(path):
+  if not _has_steps(workdir, slot):
     return []
   with _manager(workdir, slot) as mngr:
     return sorted(mngr.all_steps())
@@ -76,13 +110,15 @@ def restore(
   """Restores (state, record) from a slot, at ``step`` or the newest;
   ``target`` gives the structure."""
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  _check_slot(workdir, slot)
   with _manager(workdir, slot) as mngr:
     step = mngr.latest_step() if step is None else step
     if step is None:
-      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/{slot}")
-    restored = mngr.restore(
+      raise FileNotFoundError(f"no {slot!r} checkpoint in {workdir}")
+    restored = _restore(
+        mngr,
         step,
-        args=ocp.args.Composite(
+        ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract),
             record=ocp.args.JsonRestore(),
         ),
@@ -93,13 +129,15 @@ def restore(
 def restore_params(workdir: str, slot: str) -> tuple[Any, dict]:
   """(params, record) of a slot, whatever optimizer the run used: the
   parameters come back as the nested dicts and lists they were saved as."""
+  _check_slot(workdir, slot)
   with _manager(workdir, slot) as mngr:
     step = mngr.latest_step()
     if step is None:
       raise FileNotFoundError(f"no {slot!r} checkpoint in {workdir}")
-    restored = mngr.restore(
+    restored = _restore(
+        mngr,
         step,
-        args=ocp.args.Composite(
+        ocp.args.Composite(
             state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()
         ),
     )

@@ -166,11 +166,10 @@ def _resume_step(workdirs: list[str]) -> int:
 def _restore(workdir: str, target, step: int):
   try:
     return checkpoint.restore(workdir, "latest", target, step)
-  except (ValueError, KeyError, TypeError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+  except checkpoint.CheckpointError as e:
     raise IncompatibleRun(
         f"the checkpoint in {workdir} does not fit this version's train "
-        f"state (written by an older rnnlm_jax?): {first}"
+        f"state, or is damaged: {e}"
     ) from None
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -97,6 +98,23 @@ def test_incompatible_run_directory_is_refused(uninterrupted):
   other = config_lib.replace(cfg, model={"hidden": 32})
   with pytest.raises(train.IncompatibleRun, match="model.hidden is 16 there"):
     train.train_and_evaluate(other, workdir, log=lambda s: None)
+
+
+# Orbax leaves its failed read's event loop to be closed by the collector.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_damaged_checkpoint_is_refused_with_its_reason(uninterrupted, tmp_path):
+  cfg, workdir, _ = uninterrupted
+  copy = tmp_path / "run"
+  shutil.copytree(workdir, copy)
+  data_files = [
+      p for p in (copy / "checkpoints" / "latest").rglob("*")
+      if p.is_file() and p.parent.name == "d"
+  ]
+  biggest = max(data_files, key=lambda p: p.stat().st_size)
+  with open(biggest, "r+b") as f:
+    f.truncate(10)
+  with pytest.raises(train.IncompatibleRun, match="or is damaged: .*latest"):
+    train.train_and_evaluate(cfg, str(copy), log=lambda s: None)
 
 
 def test_more_epochs_continue_a_run_unless_the_schedule_spans_them():
