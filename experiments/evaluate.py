@@ -22,7 +22,8 @@ _SLOT = flags.DEFINE_enum(
 )
 _SPLITS = flags.DEFINE_list("splits", ["valid", "test"], "Splits to evaluate.")
 _BATCH = flags.DEFINE_integer(
-    "eval_batch_size", 0, "Parallel streams; 0 takes the run's config."
+    "eval_batch_size", 0, "Parallel streams; 0 takes the run's config.",
+    lower_bound=0,
 )
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Corpus folder, if it moved since training."

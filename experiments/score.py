@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 
 from experiments import common
+from rnnlm_jax import data
 from rnnlm_jax import scoring
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
@@ -32,10 +33,13 @@ _SLOT = flags.DEFINE_enum(
 
 
 def _read_lines(path: str) -> list[str]:
-  if path == "-":
-    return [line.rstrip("\n") for line in sys.stdin]
-  with open(path, encoding="utf-8") as f:
-    return [line.rstrip("\n") for line in f]
+  try:
+    if path == "-":
+      return [line.rstrip("\n") for line in sys.stdin]
+    with open(path, encoding="utf-8") as f:
+      return [line.rstrip("\n") for line in f]
+  except UnicodeDecodeError as e:
+    raise data.DataError(f"{path} is not UTF-8 text: {e}") from None
 
 
 def score_lines(workdir: str, lines: list[str], slot: str) -> list[dict]:

@@ -147,11 +147,18 @@ class Trained:
 
 
 def load_trained(workdir: str, slot: str = "best") -> Trained:
-  """Config, vocabulary and the model of a run directory's checkpoint."""
+  """Config, vocabulary and the model of a run directory's checkpoint.
+
+  "best" is the latest checkpoint where the run has no best yet (it
+  stopped on train.max_steps before its first validation): the model its
+  results.json reports either way.
+  """
   cfg = load_run_config(workdir)
   vocab = data.Vocab.load(os.path.join(workdir, VOCAB_FILE))
   if cfg.model.kind == "count_ngram":
     counts = ngram.load(os.path.join(workdir, NGRAM_FILE))
     return Trained(cfg, vocab, None, counts, {"step": 0})
+  if slot == "best" and checkpoint.latest_step(workdir, "best") is None:
+    slot = "latest"
   params, record = checkpoint.restore_params(workdir, slot)
   return Trained(cfg, vocab, params, None, record)

@@ -142,6 +142,28 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
   assert len(lines) == 1 and message in lines[0], proc.stderr
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["experiments.evaluate", "--splits=bogus"], "unknown split 'bogus'"),
+        (
+            ["experiments.evaluate", "--eval_batch_size=-2"],
+            "not a non-negative integer",
+        ),
+        (["experiments.score", "--input=BAD"], "is not UTF-8 text"),
+    ],
+)
+def test_using_a_run_with_bad_input_is_one_line(smoke_run, args, message, tmp_path):
+  workdir, _ = smoke_run
+  bad = tmp_path / "bad.txt"
+  bad.write_bytes(b"the \xff cat\n")
+  args = [a.replace("BAD", str(bad)) for a in args]
+  proc = run(*args, f"--workdir={workdir}")
+  assert proc.returncode != 0
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
 def test_empty_and_non_utf8_corpus_files(tmp_path):
   corpus = tmp_path / "corpus"
   corpus.mkdir()

@@ -117,6 +117,19 @@ def test_a_damaged_checkpoint_is_refused_with_its_reason(uninterrupted, tmp_path
     train.train_and_evaluate(cfg, str(copy), log=lambda s: None)
 
 
+def test_a_run_stopped_before_validation_is_used_from_its_latest(tmp_path):
+  """With no best checkpoint yet, a run directory's model is its latest,
+  the one results.json reports."""
+  from rnnlm_jax import evaluation
+
+  cfg = tiny_config(train={"max_steps": 5})
+  results = train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  assert checkpoint.latest_step(str(tmp_path), "best") is None
+  again = evaluation.evaluate_run(str(tmp_path))
+  assert again["step"] == results["step"] == 5
+  np.testing.assert_allclose(again["test_ppl"], results["test_ppl"], rtol=1e-6)
+
+
 def test_more_epochs_continue_a_run_unless_the_schedule_spans_them():
   """num_epochs may grow on resume under a constant-shaped schedule; under
   warmup_cosine, whose decay is laid over the epochs, it is the run's."""
