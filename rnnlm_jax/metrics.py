@@ -3,6 +3,9 @@
 import json
 import math
 import os
+import pathlib
+
+from rnnlm_jax import data
 
 
 def perplexity(nll_per_token: float) -> float:
@@ -15,6 +18,29 @@ def bits(nll_per_token: float) -> float:
   return nll_per_token / math.log(2.0)
 
 
+def read_jsonl(path: str) -> list[dict]:
+  """The records of a JSON-lines file that appends built; a last line
+  without its newline (an append cut short by a kill) is left out."""
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    lines = f.readlines()
+  if lines and not lines[-1].endswith("\n"):
+    lines.pop()
+  return [json.loads(line) for line in lines if line.strip()]
+
+
+def append_jsonl(path: str, record: dict) -> None:
+  """Appends one line, first cutting a line that an earlier append left
+  without its newline."""
+  with open(path, "ab+") as f:
+    end = f.seek(0, os.SEEK_END)
+    if end and (f.seek(end - 1), f.read(1))[1] != b"\n":
+      f.seek(0)
+      f.truncate(f.read().rfind(b"\n") + 1)
+    f.write((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
+
+
 class JsonlWriter:
   """Appends records to ``path``; ``truncate_after(step)`` drops the records
   a killed run wrote after its last checkpoint, so a resumed run's log reads
@@ -24,18 +50,12 @@ class JsonlWriter:
     self.path = path
 
   def write(self, record: dict) -> None:
-    with open(self.path, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
+    append_jsonl(self.path, record)
 
   def read(self) -> list[dict]:
-    if not os.path.exists(self.path):
-      return []
-    with open(self.path, encoding="utf-8") as f:
-      return [json.loads(line) for line in f if line.strip()]
+    return read_jsonl(self.path)
 
   def truncate_after(self, step: int) -> None:
     kept = [r for r in self.read() if r.get("step", 0) <= step]
-    tmp = self.path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-    os.replace(tmp, self.path)
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+    data.atomic_write(pathlib.Path(self.path), lambda f: f.write(text.encode()))

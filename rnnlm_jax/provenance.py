@@ -7,7 +7,6 @@ package versions and which device produced each number.
 """
 
 import importlib.metadata
-import json
 import os
 import platform
 import socket
@@ -16,6 +15,8 @@ import sys
 import time
 
 import jax
+
+from rnnlm_jax import metrics
 
 PROVENANCE_FILE = "provenance.jsonl"
 PACKAGES = (
@@ -89,14 +90,9 @@ def describe(seed: int, **extra) -> dict:
 
 
 def append(workdir: str, record: dict) -> None:
-  """Appends one line (whole or not at all: one small write)."""
-  with open(os.path.join(workdir, PROVENANCE_FILE), "a", encoding="utf-8") as f:
-    f.write(json.dumps(record, sort_keys=True) + "\n")
+  """Appends one line (a torn line before it cut off)."""
+  metrics.append_jsonl(os.path.join(workdir, PROVENANCE_FILE), record)
 
 
 def read(workdir: str) -> list[dict]:
-  path = os.path.join(workdir, PROVENANCE_FILE)
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return metrics.read_jsonl(os.path.join(workdir, PROVENANCE_FILE))

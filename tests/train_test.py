@@ -14,6 +14,7 @@ from rnnlm_jax import models
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import optim
+from rnnlm_jax import provenance
 from rnnlm_jax import steps
 from rnnlm_jax import train
 
@@ -84,10 +85,15 @@ def test_resume_continues_exactly(uninterrupted, tmp_path):
   stopped = config_lib.replace(cfg, train={"max_steps": 30})
   train.train_and_evaluate(stopped, workdir, log=lambda s: None)
   assert checkpoint.latest_step(workdir, "latest") == 30
+  # A kill in the middle of appending a line (and of the provenance's).
+  for name in ("metrics.jsonl", "provenance.jsonl"):
+    with open(os.path.join(workdir, name), "a", encoding="utf-8") as f:
+      f.write('{"step": 35, "train_lo')
   logs = []
   train.train_and_evaluate(cfg, workdir, log=logs.append)
   assert any("resumed from step 30" in line for line in logs)
   assert train_records(workdir) == train_records(full_dir)
+  assert [r["step"] for r in provenance.read(workdir)] == [0, 30]
   a, b = final_params(workdir, cfg), final_params(full_dir, cfg)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
