@@ -10,7 +10,9 @@ from rnnlm_jax import data
 
 def perplexity(nll_per_token: float) -> float:
   """exp(nll); inf where that overflows (a model that gives some token
-  probability 0 has infinite perplexity)."""
+  probability 0 has infinite perplexity); NaN stays NaN."""
+  if math.isnan(nll_per_token):
+    return math.nan
   return math.exp(nll_per_token) if nll_per_token < 700.0 else math.inf
 
 

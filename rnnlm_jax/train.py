@@ -12,6 +12,7 @@ import time
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from rnnlm_jax import checkpoint
@@ -57,6 +58,10 @@ def _check_finite(fetched, first_step: int, label: str = "") -> None:
           f"was skipped and training stopped: lower the learning rate or "
           f"enable clipping"
       )
+
+
+def _finite(tree) -> bool:
+  return all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(tree))
 
 
 def _fmt_time(seconds: float) -> str:
@@ -353,6 +358,20 @@ def train_trials(
     log(f"error: {error}; the other trials go on")
 
   alive = lambda: [i for i in range(stack.k) if i not in diverged]
+
+  def check_params(done):
+    """Stops a trial whose last update left non-finite parameters (its loss
+    and gradient were finite), before anything saves or scores them."""
+    for i, params in enumerate(stack.split(state.params)):
+      if i in alive() and not _finite(params):
+        stop_trial(
+            i,
+            TrainingDiverged(
+                f"non-finite parameters after step {done}{label(i)}; nothing "
+                "of that step was saved: lower the learning rate or enable "
+                "clipping"
+            ),
+        )
   window = _Window(start_step, time.perf_counter())
   run_start = time.perf_counter()
   for step in range(start_step, total_steps):
@@ -381,6 +400,7 @@ def train_trials(
         log(prefix + _progress_line(record, total_steps))
       window = _Window(done, time.perf_counter())
     if epoch_end:
+      check_params(done)
       valid = evaluator.nlls(
           _on_one_device(state.params, mesh), "valid", stack.k > 1
       )
@@ -419,6 +439,7 @@ def train_trials(
       save("latest", done, alive())
       window.t0 = time.perf_counter()
     elif done % group.train.checkpoint_every == 0 or done == total_steps:
+      check_params(done)
       save("latest", done, alive())
       window.t0 = time.perf_counter()
 

@@ -6,6 +6,7 @@ import shutil
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from experiments.configs import smoke
@@ -159,6 +160,26 @@ def test_nan_stops_training_with_the_step(tmp_path):
   )
   with pytest.raises(
       train.TrainingDiverged, match=r"non-finite training loss at step \d+"
+  ):
+    train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  assert checkpoint.latest_step(str(tmp_path), "latest") is None
+
+
+def test_non_finite_parameters_after_the_last_step_are_not_saved(
+    tmp_path, monkeypatch
+):
+  """An update that overflows on the last step (its loss and gradient were
+  finite, so no later loss shows it) stops the run before any save."""
+  make = optim.make_optimizer
+
+  def overflowing(*args, **kwargs):
+    tx, schedule = make(*args, **kwargs)
+    return optax.chain(tx, optax.scale(float("inf"))), schedule
+
+  monkeypatch.setattr(optim, "make_optimizer", overflowing)
+  cfg = tiny_config(train={"max_steps": 1})
+  with pytest.raises(
+      train.TrainingDiverged, match="non-finite parameters after step 1"
   ):
     train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
   assert checkpoint.latest_step(str(tmp_path), "latest") is None
