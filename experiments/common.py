@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pathlib
 import shlex
 import subprocess
 import sys
@@ -143,11 +144,10 @@ def one_line_errors():
 def save_figure(out: str, name: str, fig) -> str:
   """Writes the matplotlib figure <out>/<name>.png complete or not at all,
   closes it, and returns the path."""
-  os.makedirs(out, exist_ok=True)
   path = os.path.join(out, f"{name}.png")
-  tmp = os.path.join(out, f".{name}.png.tmp")
-  fig.savefig(tmp, format="png", dpi=120)
-  os.replace(tmp, path)
+  data.atomic_write(
+      pathlib.Path(path), lambda f: fig.savefig(f, format="png", dpi=120)
+  )
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   plt.close(fig)
