@@ -48,12 +48,16 @@ USER_ERRORS = (
 
 def _error_line(e: BaseException) -> str:
   """One line for a flag's error: a missing config key's name (with
-  ml_collections' suggestion), the last line of a traceback that
-  config_flags embeds, or the message with its lines joined."""
-  cause = e
-  while cause is not None and not isinstance(cause, KeyError):
-    cause = cause.__cause__ or cause.__context__
-  if cause is not None and cause.args and isinstance(cause.args[0], str):
+  ml_collections' suggestion: its AttributeError wraps a KeyError), the last
+  line of a traceback that config_flags embeds, or the message with its
+  lines joined."""
+  cause = e.__cause__ or e.__context__
+  if (
+      isinstance(e, AttributeError)
+      and isinstance(cause, KeyError)
+      and cause.args
+      and isinstance(cause.args[0], str)
+  ):
     return "no such config key " + "; ".join(cause.args[0].split("\n"))
   lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
   if any(l.startswith("Traceback") for l in lines):
