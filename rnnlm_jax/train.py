@@ -7,6 +7,7 @@ automatic resumption from the run directory's latest checkpoint.
 """
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Callable
@@ -60,8 +61,13 @@ def _check_finite(fetched, first_step: int, label: str = "") -> None:
       )
 
 
-def _finite(tree) -> bool:
-  return all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(tree))
+@functools.partial(jax.jit, static_argnums=1)
+def _finite_trials(params, k: int):
+  """[k] bools: whether each of k trials' parameters (stacked on a leading
+  axis where k > 1) are all finite, in one computation and one fetch."""
+  return jnp.stack(
+      [jnp.isfinite(x).reshape(k, -1).all(1) for x in jax.tree.leaves(params)]
+  ).all(0)
 
 
 def _fmt_time(seconds: float) -> str:
@@ -362,8 +368,9 @@ def train_trials(
   def check_params(done):
     """Stops a trial whose last update left non-finite parameters (its loss
     and gradient were finite), before anything saves or scores them."""
-    for i, params in enumerate(stack.split(state.params)):
-      if i in alive() and not _finite(params):
+    finite = jax.device_get(_finite_trials(state.params, stack.k))
+    for i in alive():
+      if not finite[i]:
         stop_trial(
             i,
             TrainingDiverged(
@@ -372,6 +379,7 @@ def train_trials(
                 "clipping"
             ),
         )
+
   window = _Window(start_step, time.perf_counter())
   run_start = time.perf_counter()
   for step in range(start_step, total_steps):
