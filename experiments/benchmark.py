@@ -61,7 +61,7 @@ from absl import flags
 
 from experiments import common
 from rnnlm_jax import config as config_lib
-from rnnlm_jax import hostmem
+from rnnlm_jax.backends import hostmem
 from rnnlm_jax import rundir
 
 PRESETS = {
@@ -349,7 +349,7 @@ def _check_flags() -> None:
         f"--scan_layout={_SCAN_LAYOUT.value}: choose from "
         f"{', '.join(scan.LAYOUTS)}"
     )
-  from rnnlm_jax import blas
+  from rnnlm_jax.backends import blas
 
   if _MODEL_GEMM.value and _MODEL_GEMM.value not in blas.CHOICES:
     raise config_lib.ConfigError(

@@ -16,7 +16,7 @@ from ml_collections import config_flags
 
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import data
-from rnnlm_jax import hostmem
+from rnnlm_jax.backends import hostmem
 from rnnlm_jax import rundir
 from rnnlm_jax import sampling
 from rnnlm_jax import train

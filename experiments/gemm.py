@@ -26,7 +26,7 @@ from absl import flags
 
 from experiments import common
 from rnnlm_jax import config as config_lib
-from rnnlm_jax import hostmem
+from rnnlm_jax.backends import hostmem
 from rnnlm_jax import rundir
 
 DEFAULT_SHAPES = [
@@ -91,7 +91,7 @@ def time_xla(shapes, calls: int, gemm: str = "xla") -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from rnnlm_jax import blas  # pylint: disable=g-import-not-at-top
+  from rnnlm_jax.backends import blas  # pylint: disable=g-import-not-at-top
 
   out = {}
   for m, k, n in shapes:
@@ -171,7 +171,7 @@ def main(argv):
     shapes = parse_shapes(_SHAPES.value)
     if _CALLS.value < 1:
       raise config_lib.ConfigError("--calls must be >= 1")
-    from rnnlm_jax import blas  # pylint: disable=g-import-not-at-top
+    from rnnlm_jax.backends import blas  # pylint: disable=g-import-not-at-top
 
     bad = [n for n in _LIBRARIES.value if n not in blas.LIBRARIES]
     if bad:

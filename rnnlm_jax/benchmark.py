@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnnlm_jax import blas
+from rnnlm_jax.backends import blas
 from rnnlm_jax import cells
 from rnnlm_jax import models
 from rnnlm_jax import optim

@@ -11,11 +11,16 @@ import math
 import typing
 from typing import Any
 
-from rnnlm_jax import blas
 from rnnlm_jax import cells as cells_lib
-from rnnlm_jax import cudnn
-from rnnlm_jax import ngram
-from rnnlm_jax import scan
+
+# The count-based n-gram model's smoothings (rnnlm_jax.ngram.METHODS).
+SMOOTHING_METHODS = (
+    "mle",
+    "add_delta",
+    "backoff",
+    "kneser_ney",
+    "modified_kneser_ney",
+)
 
 
 class ConfigError(ValueError):
@@ -38,23 +43,22 @@ class ModelConfig:
   tie_weights: bool = False
   init_scale: float = 0.1  # Uniform(-s, s); <= 0 for PyTorch's 1/sqrt(H).
   unroll: int = 1
-  # How the recurrence is computed and differentiated (rnnlm_jax.scan):
-  # "custom_vjp", a hand-written backward with the recurrent weight's
-  # gradient as one matmul over all steps; "autodiff" of the plain lax.scan
-  # (the reference); "fused", each layer as one custom call on CPU, its
-  # per-step products from the BLAS gemm or, under XLA's, a built-in packed
-  # product (rnnlm_jax.fused); "auto", fused where it applies (layers of at
-  # least scan.FUSED_MIN_STEPS steps), else custom_vjp; "cudnn", on a CUDA
-  # GPU, each LSTM layer as cuDNN's kernel (rnnlm_jax.cudnn).
+  # "auto": fast paths (rnnlm_jax.backends) where they apply, each checked
+  # at the start of the run to compute what the reference computes for this
+  # cell; "reference": every fast path off (autodiff of the plain lax.scan,
+  # XLA's GEMM, the plain softmax, no folded embedding or time chunks).
+  backend: str = "auto"
+  # How the recurrence is computed and differentiated: "custom_vjp", scan's
+  # hand-written backward with the recurrent weight's gradient as one matmul
+  # over all steps; "autodiff" of the plain lax.scan (the reference);
+  # "fused", each layer as one custom call on CPU (rnnlm_jax.backends.fused,
+  # for the cells it implements); "auto", fused where it applies (layers of
+  # at least backends.FUSED_MIN_STEPS steps), else custom_vjp; "cudnn", on a
+  # CUDA GPU, each LSTM layer as cuDNN's kernel.
   scan_impl: str = "auto"
   # > 0: rematerialise the backward over time in chunks of this many steps
   # (only chunk-boundary carries are kept); 0: off.
   remat_chunk: int = 0
-  # How the custom_vjp recurrence lays out its states: "batch_major" ([B, H],
-  # h @ w_hh), "feature_major" ([H, B], w_hh^T @ h: on CPU it does not repack
-  # the weight every step) or "auto" (feature-major under XLA's GEMM on an
-  # Intel CPU from H = 512, where it measured faster). The same function.
-  scan_layout: str = "auto"
   # Run the layers over time in this many chunks, each chunk through every
   # layer (rnnlm_jax.scan.run_stack): layer l + 1 then works on one chunk
   # while layer l works on the next, on another core. 1: off; 0 (auto): on
@@ -67,10 +71,10 @@ class ModelConfig:
   # and remat is off (small vocabularies: characters), and not under
   # scan_impl="cudnn"; the same function.
   fold_embedding: bool = True
-  # The matmuls' GEMM (rnnlm_jax.blas): "xla" (XLA's own), "mkl" or
+  # The matmuls' GEMM (rnnlm_jax.backends.blas): "xla" (XLA's own), "mkl" or
   # "openblas" (a BLAS library's cblas_?gemm through a custom call, CPU
   # only), or "auto": "mkl" on a single device of an Intel CPU where MKL is
-  # installed (pip install mkl), else "xla". The same function. "bf16":
+  # installed (requirements-mkl.txt), else "xla". The same function. "bf16":
   # XLA's with bfloat16 operands, float32 accumulation and results (for GPUs
   # and TPUs; states, gates, softmax and parameters stay float32): a close
   # function.
@@ -163,10 +167,10 @@ class Config:
 _CHOICES = {
     "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
     "model.cell": tuple(cells_lib.CELLS),
-    "model.scan_impl": scan.IMPLS,
-    "model.scan_layout": scan.LAYOUTS,
-    "model.gemm": blas.CHOICES,
-    "model.smoothing": ngram.METHODS,
+    "model.backend": ("auto", "reference"),
+    "model.scan_impl": ("auto", "fused", "custom_vjp", "autodiff", "cudnn"),
+    "model.gemm": ("auto", "xla", "bf16", "mkl", "openblas"),
+    "model.smoothing": SMOOTHING_METHODS,
     "data.source": ("synthetic", "files", "hub"),
     "data.level": ("word", "char"),
     "data.encoding_errors": ("strict", "replace"),
@@ -306,21 +310,20 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"model.hash_bits must be in [1, 31], got {m.hash_bits}")
   if m.kind in ("neural_ngram", "maxent") and m.order < 2:
     raise ConfigError(f"model.kind={m.kind!r} needs model.order >= 2")
-  reason = blas.unavailable(m.gemm) if m.gemm in blas.LIBRARIES else None
-  if reason:
-    raise ConfigError(f"model.gemm={m.gemm!r}: {reason}")
-  if m.kind == "rnn" and m.scan_impl == "fused":
-    if m.gemm == blas.BF16:
-      raise ConfigError(
-          "model.scan_impl='fused' runs float32 products (a BLAS library's "
-          "or XLA's), not model.gemm='bf16'"
-      )
-    gemm = blas.resolve(m.gemm) if m.gemm == "auto" else m.gemm
-    reason = blas.builtin_unavailable() if gemm == "xla" else None
-    if reason:
-      raise ConfigError(f"model.scan_impl='fused': {reason}")
-    if m.scan_layout == "feature_major":
-      raise ConfigError("model.scan_impl='fused' is batch-major")
+  # Which fast paths run here is checked when a run starts
+  # (rnnlm_jax.backends.resolve); here only what no machine could run.
+  if m.backend == "reference" and (
+      m.scan_impl not in ("auto", "autodiff") or m.gemm not in ("auto", "xla")
+  ):
+    raise ConfigError(
+        "model.backend='reference' turns every fast path off: it takes no "
+        f"model.scan_impl={m.scan_impl!r} or model.gemm={m.gemm!r}"
+    )
+  if m.kind == "rnn" and m.scan_impl == "fused" and m.gemm == "bf16":
+    raise ConfigError(
+        "model.scan_impl='fused' runs float32 products (a BLAS library's "
+        "or XLA's), not model.gemm='bf16'"
+    )
   if m.kind == "rnn" and m.scan_impl == "cudnn":
     if m.cell != "lstm":
       raise ConfigError("model.scan_impl='cudnn' runs the LSTM only")
@@ -329,9 +332,6 @@ def validate(cfg: Config) -> Config:
           "model.scan_impl='cudnn' takes no model.remat_chunk and no "
           "data.reset_at_eos (cuDNN resets the state only at a segment's start)"
       )
-    reason = cudnn.unavailable()
-    if reason:
-      raise ConfigError(reason)
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
   if cfg.data.source == "hub" and not cfg.data.hf_path:

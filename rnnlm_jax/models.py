@@ -15,6 +15,10 @@ parameters are a plain pytree:
 
 Dropout (Zaremba et al. 2014) acts on the non-recurrent connections only: the
 embeddings, the outputs passed between layers, and the top layer's output.
+
+How the layers and the softmax are computed (the reference, or a fast path
+checked to compute the same function) is rnnlm_jax.backends' choice: a
+``backends.Path``, resolved from the config at trace time.
 """
 
 import functools
@@ -22,9 +26,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from rnnlm_jax import blas
+from rnnlm_jax import backends
 from rnnlm_jax import cells as cells_lib
-from rnnlm_jax import fused
 from rnnlm_jax import losses
 from rnnlm_jax import matmul
 from rnnlm_jax import scan
@@ -104,15 +107,14 @@ def _dropout(key, rate, x, num_steps=None, steps=slice(None)):
   return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
-def _folds_embedding(cfg: ModelConfig, tokens: int, use_dropout: bool):
+def _folds_embedding(path, cfg: ModelConfig, tokens: int, use_dropout: bool):
   """Whether layer 0 gathers rows of embed @ w_ih (see
   ModelConfig.fold_embedding): fewer FLOPs when V <= B * T."""
   return (
-      cfg.fold_embedding
+      path.fold_embedding
       and cfg.vocab_size <= tokens
       and not use_dropout
       and cfg.remat_chunk <= 0
-      and cfg.scan_impl != "cudnn"
   )
 
 
@@ -149,14 +151,18 @@ def hidden_states(
   if use_dropout:
     between = lambda l, h, steps: _dropout(keys[l], rate, h, num_steps, steps)
 
-  gemm = blas.resolve(cfg.gemm)
+  dtype = params["layers"][0]["w_ih"].dtype
+  path = backends.resolve(cfg, dtype)
   x_TBE, xw_TBG = None, None
-  if _folds_embedding(cfg, x_BT.size, use_dropout):
-    table_VG = scan.project_inputs(params["layers"][0], params["embed"], gemm)
+  if _folds_embedding(path, cfg, x_BT.size, use_dropout):
+    table_VG = scan.project_inputs(
+        params["layers"][0], params["embed"], path.dot
+    )
     xw_TBG = jnp.take(table_VG, x_BT.T, axis=0)
   else:
     x_TBE = drop(0, jnp.take(params["embed"], x_BT.T, axis=0))
   reset_TB = None if reset_BT is None else reset_BT.T
+  kernel = path.layer(num_steps, dtype) is not None
   carry, h_TBH = scan.run_stack(
       cell,
       params["layers"],
@@ -165,19 +171,12 @@ def hidden_states(
       reset_TB,
       between=between,
       unroll=cfg.unroll,
-      impl=cfg.scan_impl,
+      impl=path.scan,
       remat_chunk=cfg.remat_chunk,
       first_xw_TBG=xw_TBG,
-      layout=cfg.scan_layout,
-      time_chunks=scan.time_chunks(
-          cfg.time_chunks,
-          num_steps,
-          scan.fuses(
-              cell, cfg.scan_impl, cfg.scan_layout, cfg.hidden, gemm,
-              params["layers"][0]["w_hh"].dtype, num_steps,
-          ),
-      ),
-      gemm=gemm,
+      time_chunks=backends.time_chunks(path, num_steps, kernel),
+      dot=path.dot,
+      fast=lambda steps: path.layer(steps, dtype),
   )
   h_TBH = drop(cfg.num_layers, h_TBH)
   return jnp.swapaxes(h_TBH, 0, 1), carry
@@ -212,10 +211,10 @@ def output_logits(params, h_BTH):
   return h_BTH @ output_weights(params) + params["out"]["b"]
 
 
-def _nll_of_rows(hb_NH, wb_HV, y_N, gemm):
+def _nll_of_rows(hb_NH, wb_HV, y_N, dot):
   """(nll_N, z_NV, lse_N) with the bias folded into hb (a column of ones)
   and wb (its last row)."""
-  z_NV = blas.dot(hb_NH, wb_HV, gemm).astype(jnp.promote_types(hb_NH.dtype, jnp.float32))
+  z_NV = dot(hb_NH, wb_HV).astype(jnp.promote_types(hb_NH.dtype, jnp.float32))
   m_N = jnp.max(z_NV, axis=-1)
   lse_N = m_N + jnp.log(jnp.sum(jnp.exp(z_NV - m_N[:, None]), axis=-1))
   zy_N = jnp.take_along_axis(z_NV, y_N[:, None], axis=-1)[:, 0]
@@ -232,42 +231,41 @@ def _fold_bias(h_NH, w_HV, b_V):
   return hb_NH, wb_HV
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _softmax_xent(gemm, h_NH, w_HV, b_V, y_N):
-  # Not differentiated (evaluation): XLA's side, which computes no
-  # gradient. Inside an evaluation's scan it hoists the bias row out of the
-  # loop; a loss-only variant of the custom call measured slower at Zaremba
-  # medium (tanh, best of 16: 61.8 against 58.6 ms a segment).
-  return _nll_of_rows(*_fold_bias(h_NH, w_HV, b_V), y_N, gemm)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _softmax_xent(dot, fast, h_NH, w_HV, b_V, y_N):
+  # Not differentiated (evaluation): the plain computation, which computes
+  # no gradient (a loss-only kernel measured slower: docs/performance.md).
+  del fast
+  return _nll_of_rows(*_fold_bias(h_NH, w_HV, b_V), y_N, dot)[0]
 
 
-def _softmax_xent_fwd(gemm, h_NH, w_HV, b_V, y_N):
-  if fused.softmax_supported(gemm, [h_NH.dtype, w_HV.dtype, b_V.dtype]):
-    # Under a BLAS library: the loss and softmax - onehot in one custom
-    # call that reduces the logits in cache (train steps, alternating in
-    # one process: Zaremba small LSTM 1.10x, GRU 1.17x; medium 0.98-1.02x).
-    nll_N, e_NV = fused.softmax_xent_grad(h_NH, w_HV, b_V, y_N, gemm)
+def _softmax_xent_fwd(dot, fast, h_NH, w_HV, b_V, y_N):
+  if fast is not None:
+    # The loss and softmax - onehot from one kernel that reduces the logits
+    # in cache (backends.Path.softmax_kernel).
+    nll_N, e_NV = fast(h_NH, w_HV, b_V, y_N)
     return nll_N, (h_NH, w_HV, b_V, y_N, e_NV, None)
-  nll_N, z_NV, lse_N = _nll_of_rows(*_fold_bias(h_NH, w_HV, b_V), y_N, gemm)
+  nll_N, z_NV, lse_N = _nll_of_rows(*_fold_bias(h_NH, w_HV, b_V), y_N, dot)
   return nll_N, (h_NH, w_HV, b_V, y_N, z_NV, lse_N)
 
 
-def _softmax_xent_bwd(gemm, res, g_N):
+def _softmax_xent_bwd(dot, fast, res, g_N):
+  del fast
   h_NH, w_HV, b_V, y_N, z_NV, lse_N = res
   g_N1 = g_N[:, None]
   if lse_N is None:
     # z is softmax - onehot already; g scales the products' small operands
     # instead. (The bias's gradient as one more row of the weight's product
     # measured slower: slicing it off copied the [H, V] gradient.)
-    dh_NH = blas.dot(z_NV, w_HV, gemm, trans_b=True) * g_N1
-    dw_HV = matmul.weight_grad(h_NH * g_N1, z_NV, gemm)
+    dh_NH = dot(z_NV, w_HV, trans_b=True) * g_N1
+    dw_HV = matmul.weight_grad(h_NH * g_N1, z_NV, dot)
     return dh_NH, dw_HV, (z_NV * g_N1).sum(axis=0), None
   onehot_NV = y_N[:, None] == jnp.arange(z_NV.shape[-1])[None, :]
   # softmax - onehot, built in one elementwise pass (no scatter).
   p_NV = jnp.exp(z_NV - lse_N[:, None])
   dz_NV = (jnp.where(onehot_NV, p_NV - 1.0, p_NV) * g_N1).astype(h_NH.dtype)
-  dh_NH = blas.dot(dz_NV, w_HV, gemm, trans_b=True)
-  dw_HV = matmul.weight_grad(h_NH, dz_NV, gemm)
+  dh_NH = dot(dz_NV, w_HV, trans_b=True)
+  dw_HV = matmul.weight_grad(h_NH, dz_NV, dot)
   db_V = dz_NV.sum(axis=0).astype(b_V.dtype)
   return dh_NH, dw_HV.astype(w_HV.dtype), db_V, None
 
@@ -275,16 +273,18 @@ def _softmax_xent_bwd(gemm, res, g_N):
 _softmax_xent.defvjp(_softmax_xent_fwd, _softmax_xent_bwd)
 
 
-def output_nll(params, h_BTH, y_BT, gemm: str = "xla"):
+def output_nll(params, h_BTH, y_BT, path=None):
   """-log p(y | h) of the softmax layer, [B, T], without materialising the
   logits beyond one [B*T, V] array (a custom VJP writes the backward as one
-  elementwise pass and the three matmuls; differentiated under a BLAS
-  library, the forward is rnnlm_jax.fused.softmax_xent_grad). Equal to
-  losses.token_nll(output_logits(params, h_BTH), y_BT). gemm: the matmul
-  backend, resolved (rnnlm_jax.blas.resolve)."""
+  elementwise pass and the three matmuls). Equal to
+  losses.token_nll(output_logits(params, h_BTH), y_BT). path: a
+  backends.Path (its GEMM and softmax kernel), or None for the reference."""
   b, t, h = h_BTH.shape
+  dot = matmul.xla_dot if path is None else path.dot
+  fast = None if path is None else path.softmax_kernel(h_BTH.dtype)
   nll_N = _softmax_xent(
-      gemm,
+      dot,
+      fast,
       h_BTH.reshape(b * t, h),
       output_weights(params),
       params["out"]["b"],
@@ -318,4 +318,5 @@ def token_nll(
   h_BTH, carry = hidden_states(
       params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate
   )
-  return output_nll(params, h_BTH, y_BT, blas.resolve(cfg.gemm)), carry
+  path = backends.resolve(cfg, params["layers"][0]["w_ih"].dtype)
+  return output_nll(params, h_BTH, y_BT, path), carry

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import blas
+from rnnlm_jax.backends import blas
 from rnnlm_jax import models
 from rnnlm_jax.config import ModelConfig
 

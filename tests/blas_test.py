@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import blas
+from rnnlm_jax.backends import blas
+from rnnlm_jax import backends
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import models
 from rnnlm_jax.config import ModelConfig
@@ -35,8 +36,15 @@ def _operands(rng, m, k, n, ta, tb, dtype):
 # Shapes of one block and of several (over 2 MFLOP, split by rows or by
 # columns of C into blocks of 16), sizes that are no multiple of 16, a
 # recurrent step's, and empty ones.
-SHAPES = [(3, 5, 7), (20, 200, 801), (517, 64, 40), (1, 1, 1), (0, 4, 5),
-          (4, 0, 5), (4, 5, 0)]
+SHAPES = [
+    (3, 5, 7),
+    (20, 200, 801),
+    (517, 64, 40),
+    (1, 1, 1),
+    (0, 4, 5),
+    (4, 0, 5),
+    (4, 5, 0),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -85,7 +93,10 @@ def test_vmap_and_concurrent_products(library):
   # Two independent products in one program: XLA may run them at once,
   # each splitting its blocks over the same thread pool.
   two = jax.jit(
-      lambda a, b: (blas.dot(a, b, library), blas.dot(b, a, library, True, True))
+      lambda a, b: (
+          blas.dot(a, b, library),
+          blas.dot(b, a, library, True, True),
+      )
   )
   c, d = two(a_KMI[0], b_IN)
   np.testing.assert_allclose(c, a_KMI[0] @ b_IN, rtol=1e-4, atol=1e-3)
@@ -104,20 +115,25 @@ def _nll_and_grads(cfg, params, x, y):
 
 
 @pytest.mark.parametrize(
-    "cell,layout,impl,vocab",
+    "cell,impl,vocab",
     [
-        ("lstm", "batch_major", "custom_vjp", 40),
-        ("gru", "feature_major", "custom_vjp", 40),
-        ("rnn_tanh", "batch_major", "autodiff", 40),
-        ("lstm", "feature_major", "custom_vjp", 9),  # embedding folded
-        ("lstm", "batch_major", "fused", 40),  # rnnlm_jax.fused
+        ("lstm", "custom_vjp", 40),
+        ("gru", "custom_vjp", 40),
+        ("rnn_tanh", "autodiff", 40),
+        ("lstm", "custom_vjp", 9),  # embedding folded
+        ("lstm", "fused", 40),  # rnnlm_jax.backends.fused
     ],
 )
-def test_model_loss_and_gradients_equal_xla(library, cell, layout, impl, vocab):
+def test_model_loss_and_gradients_equal_xla(library, cell, impl, vocab):
   cfg = ModelConfig(
-      cell=cell, vocab_size=vocab, hidden=24, embed_dim=16, num_layers=2,
-      init_scale=0.3, scan_layout=layout,
-      scan_impl="custom_vjp" if impl == "fused" else impl, time_chunks=2,
+      cell=cell,
+      vocab_size=vocab,
+      hidden=24,
+      embed_dim=16,
+      num_layers=2,
+      init_scale=0.3,
+      scan_impl="custom_vjp" if impl == "fused" else impl,
+      time_chunks=2,
       gemm="xla",
   )
   x = jax.random.randint(jax.random.key(1), (3, 10), 0, vocab)
@@ -155,18 +171,24 @@ def test_auto_takes_mkl_on_intel_cpus_only(monkeypatch, vendor, want):
 
 
 def test_a_missing_library_is_one_config_error(monkeypatch):
-  monkeypatch.setattr(blas, "unavailable", lambda name: "no mkl library found")
+  monkeypatch.setattr(
+      blas, "_loaded", lambda name: (None, "no mkl library found")
+  )
+  cfg = config_lib.from_dict({"model": {"gemm": "mkl"}}).model
   with pytest.raises(config_lib.ConfigError, match="model.gemm='mkl': no mkl"):
-    config_lib.from_dict({"model": {"gemm": "mkl"}})
+    backends.resolve(cfg)
   with pytest.raises(config_lib.ConfigError, match="model.gemm"):
     config_lib.from_dict({"model": {"gemm": "blis"}})
   assert config_lib.from_dict({"model": {"gemm": "xla"}}).model.gemm == "xla"
 
 
-def test_no_compiler_is_reported(monkeypatch):
+def test_no_compiler_is_one_reason_and_builds_nothing(monkeypatch, tmp_path):
   monkeypatch.delenv("CXX", raising=False)
   monkeypatch.setenv("PATH", "")
-  assert blas._compiler() is None
+  target = tmp_path / "cache" / "rnnlm.so"
+  with pytest.raises(blas.Unavailable, match="no C[+][+] compiler"):
+    blas._build(str(target))
+  assert not target.exists()
 
 
 def test_a_failed_build_leaves_nothing(monkeypatch, tmp_path):

@@ -43,6 +43,10 @@ def numpy_step(name, p, carry, x):
     n = np.tanh(pre[:, 2 * H :] + r * (hw[:, 2 * H :] + p["b_hn"]))
     h = (1 - z) * n + z * h
     return (h,), h
+  if name == "mingru":
+    z = sigmoid(pre[:, :H])
+    h = (1 - z) * h + z * pre[:, H:]
+    return (h,), h
   raise ValueError(name)
 
 
@@ -75,10 +79,52 @@ def test_init_shapes(name):
   params = cells.init_params(cell, jax.random.key(0), I, H, scale=0.1)
   g = cell.gates * H
   assert params["w_ih"].shape == (I, g)
-  assert params["w_hh"].shape == (H, g)
   assert params["b"].shape == (g,)
-  assert float(jnp.abs(params["w_hh"]).max()) <= 0.1
+  if cell.recurrent:
+    assert params["w_hh"].shape == (H, g)
+  else:
+    assert "w_hh" not in params
+  extras = cell.extra_params(H) if cell.extra_params else {}
+  assert set(params) == {"w_ih", "b"} | (
+      {"w_hh"} if cell.recurrent else set()
+  ) | set(extras)
+  for name_, shape in extras.items():
+    assert params[name_].shape == shape
+  assert max(float(jnp.abs(p).max()) for p in params.values()) <= 0.1
   assert len(cells.init_carry(cell, B, H)) == cell.carry_arity
+
+
+@pytest.mark.parametrize("name", sorted(cells.CELLS))
+def test_declared_derivative_contract_holds(name):
+  """A cell declared additive depends on xw and hw only through xw + hw:
+  its gradients with respect to the two are equal at any point (scan's
+  hand-written backward stores one of them). A cell not declared additive
+  is merely not assumed to be."""
+  cell = cells.get_cell(name)
+  if not cell.additive:
+    return
+  assert cell.recurrent, "an additive cell needs a recurrent product"
+  k = jax.random.split(jax.random.key(3), 4)
+  params = cells.init_params(cell, k[0], I, H, scale=0.5)
+  carry = tuple(
+      jax.random.normal(kk, (B, H))
+      for kk in jax.random.split(k[1], cell.carry_arity)
+  )
+  xw = cells.split_gates(cell, jax.random.normal(k[2], (B, cell.gates * H)))
+  hw = cells.split_gates(cell, jax.random.normal(k[3], (B, cell.gates * H)))
+  out = lambda x, w: jnp.sum(jnp.sin(cell.pointwise(params, x, w, carry)[1]))
+  dx, dw = jax.grad(out, argnums=(0, 1))(xw, hw)
+  for a, b in zip(dx, dw):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  # And the contract is one that can fail: the GRU is not additive.
+  gru = cells.get_cell("gru")
+  gp = cells.init_params(gru, k[0], I, H, scale=0.5)
+  g_out = lambda x, w: jnp.sum(gru.pointwise(gp, x, w, carry[:1])[1])
+  gx, gw = jax.grad(g_out, argnums=(0, 1))(
+      cells.split_gates(gru, jax.random.normal(k[2], (B, 3 * H))),
+      cells.split_gates(gru, jax.random.normal(k[3], (B, 3 * H))),
+  )
+  assert not np.allclose(gx[2], gw[2])
 
 
 def test_unknown_cell_is_a_clear_error():
@@ -97,7 +143,7 @@ def python_loop(cell, params, carry, x_TBI, reset_TB=None, reverse=False):
   return carry, jnp.stack(hs)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh", "mingru"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_reset", [False, True])
 def test_scan_equals_python_loop(name, reverse, with_reset):

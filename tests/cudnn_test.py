@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from jax.experimental import rnn
 
+from rnnlm_jax import backends
+from rnnlm_jax import cells
 from rnnlm_jax import config as config_lib
-from rnnlm_jax import cudnn
+from rnnlm_jax.backends import cudnn
 from rnnlm_jax import models
 from rnnlm_jax.config import ModelConfig
 
@@ -42,6 +44,7 @@ def _reference(x_BTI, h0, c0, weights, lengths_B, input_size, hidden_size):
 @pytest.fixture
 def reference_kernel(monkeypatch):
   monkeypatch.setattr(cudnn, "kernel", _reference)
+  monkeypatch.setattr(cudnn, "unavailable", lambda: None)
 
 
 CFG = ModelConfig(
@@ -115,8 +118,19 @@ def test_refused_configurations(values, match):
 
 @pytest.mark.skipif(jax.default_backend() == "gpu", reason="has a GPU")
 def test_without_a_gpu_it_says_so():
+  cfg = config_lib.from_dict({"model": {"scan_impl": "cudnn"}}).model
   with pytest.raises(config_lib.ConfigError, match="runs on a CUDA GPU"):
-    config_lib.from_dict({"model": {"scan_impl": "cudnn"}})
+    backends.resolve(cfg)
+
+
+def test_an_edited_lstm_is_refused(reference_kernel, monkeypatch):
+  """cuDNN computes the textbook LSTM: a cell whose math differs from it
+  is refused, not silently replaced."""
+  lstm = cells.CELLS["lstm"]
+  scaled = lambda p, x, h, c: lstm.pointwise(p, x, h, (c[0], 0.5 * c[1]))
+  monkeypatch.setitem(cells.CELLS, "lstm", lstm._replace(pointwise=scaled))
+  with pytest.raises(config_lib.ConfigError, match="LSTM, not this 'lstm'"):
+    backends.resolve(dataclasses.replace(CFG, scan_impl="cudnn"))
 
 
 @pytest.mark.skipif(

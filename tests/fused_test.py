@@ -4,6 +4,7 @@ both directions, for shapes of one block of units and of several; vmap;
 NaNs; and the layers it does not run. The fused softmax loss and gradient
 against optax's on XLA's logits, the same way."""
 
+import dataclasses
 import functools
 
 import jax
@@ -11,16 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import blas
+from rnnlm_jax import backends
 from rnnlm_jax import cells
 from rnnlm_jax import config as config_lib
-from rnnlm_jax import fused
 from rnnlm_jax import losses
 from rnnlm_jax import models
 from rnnlm_jax import scan
+from rnnlm_jax.backends import blas
+from rnnlm_jax.backends import fused
+from rnnlm_jax.config import ModelConfig
 
 LSTM = cells.get_cell("lstm")
-FUSED = [cells.get_cell(name) for name in fused.CELLS]
+FUSED = list(fused.KERNELS)
 
 
 @pytest.fixture(params=blas.LIBRARIES)
@@ -62,18 +65,26 @@ def _inputs(cell, seed, steps, batch, hidden, dtype, scale=1.0):
   )
   reset = jax.random.bernoulli(k[4], 0.2, (steps, batch))
   cast = lambda a: a.astype(dtype)
-  return (
-      jax.tree.map(cast, params), tuple(map(cast, carry)), cast(xw), reset
-  )
+  return (jax.tree.map(cast, params), tuple(map(cast, carry)), cast(xw), reset)
 
 
 def _run(cell, impl, gemm, reverse, params, carry, xw, reset):
   """(final carry, h_TBH) and the gradients of a loss of both."""
 
+  fast = backends.fused_layer(cell, gemm) if impl == "fused" else None
+
   def layer(params, carry, xw):
     return scan.run_layer(
-        cell, params, carry, None, reset, reverse=reverse, impl=impl,
-        xw_TBG=xw, gemm=gemm,
+        cell,
+        params,
+        carry,
+        None,
+        reset,
+        reverse=reverse,
+        impl="autodiff" if impl == "fused" else impl,
+        xw_TBG=xw,
+        dot=blas.dot_fn(gemm),
+        fast=fast,
     )
 
   def loss(params, carry, xw):
@@ -131,16 +142,23 @@ def test_equals_autodiff_in_float32(products, cell):
       np.testing.assert_allclose(g, w, rtol=2e-4, atol=atol)
 
 
+def _kernel_calls(cfg, steps):
+  """How many fused LSTM layers a model's loss runs over ``steps`` steps."""
+  params = models.init_lm(jax.random.key(0), cfg)
+  x = jnp.zeros((2, steps), jnp.int32)
+  loss = lambda p: models.token_nll(p, cfg, models.init_carry(cfg, 2), x, x)[
+      0
+  ].sum()
+  return jax.jit(loss).lower(params).as_text().count("rnnlm_lstm_fwd_f32")
+
+
 def test_auto_picks_the_fused_layer_under_a_library(products):
-  long_ = scan.FUSED_MIN_STEPS
-  for steps, gemm, calls in ((long_, products, 1), (long_, "bf16", 0),
-                             (long_ - 1, products, 0)):
-    params, carry, xw, reset = _inputs(LSTM, 0, steps, 2, 8, jnp.float32)
-    fn = lambda params, carry, xw: scan.run_layer(
-        LSTM, params, carry, None, reset, impl="auto", xw_TBG=xw, gemm=gemm
-    )
-    hlo = jax.jit(fn).lower(params, carry, xw).as_text()
-    assert hlo.count("rnnlm_lstm_fwd_f32") == calls
+  long_ = backends.FUSED_MIN_STEPS
+  cfg = ModelConfig(vocab_size=50, hidden=8, num_layers=2, gemm=products)
+  assert _kernel_calls(cfg, long_) == 2
+  assert _kernel_calls(cfg, long_ - 1) == 0
+  bf16 = ModelConfig(vocab_size=50, hidden=8, gemm="bf16")
+  assert _kernel_calls(bf16, long_) == 0
 
 
 @pytest.mark.parametrize("cell", FUSED, ids=lambda c: c.name)
@@ -149,7 +167,7 @@ def test_vmap_equals_one_by_one(products, cell):
   xws = jnp.stack([xw, 2 * xw, -xw])
 
   def h(xw):
-    return fused.layer(cell.name, params, carry, xw, reset, False, products)[1]
+    return fused.layer(cell, params, carry, xw, reset, False, products)[1]
 
   got = jax.jit(jax.vmap(h))(xws)
   for i in range(3):
@@ -161,75 +179,73 @@ def test_nan_in_the_input_comes_out(products, cell):
   params, carry, xw, reset = _inputs(cell, 4, 5, 3, 16, jnp.float32)
   xw = xw.at[1, 2, 7].set(jnp.nan)
   reset = jnp.zeros_like(reset)
-  h = fused.layer(cell.name, params, carry, xw, reset, False, products)[1]
+  h = fused.layer(cell, params, carry, xw, reset, False, products)[1]
   assert not np.isnan(h[0]).any()
   assert np.isnan(h[1, 2]).any() and np.isnan(h[2:, 2]).all()
   assert not np.isnan(h[:, :2]).any()
 
 
-def test_fused_where_it_does_not_apply_says_why(products):
-  # A cell the library has no kernel for (one a user adds): "fused" says
-  # so, "auto" runs the custom_vjp scan.
+def test_fused_where_it_does_not_apply_says_why(products, monkeypatch):
+  # A cell the library has no kernel for (one a user adds, even one whose
+  # math is the tanh cell's): "fused" says so in one line, "auto" runs the
+  # custom_vjp scan.
   tanh = cells.get_cell("rnn_tanh")
-  mine = tanh._replace(name="my_cell")
-  params = cells.init_params(mine, jax.random.key(0), 4, 8, 0.1)
-  carry = cells.init_carry(mine, 2, 8)
-  x = jnp.zeros((scan.FUSED_MIN_STEPS, 2, 4))
-  with pytest.raises(ValueError, match="cells, not 'my_cell'"):
-    scan.run_layer(mine, params, carry, x, impl="fused", gemm=products)
-  assert not scan.fuses(mine, "auto", "auto", 8, products, jnp.float32, 99)
-  got = scan.run_layer(mine, params, carry, x, impl="auto", gemm=products)
-  want = scan.run_layer(tanh, params, carry, x, impl="custom_vjp")
-  np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-6)
-  lstm = cells.init_params(LSTM, jax.random.key(0), 4, 8, 0.1)
-  carry = cells.init_carry(LSTM, 2, 8)
-  with pytest.raises(ValueError, match="under a BLAS library or XLA's GEMM"):
-    scan.run_layer(LSTM, lstm, carry, x, impl="fused", gemm="bf16")
-  with pytest.raises(ValueError, match="batch-major"):
-    scan.run_layer(
-        LSTM, lstm, carry, x, impl="fused", gemm=products,
-        layout="feature_major",
+  mine = tanh._replace(name="my_cell", pointwise=lambda *a: tanh.pointwise(*a))
+  monkeypatch.setitem(cells.CELLS, "my_cell", mine)
+  cfg = ModelConfig(vocab_size=20, hidden=8, cell="my_cell", gemm=products)
+  with pytest.raises(backends.BackendError, match="not this 'my_cell'"):
+    backends.resolve(dataclasses.replace(cfg, scan_impl="fused"))
+  path = backends.resolve(cfg)
+  assert path.kernel == "" and path.layer(99, jnp.float32) is None
+  params = models.init_lm(jax.random.key(0), cfg)
+  x = jax.random.randint(jax.random.key(1), (2, 40), 0, 20)
+  nll = lambda c: models.token_nll(params, c, models.init_carry(c, 2), x, x)[0]
+  np.testing.assert_allclose(
+      nll(cfg), nll(dataclasses.replace(cfg, cell="rnn_tanh")), rtol=1e-5
+  )
+
+
+def test_the_kernel_runs_where_it_applies(products):
+  f32, t = jnp.float32, backends.FUSED_MIN_STEPS
+  for cell in fused.KERNELS:
+    path = backends.resolve(
+        ModelConfig(vocab_size=9, cell=cell.name, gemm=products)
     )
-
-
-def test_fuses_and_time_chunks(products):
-  f32, t = jnp.float32, scan.FUSED_MIN_STEPS
-  for name in fused.CELLS:
-    cell = cells.get_cell(name)
-    assert scan.fuses(cell, "auto", "batch_major", 650, products, f32, t)
-  assert scan.fuses(LSTM, "fused", "batch_major", 8, products, jnp.float64, 1)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, products, f32, t - 1)
-  assert not scan.fuses(LSTM, "custom_vjp", "auto", 650, products, f32, t)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, "bf16", f32, t)
-  assert not scan.fuses(LSTM, "auto", "auto", 650, products, jnp.bfloat16, t)
-  # A fused layer splits each step over the cores: time stays one chunk.
-  assert scan.time_chunks(0, 100, fused_layers=True) == 1
-  assert scan.time_chunks(2, 100, fused_layers=True) == 2
+    assert path.layer(t, f32).name == f"fused {cell.name}"
+    assert path.layer(t - 1, f32) is None
+    assert path.layer(t, jnp.bfloat16) is None
+  named = backends.resolve(
+      ModelConfig(vocab_size=9, scan_impl="fused", gemm=products)
+  )
+  assert named.layer(1, f32) is not None
+  assert (
+      backends.resolve(
+          ModelConfig(vocab_size=9, scan_impl="custom_vjp", gemm=products)
+      ).kernel
+      == ""
+  )
 
 
 def test_a_fused_config_that_cannot_fuse_is_one_config_error():
-  for model, match in (
-      ({"cell": "gru", "gemm": "bf16"}, "not model.gemm='bf16'"),
-      ({"scan_layout": "feature_major"}, "is batch-major"),
-  ):
-    with pytest.raises(config_lib.ConfigError, match=match):
-      config_lib.from_dict({"model": {"scan_impl": "fused", **model}})
-  if not fused.supported("gru", blas.resolve("auto"), False, [jnp.float32]):
-    cfg = config_lib.from_dict({"model": {"scan_impl": "fused", "cell": "gru"}})
-    assert cfg.model.scan_impl == "fused"
+  with pytest.raises(config_lib.ConfigError, match="not model.gemm='bf16'"):
+    config_lib.from_dict(
+        {"model": {"scan_impl": "fused", "cell": "gru", "gemm": "bf16"}}
+    )
 
 
 def test_a_fused_config_where_the_builtin_product_cannot_run(monkeypatch):
   # Under XLA's GEMM (named, or what "auto" resolves to) the fused layer
-  # needs the built-in product: without it the config is refused, in one
+  # needs the built-in product: without it the run is refused, in one
   # line, before anything is traced.
   why = "under XLA's GEMM the fused layer runs on a single CPU device"
   monkeypatch.setattr(blas, "builtin_unavailable", lambda: why)
   monkeypatch.setattr(blas, "resolve", lambda gemm: "xla")
   for gemm in ("xla", "auto"):
+    cfg = ModelConfig(vocab_size=9, scan_impl="fused", gemm=gemm)
     with pytest.raises(config_lib.ConfigError, match="single CPU device"):
-      config_lib.from_dict({"model": {"scan_impl": "fused", "gemm": gemm}})
-  assert not scan.fuses(LSTM, "auto", "batch_major", 8, "xla", jnp.float32, 99)
+      backends.resolve(cfg)
+  auto = backends.resolve(ModelConfig(vocab_size=9))
+  assert auto.kernel == "" and "single CPU device" in auto.notes[0]
 
 
 def _xent_inputs(seed, n, h, v, dtype):
@@ -258,7 +274,9 @@ def _value_and_grads(fn, h, w, b, y, g):
 def _check_model_loss(library, args, rtol, atol):
   """The model's loss (the kernel in its custom VJP's forward) against the
   reference: value and gradients, in the inputs' dtype."""
-  fn = lambda h, w, b, y: models._softmax_xent(library, h, w, b, y)
+  fn = lambda h, w, b, y: models._softmax_xent(
+      blas.dot_fn(library), backends.fused_softmax(library), h, w, b, y
+  )
   got = _value_and_grads(fn, *args)
   want = _value_and_grads(_xent_reference, *args)
   for a, x in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
@@ -320,7 +338,9 @@ def test_only_a_differentiated_loss_runs_the_kernel(library):
   # Evaluation computes no gradient: the loss alone is XLA's; its gradient
   # is the kernel's.
   h, w, b, y, _ = _xent_inputs(4, 8, 5, 30, jnp.float32)
-  loss = lambda h: models._softmax_xent(library, h, w, b, y).sum()
+  loss = lambda h: models._softmax_xent(
+      blas.dot_fn(library), backends.fused_softmax(library), h, w, b, y
+  ).sum()
   hlo = lambda fn: jax.jit(fn).lower(h).compile().as_text()
   assert "rnnlm_softmax_xent" not in hlo(loss)
   assert "rnnlm_softmax_xent" in hlo(jax.grad(loss))

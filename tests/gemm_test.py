@@ -68,7 +68,7 @@ def test_bad_flags_are_one_error_line(flag, message, tmp_path):
 
 
 def test_blas_library_rates_beside_xla(tmp_path):
-  from rnnlm_jax import blas
+  from rnnlm_jax.backends import blas
 
   reason = blas.unavailable("openblas")
   if reason:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm_jax import hostmem
+from rnnlm_jax.backends import hostmem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # starts.
 _PROBE = """
 import resource, statistics, sys
-from rnnlm_jax import hostmem
+from rnnlm_jax.backends import hostmem
 if sys.argv[1] == "reuse":
   assert hostmem.reuse_freed_memory()
 import jax, jax.numpy as jnp

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import blas
+from rnnlm_jax import backends
 from rnnlm_jax import cells
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import losses
@@ -41,7 +41,7 @@ def f64(tree):
 
 
 def setup(name, seed=0):
-  cell = cells.get_cell(name)
+  cell = PEEPHOLE if name == "peephole" else cells.get_cell(name)
   k = jax.random.split(jax.random.key(seed), 5)
   layers = [
       cells.init_params(cell, k[0], I, H, scale=0.5),
@@ -59,7 +59,7 @@ def setup(name, seed=0):
   return cell, layers, carries, x_TBI, reset_TB
 
 
-def stack_loss(cell, reset_TB, reverse, impl, remat_chunk, layout="batch_major"):
+def stack_loss(cell, reset_TB, reverse, impl, remat_chunk):
   """A scalar that depends on every output and every final carry."""
 
   def loss(layers, carries, x_TBI):
@@ -75,7 +75,6 @@ def stack_loss(cell, reset_TB, reverse, impl, remat_chunk, layout="batch_major")
           reverse=reverse,
           impl=impl,
           remat_chunk=remat_chunk,
-          layout=layout,
       )
       finals.append(carry)
     out = jnp.sum(jnp.sin(h) * jnp.arange(1, H + 1))
@@ -89,55 +88,71 @@ def assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
     np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
-# (impl, remat_chunk, layout) against the autodiff reference without remat;
-# chunks of 3 do not divide T = 7, so a remainder chunk is exercised too.
-VARIANTS = [
-    ("custom_vjp", 0, "batch_major"),
-    ("custom_vjp", 0, "feature_major"),
-    ("autodiff", 3, "batch_major"),
-    ("custom_vjp", 3, "batch_major"),
-    ("custom_vjp", 3, "feature_major"),
-]
+# (impl, remat_chunk) against the autodiff reference without remat; chunks
+# of 3 do not divide T = 7, so a remainder chunk is exercised too.
+VARIANTS = [("custom_vjp", 0), ("autodiff", 3), ("custom_vjp", 3)]
 
 
-@pytest.mark.parametrize("name", sorted(cells.CELLS))
+def _peephole_pointwise(params, xw_gates, hw_gates, carry):
+  """An LSTM whose input and forget gates also see c (peepholes): a cell
+  with parameters of its own in its elementwise part."""
+  _, c = carry
+  i, f, g, o = (x + h for x, h in zip(xw_gates, hw_gates))
+  p_i, p_f = params["w_peep"]
+  c = jax.nn.sigmoid(f + p_f * c) * c + jax.nn.sigmoid(i + p_i * c) * jnp.tanh(
+      g
+  )
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return (h, c), h
+
+
+PEEPHOLE = cells.Cell(
+    "peephole",
+    4,
+    2,
+    _peephole_pointwise,
+    additive=False,
+    extra_params=lambda h: {"w_peep": (2, h)},
+)
+
+
+@pytest.mark.parametrize("name", sorted(cells.CELLS) + ["peephole"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_reset", [False, True])
 def test_fast_paths_equal_autodiff_of_plain_scan(name, reverse, with_reset):
   with jax.enable_x64(True):
     cell, layers, carries, x_TBI, reset_TB = setup(name)
+    if name == "peephole":
+      assert "w_peep" in layers[0]
     layers, carries, x_TBI = f64((layers, carries, x_TBI))
     reset_TB = reset_TB if with_reset else None
     ref = stack_loss(cell, reset_TB, reverse, "autodiff", 0)
     want = jax.jit(jax.value_and_grad(ref, argnums=(0, 1, 2)))(
         layers, carries, x_TBI
     )
-    for impl, chunk, layout in VARIANTS:
-      fast = stack_loss(cell, reset_TB, reverse, impl, chunk, layout)
+    for impl, chunk in VARIANTS:
+      fast = stack_loss(cell, reset_TB, reverse, impl, chunk)
       got = jax.jit(jax.value_and_grad(fast, argnums=(0, 1, 2)))(
           layers, carries, x_TBI
       )
       assert_trees_close(got, want)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh", "mingru"])
 def test_fast_paths_equal_in_float32(name):
   cell, layers, carries, x_TBI, reset_TB = setup(name, seed=1)
   ref = stack_loss(cell, reset_TB, False, "autodiff", 0)
   want = jax.jit(jax.grad(ref, argnums=(0, 1, 2)))(layers, carries, x_TBI)
-  for impl, chunk, layout in VARIANTS:
-    fast = stack_loss(cell, reset_TB, False, impl, chunk, layout)
+  for impl, chunk in VARIANTS:
+    fast = stack_loss(cell, reset_TB, False, impl, chunk)
     got = jax.jit(jax.grad(fast, argnums=(0, 1, 2)))(layers, carries, x_TBI)
     assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
-def test_custom_vjp_under_vmap_equals_each_item(layout):
+def test_custom_vjp_under_vmap_equals_each_item():
   """Vectorised trials vmap the train step: the custom VJP must batch."""
   cell, layers, carries, x_TBI, reset_TB = setup("lstm", seed=2)
-  grad = jax.jit(
-      jax.grad(stack_loss(cell, reset_TB, False, "custom_vjp", 0, layout))
-  )
+  grad = jax.jit(jax.grad(stack_loss(cell, reset_TB, False, "custom_vjp", 0)))
   scales = jnp.array([0.5, 1.0, 1.5])
   stacked = jax.tree.map(
       lambda a: a * scales.reshape((3,) + (1,) * a.ndim), layers
@@ -150,9 +165,8 @@ def test_custom_vjp_under_vmap_equals_each_item(layout):
     assert_trees_close(jax.tree.map(lambda a: a[k], got), one, 1e-5, 1e-6)
 
 
-@pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
 @pytest.mark.parametrize("remat_chunk", [0, 2])
-def test_time_chunks_equal_one_pass(layout, remat_chunk):
+def test_time_chunks_equal_one_pass(remat_chunk):
   """run_stack in 3 (uneven) or T chunks against one pass:
   outputs, final carries and every gradient, with resets, and with a
   ``between`` that depends on the absolute time step it is given."""
@@ -164,8 +178,14 @@ def test_time_chunks_equal_one_pass(layout, remat_chunk):
   def loss(chunks):
     def f(layers, carries, x_TBI):
       finals, h = scan.run_stack(
-          cell, layers, carries, x_TBI, reset_TB, between=between,
-          remat_chunk=remat_chunk, layout=layout, time_chunks=chunks,
+          cell,
+          layers,
+          carries,
+          x_TBI,
+          reset_TB,
+          between=between,
+          remat_chunk=remat_chunk,
+          time_chunks=chunks,
       )
       out = jnp.sum(jnp.sin(h) * jnp.arange(1, H + 1))
       weights = jnp.arange(1.0, T + 1)[:, None, None]
@@ -182,39 +202,6 @@ def test_time_chunks_equal_one_pass(layout, remat_chunk):
       want = loss(1)(*args)
       for chunks in (3, T):
         assert_trees_close(loss(chunks)(*args), want)
-
-
-def test_auto_time_chunks_are_at_least_25_steps_on_cpu():
-  on_cpu = jax.default_backend() == "cpu"
-  assert scan.time_chunks(0, 100) == (4 if on_cpu else 1)
-  assert scan.time_chunks(0, 60) == (2 if on_cpu else 1)
-  assert scan.time_chunks(0, 35) == 1
-  assert scan.time_chunks(0, 1000) == (4 if on_cpu else 1)
-  assert scan.time_chunks(3, 2) == 2
-  assert scan.time_chunks(1, 100) == 1
-  with pytest.raises(ValueError, match="time_chunks"):
-    scan.time_chunks(-1, 10)
-
-
-def test_auto_layout_is_feature_major_only_on_intel_cpus_at_width():
-  on_cpu = jax.default_backend() == "cpu"
-  on_intel = on_cpu and blas.cpu_vendor() == "GenuineIntel"
-  assert scan.feature_major("auto", 512) == on_intel
-  assert scan.feature_major("auto", 650, "xla") == on_intel
-  assert not scan.feature_major("auto", 200)
-  assert scan.feature_major("feature_major", 1)
-  assert not scan.feature_major("batch_major", 1024)
-  with pytest.raises(ValueError, match="unknown scan layout 'tall'"):
-    scan.feature_major("tall", 1)
-
-
-@pytest.mark.parametrize("vendor,want", [("GenuineIntel", True),
-                                         ("AuthenticAMD", False)])
-def test_auto_layout_by_cpu_vendor(monkeypatch, vendor, want):
-  monkeypatch.setattr(blas, "cpu_vendor", lambda: vendor)
-  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  assert scan.feature_major("auto", 650, "xla") == want
-  assert not scan.feature_major("auto", 650, "mkl")
 
 
 def test_unknown_impl_is_a_clear_error():
@@ -262,20 +249,23 @@ def test_config_rejects_unknown_impl_and_negative_chunk():
     config_lib.from_dict({"model": {"scan_impl": "fast"}})
   with pytest.raises(config_lib.ConfigError, match="model.remat_chunk"):
     config_lib.from_dict({"model": {"remat_chunk": -1}})
-  with pytest.raises(config_lib.ConfigError, match="model.scan_layout"):
-    config_lib.from_dict({"model": {"scan_layout": "tall"}})
+  with pytest.raises(config_lib.ConfigError, match="model.backend"):
+    config_lib.from_dict({"model": {"backend": "fast"}})
   with pytest.raises(config_lib.ConfigError, match="model.time_chunks"):
     config_lib.from_dict({"model": {"time_chunks": -1}})
 
 
-@pytest.mark.parametrize("layout", ["batch_major", "feature_major"])
-def test_folded_embedding_equals_projecting_every_position(layout):
+def folds(cfg, tokens, use_dropout):
+  path = backends.resolve(cfg)
+  return models._folds_embedding(path, cfg, tokens, use_dropout)
+
+
+def test_folded_embedding_equals_projecting_every_position():
   """V = 11 <= B * T = 21: layer 0 gathers rows of embed @ w_ih."""
-  on, off = (
-      tiny(fold_embedding=fold, scan_layout=layout) for fold in (True, False)
-  )
-  assert models._folds_embedding(on, B * T, use_dropout=False)
-  assert not models._folds_embedding(off, B * T, use_dropout=False)
+  on, off = (tiny(fold_embedding=fold) for fold in (True, False))
+  assert folds(on, B * T, use_dropout=False)
+  assert not folds(off, B * T, use_dropout=False)
+  assert not folds(tiny(backend="reference"), B * T, use_dropout=False)
   k = jax.random.split(jax.random.key(7), 3)
   x, y = (jax.random.randint(kk, (B, T), 0, V) for kk in k[:2])
   reset = jax.random.bernoulli(k[2], 0.2, (B, T))
@@ -299,8 +289,6 @@ def test_folded_embedding_equals_projecting_every_position(layout):
 
 def test_embedding_is_not_folded_where_it_costs_more():
   cfg = tiny()
-  assert not models._folds_embedding(cfg, V - 1, use_dropout=False)
-  assert not models._folds_embedding(cfg, B * T, use_dropout=True)
-  assert not models._folds_embedding(
-      tiny(remat_chunk=3), B * T, use_dropout=False
-  )
+  assert not folds(cfg, V - 1, use_dropout=False)
+  assert not folds(cfg, B * T, use_dropout=True)
+  assert not folds(tiny(remat_chunk=3), B * T, use_dropout=False)

@@ -14,7 +14,7 @@ Libraries (``LIBRARIES``):
       the ``scipy_`` prefix), else a system ``libopenblas``.
 
 The handlers of ``csrc/`` (this GEMM; the layers and the softmax
-cross-entropy of rnnlm_jax.fused)
+cross-entropy of rnnlm_jax.backends.fused)
 are compiled into one library, once per source, jaxlib version and CPU
 (``-march=native``), with the system's C++ compiler ($CXX, else c++ / g++ /
 clang++) against the FFI headers that jaxlib ships, and kept under
@@ -44,6 +44,8 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from rnnlm_jax import matmul
 
 LIBRARIES = ("mkl", "openblas")
 BF16 = "bf16"
@@ -332,11 +334,8 @@ def resolve(gemm: str) -> str:
   is not split across devices, and XLA's own GEMM is the one to use on
   accelerators); a named library that cannot be used raises Unavailable.
 
-  Intel only, because MKL's fast kernels are: on a 2-core AMD EPYC (Zen 5,
-  AVX-512) MKL's GEMM ran at 0.43-0.77x XLA's (``python -m
-  experiments.gemm``), and whole steps under it at 0.51-0.65x train and
-  0.43-0.59x eval of XLA's (docs/performance.md), where on the Intel Xeon
-  it ran 1.19-1.82x XLA's."""
+  Intel only, because MKL's fast kernels are: on an AMD EPYC (Zen 5) its
+  GEMM measured slower than XLA's (docs/performance.md)."""
   if gemm not in CHOICES:
     raise ValueError(f"unknown gemm {gemm!r}; choose one of {CHOICES}")
   if gemm == "auto":
@@ -418,3 +417,17 @@ def _dot_bwd(backend, trans_a, trans_b, res, g):
 
 
 _blas_dot.defvjp(_dot_fwd, _dot_bwd)
+
+
+@functools.cache
+def dot_fn(backend: str):
+  """``dot`` bound to a resolved ``backend``, as the GEMM the core takes
+  (rnnlm_jax.matmul): ``f(a, b, trans_a=False, trans_b=False)``."""
+  if backend == "xla":
+    return matmul.xla_dot
+
+  def gemm(a, b, trans_a: bool = False, trans_b: bool = False):
+    return dot(a, b, backend, trans_a, trans_b)
+
+  gemm.__name__ = f"{backend}_dot"
+  return gemm

@@ -25,10 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlm_jax import blas
+from rnnlm_jax import cells as cells_lib
 from rnnlm_jax import matmul
+from rnnlm_jax.backends import blas
 
-CELLS = blas.RECURRENCE_CELLS
+# The cells whose layers csrc/recurrence.cc computes, keyed by the cell
+# object of rnnlm_jax.cells whose math it implements: a cell registered
+# under one of these names with another pointwise function is not one of
+# them. rnnlm_jax.backends checks each against its Python cell before use.
+KERNELS = {cells_lib.CELLS[name]: name for name in blas.RECURRENCE_CELLS}
 # Activations saved per unit and step for the backward; an Elman cell's
 # backward reads its output h instead.
 _SAVED = {"lstm": 4, "gru": 4}
@@ -46,13 +51,16 @@ def _one_float_dtype(dtypes) -> bool:
   return len(dtypes) == 1 and dtypes <= set(_DTYPES)
 
 
-def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
-  """Why ``layer`` cannot run this layer, or "" if it can: one of CELLS,
-  batch-major, under a BLAS library or under XLA's GEMM on a single CPU
-  device (blas.builtin_unavailable), with float32 or float64 arrays of one
-  dtype (``dtypes``: those of the weight, carry and inputs)."""
-  if cell_name not in CELLS:
-    return f"the fused layer runs {', '.join(CELLS)} cells, not {cell_name!r}"
+def supported(cell, gemm: str, dtypes) -> str:
+  """Why ``layer`` cannot run this layer, or "" if it can: a cell of
+  KERNELS, under a BLAS library or under XLA's GEMM on a single CPU device
+  (blas.builtin_unavailable), with float32 or float64 arrays of one dtype
+  (``dtypes``: those of the weight, carry and inputs)."""
+  if cell not in KERNELS:
+    return (
+        f"the fused layer runs the cells {', '.join(KERNELS.values())} of "
+        f"rnnlm_jax.cells, not this {cell.name!r}"
+    )
   if gemm == "xla":
     reason = blas.builtin_unavailable()
     if reason is not None:
@@ -62,8 +70,6 @@ def supported(cell_name: str, gemm: str, feature_major: bool, dtypes) -> str:
         f"the fused layer runs under a BLAS library or XLA's GEMM, not "
         f"gemm={gemm!r}"
     )
-  if feature_major:
-    return "the fused layer is batch-major"
   if not _one_float_dtype(dtypes):
     names = sorted({str(np.dtype(d)) for d in dtypes})
     return f"the fused layer takes float32 or float64, not {names}"
@@ -155,7 +161,7 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
     h_in = jnp.concatenate([h0[None], h[:-1]])
   h_in = jnp.where(reset_TB[..., None], jnp.zeros_like(h_in), h_in)
   rows = lambda a: a.reshape((-1, a.shape[-1]))
-  dw_hh = matmul.weight_grad(rows(h_in), rows(dhw), gemm)
+  dw_hh = matmul.weight_grad(rows(h_in), rows(dhw), blas.dot_fn(gemm))
   db_hn = dhw[..., 2 * hidden :].sum((0, 1)) if gru else jnp.zeros_like(b_hn)
   return dw_hh, db_hn, _carry_out(cell_name, dh0, dc0), dxw, None
 
@@ -163,12 +169,11 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
 _layer.defvjp(_layer_fwd, _layer_bwd)
 
 
-def layer(cell_name: str, params, carry, xw_TBG, reset_TB, reverse: bool,
-          gemm: str):
+def layer(cell, params, carry, xw_TBG, reset_TB, reverse: bool, gemm: str):
   """One recurrent layer over projected inputs: (final carry, h_TBH).
 
   Args:
-    cell_name: one of CELLS (rnnlm_jax.cells).
+    cell: a cell of KERNELS.
     params: the cell's parameters; w_hh [H, G], gates in PyTorch's order,
       and the GRU's b_hn [H].
     carry: the cell's carry, (h, c) or (h,), each [B, H].
@@ -177,6 +182,7 @@ def layer(cell_name: str, params, carry, xw_TBG, reset_TB, reverse: bool,
     reverse: run from the last step to the first.
     gemm: a BLAS library of rnnlm_jax.blas, or "xla" (see ``supported``).
   """
+  cell_name = KERNELS[cell]
   w_hh = params["w_hh"]
   b_hn = params["b_hn"] if cell_name == "gru" else _empty(w_hh.dtype, 0)
   return _layer(

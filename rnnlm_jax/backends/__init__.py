@@ -1,0 +1,363 @@
+"""The fast paths, behind one dispatcher.
+
+The core (cells, scan, models, steps, train) computes everything in plain
+JAX: the reference. This package holds what may replace parts of it with
+faster code computing the same function, and this module is the only one
+the core imports from it:
+
+  blas     the GEMM of a BLAS library (MKL, OpenBLAS) as an XLA custom call,
+           and XLA's from bfloat16 operands ("bf16", a close function);
+  fused    LSTM, GRU and Elman layers, and the softmax loss, as one C++
+           custom call each on CPU (csrc/);
+  cudnn    the LSTM layer as cuDNN's kernel on a GPU;
+  hostmem  malloc settings for the training process (used by experiments).
+
+``resolve(model_cfg)`` decides, at the start of a run, which of them the
+run takes: a ``Path``, which the run prints and records (``describe``).
+A fast layer is keyed to the cell *object* of rnnlm_jax.cells whose math it
+implements, never to a name, and before it is used it is run against the
+reference scan of that cell on random inputs, forward and backward (``check``,
+once per process and cell function): a cell whose Python math was edited no
+longer matches the kernel, and the run then takes the reference scan (with
+``model.scan_impl="auto"``) or stops with one line (a fast path asked for by
+name). The hand-written backward of scan (custom_vjp) is checked the same
+way against autodiff, since it relies on the cell's declared derivative
+contract. ``model.backend="reference"`` turns every fast path off.
+"""
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnlm_jax import cells as cells_lib
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import matmul
+from rnnlm_jax import scan
+from rnnlm_jax.backends import blas
+from rnnlm_jax.backends import cudnn
+from rnnlm_jax.backends import fused
+
+# The fused layer regroups and packs its weight once a call: over 35 and
+# 100 steps it was faster than custom_vjp, over one step (a sampler's)
+# slower, and still behind over 8 and 16 steps (docs/performance.md).
+FUSED_MIN_STEPS = 32
+# The largest difference a fast layer may show from the reference on the
+# check's random problem, relative to the largest value compared: float32
+# rounding of a few steps gives about 1e-6; an edited gate, about 1e-1.
+CHECK_TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+
+
+class BackendError(config_lib.ConfigError):
+  """A fast path that cannot run here, or does not compute its cell."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FastLayer:
+  """A layer implementation that replaces scan's for one cell.
+
+  ``fn(params, carry, xw_TBG, reset_TB, reverse) -> (carry, h_TBH)``, or,
+  ``on_inputs``, the same over the layer's inputs x_TBI (cuDNN projects its
+  own)."""
+
+  name: str
+  fn: Callable
+  on_inputs: bool = False
+
+  def __call__(self, *args):
+    return self.fn(*args)
+
+
+@dataclasses.dataclass(frozen=True)
+class Path:
+  """What a run computes with (see the module docstring).
+
+  scan: how layers without a kernel run and are differentiated
+    ("custom_vjp" or "autodiff", rnnlm_jax.scan).
+  kernel: the layer kernel for segments of at least ``kernel_min_steps``
+    steps ("fused", "cudnn") or "" for none.
+  gemm: the matmuls' GEMM ("xla", "mkl", "openblas", "bf16").
+  softmax: "fused" (the C++ loss and gradient) or "xla".
+  fold_embedding, time_chunks: the model's pure-JAX rearrangements, on or
+    off (the reference turns them off).
+  notes: why a fast path asked for was not taken.
+  """
+
+  backend: str
+  cell: cells_lib.Cell
+  scan: str
+  kernel: str
+  kernel_min_steps: int
+  gemm: str
+  softmax: str
+  fold_embedding: bool
+  time_chunks: int
+  notes: tuple = ()
+
+  @property
+  def dot(self):
+    return blas.dot_fn(self.gemm)
+
+  def layer(self, steps: int, dtype) -> FastLayer | None:
+    """The kernel for a layer of ``steps`` steps of ``dtype``, or None."""
+    if not self.kernel or steps < self.kernel_min_steps:
+      return None
+    if self.kernel == "cudnn":
+      return FastLayer("cudnn", _cudnn_layer, on_inputs=True)
+    if fused.supported(self.cell, self.gemm, [dtype]):
+      return None
+    return fused_layer(self.cell, self.gemm)
+
+  def softmax_kernel(self, dtype) -> Callable | None:
+    """The softmax loss-and-gradient kernel for ``dtype`` activations
+    (``fn(h_NH, w_HV, b_V, y_N) -> (nll_N, softmax - onehot)``), or
+    None."""
+    if self.softmax != "fused" or not fused.softmax_supported(
+        self.gemm, [dtype]
+    ):
+      return None
+    return fused_softmax(self.gemm)
+
+  def describe(self) -> dict:
+    """The path as flat, JSON-ready fields for logs, results and
+    provenance."""
+    kernel = "none"
+    if self.kernel:
+      kernel = f"{self.kernel} (segments >= {self.kernel_min_steps} steps)"
+    return {
+        "backend": self.backend,
+        "cell": self.cell.name,
+        "scan": self.scan,
+        "kernel": kernel,
+        "gemm": self.gemm,
+        "softmax": self.softmax,
+        "fold_embedding": self.fold_embedding,
+        "time_chunks": self.time_chunks,
+        "notes": list(self.notes),
+    }
+
+
+def _cudnn_layer(params, carry, x_TBI, reset_TB, reverse):
+  del reverse  # Refused by the configuration.
+  return cudnn.layer(params, carry, x_TBI, reset_TB)
+
+
+@functools.cache
+def fused_layer(cell, gemm: str) -> FastLayer:
+  """The fused kernel of ``cell`` (a cell of fused.KERNELS) under ``gemm``,
+  unchecked (``resolve`` checks it before a model uses it)."""
+
+  def run(params, carry, xw_TBG, reset_TB, reverse):
+    return fused.layer(cell, params, carry, xw_TBG, reset_TB, reverse, gemm)
+
+  return FastLayer(f"fused {fused.KERNELS[cell]}", run)
+
+
+@functools.cache
+def fused_softmax(gemm: str) -> Callable:
+  """The fused softmax loss-and-gradient kernel under ``gemm`` (a BLAS
+  library)."""
+
+  def run(h_NH, w_HV, b_V, y_N):
+    return fused.softmax_xent_grad(h_NH, w_HV, b_V, y_N, gemm)
+
+  return run
+
+
+def summary(path: Path) -> str:
+  """One line for the start of a run."""
+  d = path.describe()
+  line = (
+      f"path: backend={d['backend']} cell={d['cell']} scan={d['scan']} "
+      f"kernel={d['kernel']} gemm={d['gemm']} softmax={d['softmax']}"
+  )
+  return line + "".join(f"; {n}" for n in path.notes)
+
+
+def resolve(cfg: config_lib.ModelConfig, dtype=jnp.float32) -> Path:
+  """The path a recurrent model of ``cfg`` takes here, its fast layers
+  checked against their cells (``check``). Raises BackendError (one line)
+  where a fast path named in the config cannot run or does not compute its
+  cell."""
+  cell = cells_lib.get_cell(cfg.cell)
+  if cfg.backend == "reference":
+    return Path("reference", cell, "autodiff", "", 0, "xla", "xla", False, 1)
+  try:
+    gemm = blas.resolve(cfg.gemm)
+  except blas.Unavailable as e:
+    raise BackendError(f"model.gemm={cfg.gemm!r}: {e}") from None
+  notes = []
+  scan_impl = "autodiff" if cfg.scan_impl == "autodiff" else "custom_vjp"
+  wanted = [scan_impl] if scan_impl == "custom_vjp" else []
+  if cfg.scan_impl in ("auto", "fused") and not fused.supported(
+      cell, gemm, [dtype]
+  ):
+    wanted.append("fused")
+  diffs = check(cell, wanted, gemm, dtype) if wanted else {}
+  if scan_impl == "custom_vjp":
+    diff = diffs["custom_vjp"]
+    if diff is not None:
+      what = f"scan's custom_vjp differs from autodiff by {diff:.2g}"
+      if cfg.scan_impl == "custom_vjp":
+        raise BackendError(f"model.scan_impl='custom_vjp': {what}")
+      notes.append(what + "; autodiff runs")
+      scan_impl = "autodiff"
+  kernel = _kernel(cfg, cell, gemm, dtype, diffs.get("fused"), notes)
+  softmax = "fused" if fused.softmax_supported(gemm, [dtype]) else "xla"
+  return Path(
+      "auto",
+      cell,
+      scan_impl,
+      kernel,
+      FUSED_MIN_STEPS if cfg.scan_impl == "auto" else 1,
+      gemm,
+      softmax,
+      cfg.fold_embedding and kernel != "cudnn",
+      cfg.time_chunks,
+      tuple(notes),
+  )
+
+
+def _kernel(cfg, cell, gemm, dtype, fused_diff, notes) -> str:
+  """The layer kernel ``cfg`` asks for and that runs here, or "";
+  fused_diff: the fused layer's check (``check``)."""
+  if cfg.scan_impl == "cudnn":
+    reason = cudnn.unavailable()
+    if cell != cells_lib.CELLS["lstm"]:
+      reason = f"cuDNN runs rnnlm_jax.cells' LSTM, not this {cell.name!r}"
+    if reason:
+      raise BackendError(f"model.scan_impl='cudnn': {reason}")
+    diff = check(cell, ["cudnn"], gemm, dtype)["cudnn"]
+    if diff is not None:
+      raise BackendError(
+          f"model.scan_impl='cudnn': cuDNN's LSTM differs from "
+          f"cells.{cell.name} by {diff:.2g}"
+      )
+    return "cudnn"
+  if cfg.scan_impl not in ("auto", "fused"):
+    return ""
+  why_not = fused.supported(cell, gemm, [dtype])
+  if not why_not and fused_diff is not None:
+    why_not = (
+        f"the fused {cell.name} layer differs from cells.{cell.name} by "
+        f"{fused_diff:.2g} (was the cell's math edited?)"
+    )
+  if not why_not:
+    return "fused"
+  if cfg.scan_impl == "fused":
+    raise BackendError(f"model.scan_impl='fused': {why_not}")
+  if cell in fused.KERNELS:  # Expected to fuse: say why it does not.
+    notes.append(f"not fused: {why_not}")
+  return ""
+
+
+def time_chunks(path: Path, steps: int, kernel: bool) -> int:
+  """How many chunks scan.run_stack splits ``steps`` time steps into:
+  the setting if > 0 (at most one a step); 0 (auto): on CPU, as many chunks
+  of at least 25 steps as fit, at most 4, unless the layers run a kernel
+  (each step of a fused layer is split over the cores already); 1 elsewhere
+  and in the reference. Faster on 2 cores at 100 steps, not at 35
+  (docs/performance.md)."""
+  if path.backend == "reference":
+    return 1
+  if path.time_chunks > 0:
+    return min(path.time_chunks, steps)
+  if jax.default_backend() != "cpu" or kernel:
+    return 1
+  return max(1, min(4, steps // 25))
+
+
+def _fingerprint(cell: cells_lib.Cell):
+  """What identifies a cell's math in this process: the object, and the
+  code and closure of its pointwise function (which an edit changes)."""
+  fn = cell.pointwise
+  closure = tuple(c.cell_contents for c in fn.__closure__ or ())
+  return cell, fn.__code__, closure
+
+
+def check(cell, impls, gemm: str, dtype=jnp.float32) -> dict:
+  """For each of ``impls`` ("custom_vjp", "fused", "cudnn"): None if it
+  computes the same function as autodiff of the reference scan for
+  ``cell``, forward and backward, on a small random problem with resets, in
+  both directions; else the largest relative difference seen. One compiled
+  program, cached per cell function."""
+  impls = tuple(impls)
+  diffs = _check(_fingerprint(cell), impls, gemm, np.dtype(dtype))
+  return dict(zip(impls, diffs))
+
+
+@functools.cache
+def _check(fingerprint, impls, gemm, dtype):
+  cell = fingerprint[0]
+  cudnn_only = impls == ("cudnn",)
+  directions = (False,) if cudnn_only else (False, True)
+  with jax.ensure_compile_time_eval():
+    problem = _problem(cell, dtype, resets=not cudnn_only)
+    # The fingerprint, not the cell, keys jit's cache: an edited cell is
+    # the same object with other code.
+    worst = jax.jit(_differences, static_argnums=(0, 1, 2, 3))(
+        fingerprint, impls, gemm, directions, *problem
+    )
+    worst = [float(w) for w in worst]
+  tolerance = CHECK_TOLERANCE.get(dtype, 1e-2)
+  if cudnn_only:  # TF32 products unless full precision is asked for.
+    tolerance = 1e-2
+  return tuple(None if w <= tolerance else w for w in worst)
+
+
+def _problem(cell, dtype, resets: bool):
+  steps, batch, inputs, hidden = 6, 3, 5, 8
+  k = jax.random.split(jax.random.key(20240611), 4)
+  params = cells_lib.init_params(cell, k[0], inputs, hidden, 0.5)
+  carry = tuple(
+      jax.random.normal(kk, (batch, hidden))
+      for kk in jax.random.split(k[1], cell.carry_arity)
+  )
+  x = jax.random.normal(k[2], (steps, batch, inputs))
+  reset = jax.random.bernoulli(k[3], 0.25, (steps, batch)).at[0].set(False)
+  cast = lambda t: jax.tree.map(lambda a: a.astype(dtype), t)
+  return cast(params), cast(carry), cast(x), reset & resets
+
+
+def _differences(fingerprint, impls, gemm, directions, params, carry, x, reset):
+  """For each of ``impls``, the largest difference, relative to the largest
+  value, between its loss and gradients and autodiff's, over
+  ``directions``."""
+  cell = fingerprint[0]
+  weights = jnp.linspace(0.5, 1.5, x.shape[0] * carry[0].shape[-1])
+  weights = weights.reshape(x.shape[0], 1, -1).astype(x.dtype)
+  options = {"custom_vjp": {"impl": "custom_vjp", "dot": blas.dot_fn(gemm)}}
+  if "cudnn" in impls:
+    options["cudnn"] = {"fast": FastLayer("cudnn", _cudnn_layer, True)}
+  if "fused" in impls:
+    options["fused"] = {
+        "fast": fused_layer(cell, gemm),
+        "dot": blas.dot_fn(gemm),
+    }
+
+  def loss(run_options, reverse, params, carry, x):
+    final, h = scan.run_layer(
+        cell, params, carry, x, reset, reverse, **run_options
+    )
+    out = jnp.sum(jnp.sin(h) * weights)
+    return out + sum(jnp.sum(jnp.cos(a)) for a in final)
+
+  worst = {impl: [] for impl in impls}
+  for reverse in directions:
+    grads = lambda o: jax.tree.leaves(
+        jax.value_and_grad(
+            functools.partial(loss, o, reverse), argnums=(0, 1, 2)
+        )(params, carry, x)
+    )
+    # The same GEMM on both sides: what is checked is the cell's math (the
+    # GEMMs themselves are tested against numpy: tests/blas_test.py).
+    want = grads({"impl": "autodiff", "dot": blas.dot_fn(gemm)})
+    scale = jnp.max(jnp.stack([jnp.max(jnp.abs(w)) for w in want]))
+    for impl in impls:
+      got = grads(options[impl])
+      diff = jnp.stack([jnp.max(jnp.abs(g - w)) for g, w in zip(got, want)])
+      worst[impl].append(jnp.max(diff) / jnp.maximum(scale, 1.0))
+  return [jnp.max(jnp.stack(worst[impl])) for impl in impls]
