@@ -46,7 +46,7 @@ from experiments.configs import default
 from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
-from rnnlm_jax import data
+from rnnlm_jax.errors import DataError
 from rnnlm_jax import gradients
 from rnnlm_jax import rundir
 from rnnlm_jax import steps
@@ -138,7 +138,7 @@ def valid_sequences(corpus, s: Settings):
   n = s.batch * (s.seq_len + 1)
   ids = corpus.ids["valid"]
   if len(ids) < n:
-    raise data.DataError(f"the valid split has fewer than {n} tokens")
+    raise DataError(f"the valid split has fewer than {n} tokens")
   w = ids[:n].reshape(s.batch, s.seq_len + 1)
   return w[:, :-1], w[:, 1:]
 

@@ -139,7 +139,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlm_jax import data
+from rnnlm_jax.atomic import atomic_write
 
 __all__ = [
     "KATZ_MAX_COUNT",
@@ -794,7 +794,7 @@ class NGramLM:
     ):
       for k, a in enumerate(getattr(self, name), start=1):
         arrays[f"{name}_{k}"] = a
-    data.atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> "NGramLM":
@@ -914,7 +914,7 @@ class NGramLM:
         )
     lines += ["", "\\end\\", ""]
     text = "\n".join(lines)
-    data.atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+    atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
 # --------------------------------------------------------------------------------------------

@@ -677,9 +677,9 @@ def test_ptb_modified_kneser_ney_perplexities():
     pytest.skip(
         f"corpus folder ptb not found under {_data_root()} (set RNNLM_DATA)"
     )
-  from rnnlm_jax import data
+  from rnnlm_jax import cache
 
-  vocab, ids = data.load_corpus({"dir": str(folder), "level": "word"}, "word")
+  vocab, ids = cache.load_corpus({"dir": str(folder), "level": "word"}, "word")
   e = vocab.boundary_id
   kn5 = ngram.fit(ids["train"], 5, len(vocab), start_id=e, reset_at_eos=True)
   # Mikolov et al. (2011): KN5 141.2 on this split (SRILM, sentences scored separately).
