@@ -10,6 +10,8 @@ import numpy as np
 
 from rnnlm_jax import batching
 from rnnlm_jax import cache
+from rnnlm_jax import english
+from rnnlm_jax import pcfg
 from rnnlm_jax import synthetic
 from rnnlm_jax.config import DataConfig
 from rnnlm_jax.errors import DataError
@@ -51,7 +53,7 @@ def load_corpus(cfg: DataConfig, vocab: Vocab | None = None) -> Corpus:
     if vocab is None:
       # The language's whole vocabulary, so that a small train split leaves
       # no test word unknown and the floor stays exact.
-      words = synthetic.vocabulary(synthetic.default_grammar())
+      words = pcfg.vocabulary(english.default_grammar())
       vocab = Vocab(tokens=(EOS, *words))
     vocab, ids = encode_splits({s: made[s] for s in SPLITS}, "word", vocab)
     floors = {
