@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import tables
 from experiments.configs import smoke
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import rundir
+from rnnlm_jax import tables
 from rnnlm_jax import train
 
 ROOT = Path(__file__).resolve().parents[1]
