@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 
 from experiments import common
+from rnnlm_jax import ablation
 from rnnlm_jax import tables
 
 FLAGS = flags.FLAGS
@@ -32,7 +33,7 @@ def define_flags():
       "metric",
       None,
       "Metric of results.json (repeatable; default: those of "
-      f"{', '.join(tables.DEFAULT_METRICS)} that every run has).",
+      f"{', '.join(ablation.DEFAULT_METRICS)} that every run has).",
   )
   flags.DEFINE_list(
       "group_by",
