@@ -2,4 +2,5 @@
 
 
 class DataError(ValueError):
-  """A problem with input data or data arguments; the message is one line naming the file or split."""
+  """A problem with input data or data arguments; the message is one line
+  naming the file or split."""

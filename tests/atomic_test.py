@@ -1,4 +1,5 @@
-"""Tests for rnnlm_jax.atomic: a failed write leaves the old file and no temp file."""
+"""Tests for rnnlm_jax.atomic: a failed write leaves the old file and no
+temp file."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""Tests for rnnlm_jax.batching: streams, segments and sentence batches cover every token once."""
+"""Tests for rnnlm_jax.batching: streams, segments and sentence batches
+cover every token once."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Tests for rnnlm_jax.cache: the encoded-corpus cache, plus counts on the real corpora when present."""
+"""Tests for rnnlm_jax.cache: the encoded-corpus cache, plus counts on the
+real corpora when present."""
 
 import os
 from pathlib import Path

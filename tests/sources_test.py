@@ -1,4 +1,5 @@
-"""Tests for rnnlm_jax.sources: reading local folders and hub datasets into split text."""
+"""Tests for rnnlm_jax.sources: reading local folders and hub datasets into
+split text."""
 
 import os
 from pathlib import Path

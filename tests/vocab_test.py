@@ -1,4 +1,5 @@
-"""Tests for rnnlm_jax.vocab: tokenization, the vocabulary and its file, encoding splits."""
+"""Tests for rnnlm_jax.vocab: tokenization, the vocabulary and its file,
+encoding splits."""
 
 import os
 from pathlib import Path
