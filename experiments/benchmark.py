@@ -56,6 +56,7 @@ from absl import app
 from absl import flags
 
 from experiments import common
+from rnnlm_jax import benchmark_report
 from rnnlm_jax import benchmark_runner as runner
 from rnnlm_jax import rundir
 
@@ -184,11 +185,11 @@ def main(argv):
       print("RESULT " + json.dumps(result), flush=True)
       return
     report = runner.run_benchmark(opts, common.torch_unavailable)
-    print(runner.markdown(report))
+    print(benchmark_report.markdown(report))
     if _OUT.value:
       rundir.write_text_atomic(_OUT.value, json.dumps(report, indent=2))
     if report["failed"] or report["not_run"]:
-      print(runner.incomplete(report), file=sys.stderr)
+      print(benchmark_report.incomplete(report), file=sys.stderr)
       sys.exit(1)
 
 

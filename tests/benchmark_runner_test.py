@@ -1,13 +1,14 @@
-"""Tests for rnnlm_jax.benchmark_runner with the measuring processes
-replaced by a fake: the rotation of implementations, medians, ratios and
-fractions of peak, and that every planned measurement is accounted for
-when some fail or the deadline passes."""
+"""Tests for rnnlm_jax.benchmark_runner (and the report it feeds), with the
+measuring processes replaced by a fake: the rotation of implementations,
+medians, ratios and fractions of peak, and that every planned measurement
+is accounted for when some fail or the deadline passes."""
 
 import itertools
 
 import pytest
 
 from rnnlm_jax import benchmark
+from rnnlm_jax import benchmark_report
 from rnnlm_jax import benchmark_runner as runner
 from rnnlm_jax.config import ModelConfig
 
@@ -66,7 +67,7 @@ def test_rotation_medians_ratios_and_fraction_of_peak(fake):
   assert ours["train_frac_peak"] == pytest.approx(200.0 * 3 * flops / PEAK)
   assert ours["eval_frac_peak"] == pytest.approx(100.0 * flops / PEAK)
   assert report["failed"] == [] and report["not_run"] == []
-  table = runner.markdown(report)
+  table = benchmark_report.markdown(report)
   assert "| tiny | lstm | 4 | 16 | flax | 100 | 50 | 2.00 | 2.00 |" in table
 
 
@@ -84,7 +85,7 @@ def test_a_failing_peer_is_recorded_and_the_others_stand(fake, tmp_path):
   ]
   (row,) = report["rows"]
   assert list(row["median"]) == ["rnnlm_jax"] and row["vs_torch"] == {}
-  assert runner.incomplete(report) == (
+  assert benchmark_report.incomplete(report) == (
       "error: 3 measurement(s) failed, the first "
       "(rep 0 tiny lstm B=4 H=16 torch): no CUDA here"
   )
@@ -114,7 +115,10 @@ def test_past_the_deadline_every_measurement_is_accounted_for(
   assert done == 4 and report["failed"] == []
   assert len(report["not_run"]) == 3 * 3 - 4
   assert report["not_run"][-1] == "rep 2 tiny lstm B=4 H=16 flax"
-  assert runner.incomplete(report) == "error: 5 not run (past --deadline_s=45)"
+  assert (
+      benchmark_report.incomplete(report)
+      == "error: 5 not run (past --deadline_s=45)"
+  )
 
 
 def test_variant_overrides_are_typed_by_their_field():
