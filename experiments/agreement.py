@@ -5,7 +5,7 @@ synthetic language, against the distance between subject and verb.
       --workdirs=runs/default-...,runs/synthetic_kn5-...,runs/synthetic_neural5-... \
       --labels=LSTM,KN5,neural5 --out=results/agreement
 
-For each probe sentence (rnnlm_jax.synthetic.agreement_probes) a model is
+For each probe sentence (rnnlm_jax.agreement.sample_probes) a model is
 right when it gives the verb form that agrees with the subject a higher
 probability than the same verb in the other number, after the same prefix.
 Writes agreement.md (accuracy per distance bucket, with probe counts) and
@@ -20,7 +20,8 @@ import numpy as np
 
 from experiments import common
 from rnnlm_jax import scoring
-from rnnlm_jax import synthetic
+from rnnlm_jax.agreement import sample_probes
+from rnnlm_jax.english import default_grammar
 
 # Distance buckets: words strictly between the subject's noun and the verb.
 BUCKETS = ((0, 0), (1, 2), (3, 4), (5, 7), (8, 11), (12, 1000))
@@ -99,8 +100,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
     labels = common.run_labels(FLAGS.workdirs, FLAGS.labels)
-    probes = synthetic.agreement_probes(
-        synthetic.default_grammar(),
+    probes = sample_probes(
+        default_grammar(),
         FLAGS.num_probes,
         FLAGS.seed,
         min_distance=0,

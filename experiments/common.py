@@ -15,8 +15,9 @@ from absl import logging
 from ml_collections import config_flags
 
 from rnnlm_jax import config as config_lib
-from rnnlm_jax import data
+from rnnlm_jax.atomic import atomic_write
 from rnnlm_jax.backends import hostmem
+from rnnlm_jax.errors import DataError
 from rnnlm_jax import rundir
 from rnnlm_jax import sampling
 from rnnlm_jax import train
@@ -38,7 +39,7 @@ HOST_MEMORY = flags.DEFINE_enum(
 # Errors that are the user's input, reported as one line.
 USER_ERRORS = (
     config_lib.ConfigError,
-    data.DataError,
+    DataError,
     rundir.IncompatibleRun,
     train.TrainingDiverged,
     sampling.SamplingError,
@@ -149,7 +150,7 @@ def save_figure(out: str, name: str, fig) -> str:
   """Writes the matplotlib figure <out>/<name>.png complete or not at all,
   closes it, and returns the path."""
   path = os.path.join(out, f"{name}.png")
-  data.atomic_write(
+  atomic_write(
       pathlib.Path(path), lambda f: fig.savefig(f, format="png", dpi=120)
   )
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top

@@ -18,7 +18,7 @@ from absl import app
 from absl import flags
 
 from experiments import common
-from rnnlm_jax import data
+from rnnlm_jax.errors import DataError
 from rnnlm_jax import scoring
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
@@ -39,7 +39,7 @@ def _read_lines(path: str) -> list[str]:
     with open(path, encoding="utf-8") as f:
       return [line.rstrip("\n") for line in f]
   except UnicodeDecodeError as e:
-    raise data.DataError(f"{path} is not UTF-8 text: {e}") from None
+    raise DataError(f"{path} is not UTF-8 text: {e}") from None
 
 
 def score_lines(workdir: str, lines: list[str], slot: str) -> list[dict]:
@@ -73,7 +73,7 @@ def main(argv):
   with common.one_line_errors():
     lines = [line for line in _read_lines(_INPUT.value) if line.strip()]
     if not lines:
-      raise common.data.DataError("no sentences to score")
+      raise DataError("no sentences to score")
     rows = score_lines(_WORKDIR.value, lines, _SLOT.value)
   if _RANK.value:
     rows = sorted(rows, key=lambda r: -r["logprob"])

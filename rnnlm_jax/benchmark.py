@@ -7,6 +7,8 @@ with flax.linen's ``nn.RNN`` over its stock cells (the baseline a Flax user
 would write), and ``peak_gemm_flops`` the machine's matmul rate through
 XLA (float32, and bfloat16 on accelerators), against which
 ``flops_per_token`` turns tokens/s into a fraction of peak.
+``measure_trials`` times K trials as K sequential steps against one
+vectorised step.
 """
 
 import resource
@@ -19,11 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnnlm_jax.backends import blas
+from rnnlm_jax import backends
 from rnnlm_jax import cells
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import models
 from rnnlm_jax import optim
-from rnnlm_jax import scan
 from rnnlm_jax import steps
 from rnnlm_jax.config import ModelConfig, OptimConfig
 
@@ -60,9 +63,7 @@ def flops_per_token(model: ModelConfig) -> float:
   return total
 
 
-def peak_gemm_flops(
-    n: int = 2048, repeats: int = 5, dtype=jnp.float32
-) -> dict:
+def peak_gemm_flops(n: int = 2048, repeats: int = 5, dtype=jnp.float32) -> dict:
   """The best rate of one jitted n x n x n matmul of ``dtype`` operands
   (float32 accumulation) over ``repeats``."""
   a = jax.random.normal(jax.random.key(0), (n, n), dtype)
@@ -219,12 +220,13 @@ def measure(
       steps_timed,
   )
   compiled.update(compile_train_s=compile_train, train_memory=train_memory)
-  gemm = blas.resolve(model.gemm)
-  fused_layers = scan.fuses(
-      cells.get_cell(model.cell), model.scan_impl, model.scan_layout,
-      model.hidden, gemm, jnp.float32, bptt,
-  )
-  return {"gemm": gemm, "fused_layers": fused_layers} | _result(
+  path = backends.resolve(model)
+  fused_layers = path.layer(bptt, jnp.float32) is not None
+  return {
+      "gemm": path.gemm,
+      "fused_layers": fused_layers,
+      "path": path.describe(),
+  } | _result(
       "rnnlm_jax",
       model,
       batch,
@@ -348,3 +350,79 @@ def measure_flax(
       compiled,
       float(loss),
   )
+
+
+def measure_trials(
+    cfg: config_lib.Config, k: int, rounds: int, repeats: int
+) -> dict:
+  """Median seconds per round of K steps: K calls of the single-run step
+  (what K sequential runs do) against one call of the vmapped step
+  (rnnlm_jax.trials), timed in alternation over ``repeats``; tokens/s of
+  both and the speedup. Batches are random token ids of the config's batch
+  size, bptt and vocabulary (model.vocab_size, or the corpus's where it is
+  0)."""
+  if not cfg.model.vocab_size:
+    vocab = corpus_lib.load_corpus(cfg.data).vocab
+    cfg = config_lib.replace(cfg, model={"vocab_size": len(vocab)})
+  model, d = cfg.model, cfg.data
+  batches = jax.device_put(
+      random_batches(model.vocab_size, d.batch_size, d.bptt, 8, 0)
+  )
+  tx, _ = optim.make_optimizer(cfg.optim, 8, 1)
+  states = [
+      steps.init_train_state(jax.random.key(i), model, tx, d.batch_size)
+      for i in range(k)
+  ]
+  step = steps.make_train_step(model, tx, cfg.optim.loss_reduction)
+  single = step.lower(states[0], batches).compile()
+  stacked = steps.stack(states)
+  vmapped = steps.vectorise(step).lower(stacked, batches).compile()
+
+  def sequential(states):
+    out = [single(s, batches) for s in states]
+    jax.block_until_ready(out)
+    return [s for s, _ in out]
+
+  def vectorised(stacked):
+    stacked, m = vmapped(stacked, batches)
+    jax.block_until_ready(m)
+    return stacked
+
+  times = {"sequential": [], "vectorised": []}
+  states = sequential(states)  # Warm-up.
+  stacked = vectorised(stacked)
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+      states = sequential(states)
+    times["sequential"].append((time.perf_counter() - t0) / rounds)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+      stacked = vectorised(stacked)
+    times["vectorised"].append((time.perf_counter() - t0) / rounds)
+  seq = statistics.median(times["sequential"])
+  vec = statistics.median(times["vectorised"])
+  tokens = k * d.batch_size * d.bptt
+  return {
+      "trials": k,
+      "sequential_s_per_round": seq,
+      "vectorised_s_per_round": vec,
+      "sequential_tok_s": tokens / seq,
+      "vectorised_tok_s": tokens / vec,
+      "speedup": seq / vec,
+      "times": times,
+  }
+
+
+def trials_markdown(rows: list[dict]) -> str:
+  """The rows of :func:`measure_trials` as a markdown table."""
+  lines = [
+      "| K | sequential tok/s | vectorised tok/s | speedup |",
+      "|---|---|---|---|",
+  ]
+  for r in rows:
+    lines.append(
+        f"| {r['trials']} | {r['sequential_tok_s']:,.0f} | "
+        f"{r['vectorised_tok_s']:,.0f} | {r['speedup']:.2f}x |"
+    )
+  return "\n".join(lines)

@@ -23,6 +23,13 @@ SMOOTHING_METHODS = (
 )
 
 
+# The choices of the keys that select an implementation (the same function
+# either way; rnnlm_jax.backends resolves them when a run starts).
+BACKENDS = ("auto", "reference")
+SCAN_IMPLS = ("auto", "fused", "custom_vjp", "autodiff", "cudnn")
+GEMMS = ("auto", "xla", "bf16", "mkl", "openblas")
+
+
 class ConfigError(ValueError):
   """A configuration value that cannot work."""
 
@@ -167,9 +174,9 @@ class Config:
 _CHOICES = {
     "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
     "model.cell": tuple(cells_lib.CELLS),
-    "model.backend": ("auto", "reference"),
-    "model.scan_impl": ("auto", "fused", "custom_vjp", "autodiff", "cudnn"),
-    "model.gemm": ("auto", "xla", "bf16", "mkl", "openblas"),
+    "model.backend": BACKENDS,
+    "model.scan_impl": SCAN_IMPLS,
+    "model.gemm": GEMMS,
     "model.smoothing": SMOOTHING_METHODS,
     "data.source": ("synthetic", "files", "hub"),
     "data.level": ("word", "char"),

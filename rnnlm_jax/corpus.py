@@ -8,16 +8,20 @@ import os
 
 import numpy as np
 
-from rnnlm_jax import data
+from rnnlm_jax import batching
+from rnnlm_jax import cache
+from rnnlm_jax import english
+from rnnlm_jax import pcfg
 from rnnlm_jax import synthetic
 from rnnlm_jax.config import DataConfig
-
-SPLITS = data.SPLITS
+from rnnlm_jax.errors import DataError
+from rnnlm_jax.sources import SPLITS
+from rnnlm_jax.vocab import EOS, Vocab, encode_splits
 
 
 @dataclasses.dataclass(frozen=True)
 class Corpus:
-  vocab: data.Vocab
+  vocab: Vocab
   ids: dict  # split -> int32 [N]
   floor_ppl: dict  # split -> perplexity of the true generator (synthetic only)
 
@@ -40,7 +44,7 @@ def _source(cfg: DataConfig) -> dict:
   }
 
 
-def load_corpus(cfg: DataConfig, vocab: data.Vocab | None = None) -> Corpus:
+def load_corpus(cfg: DataConfig, vocab: Vocab | None = None) -> Corpus:
   """Loads and encodes all three splits; ``vocab`` (a saved run's) is reused
   instead of building one from train."""
   if cfg.source == "synthetic":
@@ -49,9 +53,9 @@ def load_corpus(cfg: DataConfig, vocab: data.Vocab | None = None) -> Corpus:
     if vocab is None:
       # The language's whole vocabulary, so that a small train split leaves
       # no test word unknown and the floor stays exact.
-      words = synthetic.vocabulary(synthetic.default_grammar())
-      vocab = data.Vocab(tokens=(data.EOS, *words))
-    vocab, ids = data.encode_splits({s: made[s] for s in SPLITS}, "word", vocab)
+      words = pcfg.vocabulary(english.default_grammar())
+      vocab = Vocab(tokens=(EOS, *words))
+    vocab, ids = encode_splits({s: made[s] for s in SPLITS}, "word", vocab)
     floors = {
         s: synthetic.floor_perplexity(made["logprob"][s], made["num_tokens"][s])
         for s in SPLITS
@@ -61,13 +65,13 @@ def load_corpus(cfg: DataConfig, vocab: data.Vocab | None = None) -> Corpus:
   if cfg.source == "files":
     source["hf_path"] = ""
     if not cfg.dir:
-      raise data.DataError(
+      raise DataError(
           "data.source='files' needs data.dir (or the "
           "RNNLM_DATA environment variable)"
       )
   else:
     source["dir"] = ""
-  vocab, ids = data.load_corpus(
+  vocab, ids = cache.load_corpus(
       source,
       cfg.level,
       cfg.vocab_max_size,
@@ -85,18 +89,18 @@ def _reset_mask(x_SBT, cfg: DataConfig, start_id: int):
 
 
 def _stack_segments(ids_BN, bptt):
-  n = data.num_segments(ids_BN, bptt)
+  n = batching.num_segments(ids_BN, bptt)
   if n == 0:
-    raise data.DataError(
+    raise DataError(
         f"too little data: a stream of {ids_BN.shape[1]} tokens has no full "
         f"segment of bptt={bptt}; lower data.batch_size or data.bptt"
     )
-  xs, ys = zip(*(data.segment(ids_BN, i, bptt) for i in range(n)))
+  xs, ys = zip(*(batching.segment(ids_BN, i, bptt) for i in range(n)))
   return np.stack(xs), np.stack(ys)
 
 
 def _sentence_arrays(ids_N, start_id, batch_size, cfg: DataConfig, seed):
-  batches = data.sentence_batches(
+  batches = batching.sentence_batches(
       ids_N, start_id, batch_size, cfg.max_sentence_len, seed
   )
   x, y, mask = (np.stack(a) for a in zip(*batches))
@@ -121,7 +125,7 @@ def train_batches(corpus: Corpus, cfg: DataConfig, epoch: int, seed: int):
         cfg,
         int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]),
     )
-  ids_BN = data.train_stream(ids, cfg.batch_size, corpus.start_id)
+  ids_BN = batching.train_stream(ids, cfg.batch_size, corpus.start_id)
   x, y = _stack_segments(ids_BN, cfg.bptt)
   return {
       "x": x,
@@ -138,10 +142,10 @@ def eval_batches(
   batch_size = batch_size or cfg.eval_batch_size
   ids = corpus.ids[split]
   if len(ids) == 0:
-    raise data.DataError(f"split {split!r} has no tokens")
+    raise DataError(f"split {split!r} has no tokens")
   if cfg.mode == "sentence":
     return _sentence_arrays(ids, corpus.start_id, batch_size, cfg, None)
-  x, y, mask = data.eval_stream(ids, batch_size, cfg.bptt, corpus.start_id)
+  x, y, mask = batching.eval_stream(ids, batch_size, cfg.bptt, corpus.start_id)
   return {
       "x": x,
       "y": y,

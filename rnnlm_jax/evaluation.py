@@ -4,7 +4,7 @@ import jax
 
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
-from rnnlm_jax import data
+from rnnlm_jax.errors import DataError
 from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
 from rnnlm_jax import ngram
@@ -116,7 +116,7 @@ def evaluate_run(
   """Metrics of a run directory's checkpoint on the given splits."""
   for split in splits:
     if split not in corpus_lib.SPLITS:
-      raise data.DataError(
+      raise DataError(
           f"unknown split {split!r}; choose from {list(corpus_lib.SPLITS)}"
       )
   trained = rundir.load_trained(workdir, slot)

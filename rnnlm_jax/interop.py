@@ -346,7 +346,7 @@ def read_word_list(path: str) -> list[str]:
 
 
 def vocab_from_word_list(words):
-  """rnnlm_jax.data.Vocab with ids in the order of ``words``."""
-  from rnnlm_jax.data import Vocab
+  """rnnlm_jax.vocab.Vocab with ids in the order of ``words``."""
+  from rnnlm_jax.vocab import Vocab
 
   return Vocab(tokens=tuple(words))

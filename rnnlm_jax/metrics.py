@@ -5,7 +5,7 @@ import math
 import os
 import pathlib
 
-from rnnlm_jax import data
+from rnnlm_jax.atomic import atomic_write
 
 
 def perplexity(nll_per_token: float) -> float:
@@ -60,4 +60,4 @@ class JsonlWriter:
   def truncate_after(self, step: int) -> None:
     kept = [r for r in self.read() if r.get("step", 0) <= step]
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-    data.atomic_write(pathlib.Path(self.path), lambda f: f.write(text.encode()))
+    atomic_write(pathlib.Path(self.path), lambda f: f.write(text.encode()))

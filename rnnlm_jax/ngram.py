@@ -112,19 +112,13 @@ Per order k = 1..n two sorted ``int64`` key arrays, searched with
     order (gamma for Kneser-Ney, alpha for Katz; empty for "mle" and
     "add_delta").
 
-Counting sorts one int64 key per position and order (``np.unique``), so all
-orders up to 5 of Penn Treebank's 930k training tokens take a few seconds.
+Counting (:mod:`rnnlm_jax.ngram_counts`) sorts one int64 key per position
+and order (``np.unique``).
 
 ARPA
 ----
-:meth:`NGramLM.to_arpa` writes a backoff model ("backoff", "kneser_ney",
-"modified_kneser_ney") in the ARPA text format: for each listed n-gram the
-log10 of its probability and, below the highest order, the log10 of the
-backoff weight of the n-gram as a history. Interpolated Kneser-Ney is
-exactly representable this way (a listed n-gram carries its interpolated
-probability, an unlisted one is ``gamma(h) p(w | h')``), so
-:func:`read_arpa` plus :func:`arpa_logprob10` reproduce the model's
-probabilities. "mle" and "add_delta" are not backoff models and are refused.
+:mod:`rnnlm_jax.arpa` writes the backoff methods' models in the ARPA text
+format and reads them back.
 """
 
 from __future__ import annotations
@@ -139,31 +133,21 @@ from typing import Any
 
 import numpy as np
 
-from rnnlm_jax import data
+from rnnlm_jax import ngram_counts
+from rnnlm_jax.atomic import atomic_write
+from rnnlm_jax.ngram_counts import KATZ_MAX_COUNT
 
 __all__ = [
     "KATZ_MAX_COUNT",
     "METHODS",
     "NGramLM",
-    "arpa_logprob10",
     "fit",
     "load",
-    "read_arpa",
 ]
 
 METHODS = ("mle", "add_delta", "backoff", "kneser_ney", "modified_kneser_ney")
-KATZ_MAX_COUNT = 5  # Katz's k: counts above it are not discounted
-_KN_FALLBACK = (
-    0.5,
-    1.0,
-    1.5,
-)  # D1, D2, D3+ where the count-of-counts leave them undefined
 _FORMAT = 1
 _CHUNK = 1 << 18  # stream positions scored per batch
-_ARPA_ZERO = -99.0  # log10 written for a probability or weight of 0
-
-# What read_arpa returns: {order: {tokens: (log10 p, log10 backoff weight)}}.
-ArpaModel = dict[int, dict[tuple[str, ...], tuple[float, float]]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,47 +195,6 @@ def _find(keys: np.ndarray, q: np.ndarray) -> np.ndarray:
   hit = keys[np.minimum(idx, keys.size - 1)] == q
   hit &= idx < keys.size
   return np.where(hit, idx, -1).astype(np.int64, copy=False)
-
-
-def _count_of_counts(counts: np.ndarray, top: int) -> np.ndarray:
-  """n[r] = number of entries equal to r, for r = 0..top (entries above top are not counted)."""
-  c = counts[(counts >= 1) & (counts <= top)]
-  return np.bincount(c.astype(np.int64), minlength=top + 1)[: top + 1]
-
-
-def _kn_discounts(counts: np.ndarray, modified: bool) -> np.ndarray:
-  """[0, D1, D2, D3+] for one order (equal entries for plain Kneser-Ney), with the documented fallback."""
-  n = _count_of_counts(counts, 4).astype(np.float64)
-  if not modified:
-    d = n[1] / (n[1] + 2 * n[2]) if n[1] > 0 else math.nan
-    d = d if 0 < d <= 1 else _KN_FALLBACK[0]
-    return np.array([0.0, d, d, d])
-  with np.errstate(divide="ignore", invalid="ignore"):
-    y = n[1] / (n[1] + 2 * n[2])
-    ds = [r - (r + 1) * y * n[r + 1] / n[r] for r in (1, 2, 3)]
-  out = [0.0]
-  for r, d in zip((1, 2, 3), ds):
-    out.append(
-        float(d) if np.isfinite(d) and 0 < d <= r else _KN_FALLBACK[r - 1]
-    )
-  return np.array(out)
-
-
-def _katz_discounts(counts: np.ndarray, k: int = KATZ_MAX_COUNT) -> np.ndarray:
-  """d[r] for r = 0..k+1: Good-Turing ratios for r <= k (1 where out of (0, 1]), 1 above k."""
-  n = _count_of_counts(counts, k + 1).astype(np.float64)
-  d = np.ones(k + 2)
-  if n[1] == 0:
-    return d
-  a = (k + 1) * n[k + 1] / n[1]
-  if a >= 1:
-    return d
-  for r in range(1, k + 1):
-    if n[r] > 0:
-      dr = ((r + 1) * n[r + 1] / (r * n[r]) - a) / (1 - a)
-      if 0 < dr <= 1:
-        d[r] = dr
-  return d
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,72 +279,11 @@ class NGramLM:
       )
     reset = bool(reset_at_eos)
 
-    n, v, num = order, vocab_size, ids.size
-    pad = n - 1 if start_id is not None else 0
-    stream = np.concatenate(
-        [np.full(pad, -1 if start_id is None else start_id, np.int64), ids]
-    )
-    if (stream.size + 1) * v >= 2**62:
-      raise ValueError(
-          f"corpus of {num} tokens with a vocabulary of {v} overflows the int64 keys"
-      )
-    pos = np.arange(pad, pad + num)  # stream index of each predicted id
-
-    # Raw counts, order by order. ctx_idx[i]: index of position i's history among the
-    # order's histories (-1 where the position has no n-gram of this order).
-    ctx_keys, gram_keys, raw, cont, first = [], [], [], [None] * n, []
-    ctx_idx = np.zeros(num, np.int64)
-    valid = np.ones(num, bool)
-    prev_ginv = prev_g = None
-    for k in range(1, n + 1):
-      if k >= 2:
-        valid &= pos >= k - 1
-        if (
-            reset and k >= 3
-        ):  # the history's interior must not hold a sentence start
-          valid &= stream[np.maximum(pos - k + 2, 0)] != start_id
-        sel = np.flatnonzero(valid)
-        ckey = ctx_idx[sel] * v + stream[pos[sel] - k + 1]
-        ck, cinv = np.unique(ckey, return_inverse=True)
-        ctx_idx = np.full(num, -1, np.int64)
-        ctx_idx[sel] = cinv.reshape(-1)
-      else:
-        sel = np.arange(num)
-        ck = np.zeros(1, np.int64)
-      gkey = ctx_idx[sel] * v + ids[sel]
-      gk, gfirst, ginv, gcnt = np.unique(
-          gkey, return_index=True, return_inverse=True, return_counts=True
-      )
-      rep = sel[gfirst]  # one position of each distinct n-gram
-      if (
-          k >= 2
-      ):  # continuation counts of order k-1: distinct left extensions seen at order k
-        cont[k - 2] = np.bincount(prev_ginv[rep], minlength=prev_g)
-      prev_ginv = np.full(num, -1, np.int64)
-      prev_ginv[sel] = ginv.reshape(-1)
-      prev_g = gk.size
-      first.append(stream[pos[rep] - k + 1] if k >= 2 else None)
-      ctx_keys.append(ck)
-      gram_keys.append(gk)
-      raw.append(gcnt.astype(np.int64))
-    del prev_ginv, ctx_idx, valid
-
     kn = method in ("kneser_ney", "modified_kneser_ney")
-    counts = []
-    for k in range(1, n + 1):
-      c = raw[k - 1]
-      if kn and k < n:
-        c = cont[k - 1].astype(np.int64)
-        if reset and k >= 2:
-          c = np.where(first[k - 1] == start_id, raw[k - 1], c)
-        keep = (
-            c > 0
-        )  # only without padding: n-grams at the very start have no left extension
-        if not keep.all():
-          gram_keys[k - 1] = gram_keys[k - 1][keep]
-          c = c[keep]
-      counts.append(c)
-
+    ctx_keys, gram_keys, counts = ngram_counts.count_ngrams(
+        ids, order, vocab_size, start_id, reset, continuation=kn
+    )
+    n, v, num = order, vocab_size, ids.size
     cdtype = np.int32 if num < 2**31 else np.int64
     width = 4 if kn else KATZ_MAX_COUNT + 2 if method == "backoff" else 1
     model = cls(
@@ -434,14 +316,16 @@ class NGramLM:
     c = counts.astype(np.float64)
     total = np.bincount(gctx, weights=c, minlength=ck.size).astype(np.float64)
     if self.method in ("kneser_ney", "modified_kneser_ney"):
-      disc = _kn_discounts(counts, self.method == "modified_kneser_ney")
+      disc = ngram_counts.kn_discounts(
+          counts, self.method == "modified_kneser_ney"
+      )
       spent = np.bincount(
           gctx, weights=disc[np.minimum(counts, 3)], minlength=ck.size
       )
       with np.errstate(divide="ignore", invalid="ignore"):
         bow = np.where(total > 0, spent / total, 1.0)
     elif self.method == "backoff":
-      disc = _katz_discounts(counts)
+      disc = ngram_counts.katz_discounts(counts)
       kept = disc[np.minimum(counts, KATZ_MAX_COUNT + 1)] * c
       kept_total = np.bincount(gctx, weights=kept, minlength=ck.size)
       seen = np.bincount(gctx, minlength=ck.size)
@@ -483,7 +367,9 @@ class NGramLM:
 
   # ---------------------------------------------------------------------------- lookup
 
-  def _chain(self, hist: np.ndarray, hlen: np.ndarray) -> list[np.ndarray]:
+  def history_indices(
+      self, hist: np.ndarray, hlen: np.ndarray
+  ) -> list[np.ndarray]:
     """History index at each order 1..n for rows of ``hist`` [M, n-1] (last column = previous id).
 
     Only the last ``hlen`` ids of a row are history; -1 marks a history
@@ -521,7 +407,7 @@ class NGramLM:
       w: np.ndarray,
       hlen: np.ndarray | None = None,
   ) -> np.ndarray:
-    """p(w | history) for rows given their history indices per order (see :meth:`_chain`)."""
+    """p(w | history) for rows given their history indices per order (see :meth:`history_indices`)."""
     v, n = self.vocab_size, len(chain)
     if self.method in ("mle", "add_delta"):
       top = (
@@ -558,6 +444,12 @@ class NGramLM:
       p = np.where(has, pk, p)
     return p
 
+  def prob(
+      self, hist: np.ndarray, hlen: np.ndarray, w: np.ndarray
+  ) -> np.ndarray:
+    """p(w | history) per row: the history is the last ``hlen`` ids of ``hist`` [M, n-1]."""
+    return self._prob_chain(self.history_indices(hist, hlen), w, hlen)
+
   def _dense(self, hist: Sequence[int]) -> np.ndarray:
     """The next-id distribution [V] after the history ``hist`` (its last n-1 ids are used)."""
     n, v = self.order, self.vocab_size
@@ -565,7 +457,7 @@ class NGramLM:
     row = np.zeros((1, max(n - 1, 0)), np.int64)
     if h:
       row[0, n - 1 - len(h) :] = h
-    chain = [int(c[0]) for c in self._chain(row, np.array([len(h)]))]
+    chain = [int(c[0]) for c in self.history_indices(row, np.array([len(h)]))]
 
     def entries(k: int) -> tuple[np.ndarray, np.ndarray]:
       keys, ci = self.gram_keys[k - 1], chain[k - 1]
@@ -651,9 +543,7 @@ class NGramLM:
     for s in range(0, ids.size, _CHUNK):
       e = min(ids.size, s + _CHUNK)
       hist = np.ascontiguousarray(win[s:e])
-      out[s:e] = self._prob_chain(
-          self._chain(hist, hlen[s:e]), ids[s:e], hlen[s:e]
-      )
+      out[s:e] = self.prob(hist, hlen[s:e], ids[s:e])
     with np.errstate(divide="ignore"):
       return np.log(out)
 
@@ -752,7 +642,7 @@ class NGramLM:
     row = np.zeros((1, self.order - 1), np.int64)
     if k > 1:
       row[0, self.order - k :] = g[:-1]
-    chain = self._chain(row, np.array([k - 1]))
+    chain = self.history_indices(row, np.array([k - 1]))
     return int(self._gram(k, chain[k - 1], g[-1:])[2][0])
 
   def nbytes(self) -> int:
@@ -794,7 +684,7 @@ class NGramLM:
     ):
       for k, a in enumerate(getattr(self, name), start=1):
         arrays[f"{name}_{k}"] = a
-    data.atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> "NGramLM":
@@ -828,94 +718,6 @@ class NGramLM:
           **tables,
       )
 
-  # ---------------------------------------------------------------------------- ARPA
-
-  def _history_ids(self, k: int) -> np.ndarray:
-    """The ids [C_k, k-1] of order k's histories, oldest first."""
-    v = self.vocab_size
-    keys = self.ctx_keys[k - 1]
-    out = np.zeros((keys.size, k - 1), np.int64)
-    if k == 1:
-      return out[:1]
-    cur = np.arange(keys.size)
-    for col, j in enumerate(range(k, 1, -1)):  # peel the oldest id first
-      key = self.ctx_keys[j - 1][cur]
-      out[:, col] = key % v
-      cur = key // v
-    return out
-
-  def to_arpa(
-      self, path: str | os.PathLike, vocab_tokens: Sequence[str]
-  ) -> None:
-    """Write the model as an ARPA backoff file (module docstring); tokens must hold no whitespace."""
-    if self.method not in ("backoff", "kneser_ney", "modified_kneser_ney"):
-      raise ValueError(
-          f"method {self.method!r} is not a backoff model and has no ARPA form"
-      )
-    tokens = list(vocab_tokens)
-    if len(tokens) != self.vocab_size:
-      raise ValueError(
-          f"vocab_tokens has {len(tokens)} tokens, the model {self.vocab_size}"
-      )
-    for t in tokens:
-      if not isinstance(t, str) or not t or any(ch.isspace() for ch in t):
-        raise ValueError(
-            f"token {t!r} cannot be written in ARPA (empty or holds whitespace)"
-        )
-    n, v = self.order, self.vocab_size
-    # Entries per order: the n-grams, the histories of the next order, and prefixes of both.
-    entries: list[np.ndarray] = [None] * n
-    for k in range(n, 0, -1):
-      if k == 1:
-        rows = [np.arange(v)[:, None]]
-      else:
-        hist = self._history_ids(k)
-        gk = self.gram_keys[k - 1]
-        rows = [np.concatenate([hist[gk // v], (gk % v)[:, None]], axis=1)]
-      if k < n:
-        rows.append(self._history_ids(k + 1))
-        rows.append(entries[k][:, :k])
-      entries[k - 1] = (
-          np.unique(np.concatenate(rows), axis=0)
-          if rows
-          else np.zeros((0, k), np.int64)
-      )
-    lines = ["", "\\data\\"] + [
-        f"ngram {k}={entries[k - 1].shape[0]}" for k in range(1, n + 1)
-    ]
-    for k in range(1, n + 1):
-      e = entries[k - 1]
-      row = np.zeros((e.shape[0], n - 1), np.int64)
-      row[:, n - k :] = e[:, :-1]
-      hlen = np.full(e.shape[0], k - 1)
-      p = self._prob_chain(self._chain(row, hlen), e[:, -1], hlen)
-      with np.errstate(divide="ignore"):
-        lp = np.log10(p)
-      lp = np.where(np.isfinite(lp), lp, _ARPA_ZERO)
-      bw = None
-      if k < n:  # the weight of each entry used as a history of order k+1
-        row2 = np.zeros((e.shape[0], n - 1), np.int64)
-        row2[:, n - 1 - k :] = e
-        ci = self._chain(row2, np.full(e.shape[0], k))[k]
-        w = np.where(
-            ci >= 0,
-            self.ctx_bow[k][np.maximum(ci, 0)] if self.ctx_bow[k].size else 1.0,
-            1.0,
-        )
-        with np.errstate(divide="ignore"):
-          bw = np.log10(w)
-        bw = np.where(np.isfinite(bw), bw, _ARPA_ZERO)
-      lines += ["", f"\\{k}-grams:"]
-      for i in range(e.shape[0]):
-        words = " ".join(tokens[t] for t in e[i])
-        lines.append(
-            f"{lp[i]:.10g}\t{words}"
-            + (f"\t{bw[i]:.10g}" if bw is not None else "")
-        )
-    lines += ["", "\\end\\", ""]
-    text = "\n".join(lines)
-    data.atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
-
 
 # --------------------------------------------------------------------------------------------
 # module-level API
@@ -924,56 +726,3 @@ class NGramLM:
 
 fit = NGramLM.fit
 load = NGramLM.load
-
-
-def read_arpa(path: str | os.PathLike) -> ArpaModel:
-  """``{order: {tokens: (log10 p, log10 backoff)}}`` of an ARPA file (backoff 0.0 where absent)."""
-  out: ArpaModel = {}
-  declared: dict[int, int] = {}
-  section = None
-  with open(path, encoding="utf-8") as f:
-    for lineno, raw_line in enumerate(f, start=1):
-      line = raw_line.strip()
-      if not line:
-        continue
-      if line == "\\data\\":
-        section = 0
-      elif line == "\\end\\":
-        break
-      elif line.startswith("\\") and line.endswith("-grams:"):
-        section = int(line[1:-7])
-        out[section] = {}
-      elif section == 0 and line.startswith("ngram "):
-        k, cnt = line[6:].split("=")
-        declared[int(k)] = int(cnt)
-      elif section:
-        parts = line.split()
-        if len(parts) not in (section + 1, section + 2):
-          raise ValueError(
-              f"{path}:{lineno}: expected {section} tokens after the log-probability"
-          )
-        bow = float(parts[section + 1]) if len(parts) == section + 2 else 0.0
-        out[section][tuple(parts[1 : section + 1])] = (float(parts[0]), bow)
-      else:
-        raise ValueError(f"{path}:{lineno}: unexpected line {line[:40]!r}")
-  for k, cnt in declared.items():
-    if len(out.get(k, {})) != cnt:
-      raise ValueError(
-          f"{path}: header declares {cnt} {k}-grams, found {len(out.get(k, {}))}"
-      )
-  return out
-
-
-def arpa_logprob10(arpa: ArpaModel, context: Sequence[str], word: str) -> float:
-  """log10 p(word | context) under the backoff semantics of an ARPA model from :func:`read_arpa`."""
-  n = max(arpa)
-  h = tuple(context)[-(n - 1) :] if n > 1 else ()
-  total = 0.0
-  while True:
-    entry = arpa.get(len(h) + 1, {}).get(h + (word,))
-    if entry is not None:
-      return total + entry[0]
-    if not h:
-      return -math.inf
-    total += arpa.get(len(h), {}).get(h, (0.0, 0.0))[1]
-    h = h[1:]

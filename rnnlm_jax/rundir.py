@@ -17,7 +17,8 @@ from typing import Any
 
 from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
-from rnnlm_jax import data
+from rnnlm_jax.atomic import atomic_write
+from rnnlm_jax.vocab import Vocab
 from rnnlm_jax import ngram
 from rnnlm_jax.config import Config
 
@@ -44,7 +45,7 @@ class IncompatibleRun(ValueError):
 
 def write_text_atomic(path: str, text: str) -> None:
   """Writes a temp file beside ``path``, synced, then renames it over."""
-  data.atomic_write(
+  atomic_write(
       pathlib.Path(path), lambda f: f.write(text.encode("utf-8"))
   )
 
@@ -110,7 +111,7 @@ def check_compatible(old: Config, new: Config) -> None:
       )
 
 
-def existing_vocab(workdir: str, cfg: Config) -> data.Vocab | None:
+def existing_vocab(workdir: str, cfg: Config) -> Vocab | None:
   """Checks that cfg may continue workdir (if it holds a run) and returns the
   run's vocabulary, or None for a new run. Writes nothing."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
@@ -118,11 +119,11 @@ def existing_vocab(workdir: str, cfg: Config) -> data.Vocab | None:
   if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     check_compatible(load_run_config(workdir), cfg)
   path = os.path.join(workdir, VOCAB_FILE)
-  return data.Vocab.load(path) if os.path.exists(path) else None
+  return Vocab.load(path) if os.path.exists(path) else None
 
 
 def write_run_files(
-    workdir: str, cfg: Config, vocab: data.Vocab, command: str | None
+    workdir: str, cfg: Config, vocab: Vocab, command: str | None
 ) -> None:
   """Creates the directory and writes config, vocabulary and command."""
   os.makedirs(workdir, exist_ok=True)
@@ -140,7 +141,7 @@ class Trained:
   """A run directory's model, ready to use."""
 
   cfg: Config
-  vocab: data.Vocab
+  vocab: Vocab
   params: Any  # neural models; None for a count-based model
   counts: ngram.NGramLM | None  # the count-based model; None otherwise
   record: dict  # the checkpoint's record (step, epoch, ...)
@@ -154,7 +155,7 @@ def load_trained(workdir: str, slot: str = "best") -> Trained:
   results.json reports either way.
   """
   cfg = load_run_config(workdir)
-  vocab = data.Vocab.load(os.path.join(workdir, VOCAB_FILE))
+  vocab = Vocab.load(os.path.join(workdir, VOCAB_FILE))
   if cfg.model.kind == "count_ngram":
     counts = ngram.load(os.path.join(workdir, NGRAM_FILE))
     return Trained(cfg, vocab, None, counts, {"step": 0})

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlm_jax import data
+from rnnlm_jax.vocab import EOS, Vocab
 from rnnlm_jax import models
 from rnnlm_jax import ngram
 from rnnlm_jax import rundir
@@ -246,10 +246,10 @@ def cut_at(row: list[int], stop_id: int | None) -> list[int]:
 def detokenize(tokens: list[str], level: str) -> str:
   if level == "char":
     return "".join(tokens)
-  return " ".join(t for t in tokens if t != data.EOS)
+  return " ".join(t for t in tokens if t != EOS)
 
 
-def encode_prompt(vocab: data.Vocab, level: str, prompt: str) -> list[int]:
+def encode_prompt(vocab: Vocab, level: str, prompt: str) -> list[int]:
   """[boundary id] + the prompt's ids (unknown words become <unk>)."""
   tokens = list(prompt) if level == "char" else prompt.split()
   return [vocab.boundary_id, *vocab.encode(tokens).tolist()]

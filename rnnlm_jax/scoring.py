@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlm_jax import data
+from rnnlm_jax.vocab import Vocab, tokenize_word
 from rnnlm_jax import losses
 from rnnlm_jax import models
 from rnnlm_jax import ngram
@@ -78,7 +78,7 @@ def counted_token_logprobs(
 
 def load_scorer(
     workdir: str, slot: str = "best"
-) -> tuple[Scorer, data.Vocab, Config]:
+) -> tuple[Scorer, Vocab, Config]:
   """(score function, vocabulary, config) of a run directory."""
   t = rundir.load_trained(workdir, slot)
   start = t.vocab.boundary_id
@@ -95,9 +95,9 @@ def load_scorer(
   )
 
 
-def encode_sentence(vocab: data.Vocab, level: str, text: str) -> list[int]:
+def encode_sentence(vocab: Vocab, level: str, text: str) -> list[int]:
   """A sentence's ids, ending with the boundary token (<eos> at word level,
   the newline at character level) so that its end is scored too."""
   if level == "char":
     return vocab.encode(list(text) + ["\n"]).tolist()
-  return vocab.encode(data.tokenize_word(text)).tolist()
+  return vocab.encode(tokenize_word(text)).tolist()

@@ -19,7 +19,7 @@ import numpy as np
 from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
-from rnnlm_jax import data
+from rnnlm_jax.vocab import Vocab
 from rnnlm_jax import evaluation
 from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
@@ -522,7 +522,7 @@ def init_run_from_params(
     cfg: Config,
     workdir: str,
     params,
-    vocab: data.Vocab,
+    vocab: Vocab,
     command: str | None = None,
 ) -> None:
   """A run directory holding given parameters (imported weights, say) as its

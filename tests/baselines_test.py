@@ -20,8 +20,9 @@ from rnnlm_jax import ngram
 from rnnlm_jax import rundir
 from rnnlm_jax import sampling
 from rnnlm_jax import scoring
-from rnnlm_jax import synthetic
 from rnnlm_jax import train
+from rnnlm_jax.agreement import sample_probes
+from rnnlm_jax.english import default_grammar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,7 +169,7 @@ def test_agreement_study_writes_table_and_plot(trained, tmp_path):
   _, workdir, _ = trained
   from experiments import agreement
 
-  probes = synthetic.agreement_probes(synthetic.default_grammar(), 40, 0, 0)
+  probes = sample_probes(default_grammar(), 40, 0, 0)
   correct = agreement.verb_correct(workdir, probes)
   assert correct.shape == (40,) and correct.dtype == bool
   rows = agreement.accuracy_table(

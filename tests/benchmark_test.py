@@ -1,5 +1,6 @@
-"""The benchmark runs end to end in its tiny mode (numbers not asserted, only
-present and positive)."""
+"""The benchmark runs end to end in its tiny mode: rates present and
+positive, the records consistent with the model measured, failures and the
+deadline reported. The orchestration's arithmetic is benchmark_runner_test's."""
 
 import json
 import os
@@ -9,14 +10,18 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import pytest
 
+from rnnlm_jax import backends
 from rnnlm_jax import benchmark
 from rnnlm_jax import models
 from rnnlm_jax.config import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset=tiny", "--steps=3", "--warmup=1", "--repeats=1"]
+# The model of the tiny preset, as the benchmark's worker builds it.
+TINY_MODEL = ModelConfig(cell="lstm", vocab_size=50, hidden=16, num_layers=1)
 
 
 def _run(tmp_path, *flags, torch_python=None, env_extra=None, rc=0) -> dict:
@@ -71,19 +76,28 @@ def test_tiny_benchmark_rnnlm_jax_and_flax(tmp_path):
   (row,) = report["rows"]
   assert set(row["runs"]) == {"rnnlm_jax", "flax", "rnnlm_jax[bf16]"}
   assert row["runs"]["rnnlm_jax[bf16]"][0]["gemm"] == "bf16"
-  # Whether the recurrent layers ran as the fused custom call is recorded.
+  # Whether the recurrent layers ran as the fused custom call is recorded:
+  # the dispatcher's decision for the run's model and resolved GEMM.
   assert row["runs"]["rnnlm_jax[bf16]"][0]["fused_layers"] is False
-  assert isinstance(row["runs"]["rnnlm_jax"][0]["fused_layers"], bool)
+  ours = row["runs"]["rnnlm_jax"][0]
+  path = backends.resolve(TINY_MODEL)
+  assert ours["fused_layers"] is (path.layer(8, jnp.float32) is not None)
+  assert ours["path"] == path.describe()
+  # The train step's arguments hold at least the parameters.
+  params = models.init_lm(jax.random.key(0), TINY_MODEL)
+  param_bytes = sum(p.nbytes for p in jax.tree.leaves(params))
+  assert ours["train_memory"]["argument_bytes"] >= param_bytes
   assert row["ratio"]["rnnlm_jax[bf16]"]["eval_tok_s"] > 0
   assert row["vs_torch"] == {}
   for impl in ("rnnlm_jax", "flax", "rnnlm_jax[bf16]"):
     (run,) = row["runs"][impl]
     for key in ("train_tok_s", "eval_tok_s", "compile_train_s", "peak_rss_mb"):
       assert run[key] > 0, (impl, key)
-    for key in ("argument_bytes", "temp_bytes"):
-      assert run["train_memory"][key] >= 0
     _check_row_median(row["median"][impl])
-    assert row["median"][impl]["train_xla_mb"] > 0
+    memory = run["train_memory"]
+    assert row["median"][impl]["train_xla_mb"] == (
+        (memory["argument_bytes"] + memory["temp_bytes"]) / 2**20
+    )
   assert row["ratio"]["flax"]["train_tok_s"] > 0
   assert "torch" not in row["ratio"]
 
@@ -93,13 +107,13 @@ def test_scaling_mode(tmp_path):
       tmp_path,
       "--sweep_batch=2,4",
       "--sweep_hidden=8",
-      "--scan_layout=feature_major",
+      "--backend=reference",
       "--nofold_embedding",
       "--time_chunks=2",
   )
   assert report["mode"] == "scaling"
   assert report["time_chunks"] == 2
-  assert report["scan_layout"] == "feature_major"
+  assert report["backend"] == "reference"
   assert report["fold_embedding"] is False
   assert [(r["batch"], r["hidden"]) for r in report["rows"]] == [(2, 8), (4, 8)]
   for row in report["rows"]:
@@ -160,9 +174,9 @@ def test_negative_deadline_is_one_error_line():
   assert line.startswith("error: --deadline_s must be >= 0")
 
 
-def test_bad_scan_layout_is_one_error_line():
-  line = _one_error_line("--scan_layout=tall")
-  assert line.startswith("error: --scan_layout=tall: choose from batch_major")
+def test_bad_backend_is_one_error_line():
+  line = _one_error_line("--backend=tall")
+  assert line.startswith("error: --backend=tall: choose from auto")
 
 
 @pytest.mark.parametrize(

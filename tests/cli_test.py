@@ -187,7 +187,8 @@ def test_empty_and_non_utf8_corpus_files(tmp_path):
 def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
   """Export a trained run as a PyTorch state_dict + word list, import it as a
   new run, and evaluate: the perplexity is the original's."""
-  from rnnlm_jax import checkpoint, data, interop, rundir
+  from rnnlm_jax import checkpoint, interop, rundir
+  from rnnlm_jax.vocab import Vocab
 
   workdir, _ = smoke_run
   cfg = rundir.load_run_config(workdir)
@@ -198,7 +199,7 @@ def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
   )
   words = tmp_path / "words.txt"
   words.write_text(
-      "\n".join(data.Vocab.load(f"{workdir}/vocab.json").tokens) + "\n"
+      "\n".join(Vocab.load(f"{workdir}/vocab.json").tokens) + "\n"
   )
   imported = tmp_path / "imported"
   proc = run(

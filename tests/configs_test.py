@@ -36,8 +36,23 @@ def variants(path):
 CASES = [case for path in CONFIG_FILES for case in variants(path)]
 
 
-def test_the_expected_configs_are_shipped():
-  names = {os.path.basename(p)[:-3] for p in CONFIG_FILES}
+# The corpus a config's file name promises: (data.source, data.local_name,
+# data.level) by the name's first word; any other config is synthetic.
+CORPUS_OF = {
+    "ptb": ("files", "ptb", "word"),
+    "wikitext2": ("files", "wikitext-2", "word"),
+    "shakespeare": ("files", "tinyshakespeare", "char"),
+}
+
+
+def resolved(path, variant):
+  module = load_module(path)
+  cd = module.get_config(variant) if variant else module.get_config()
+  return config_lib.from_dict(cd.to_dict())
+
+
+def test_shipped_configs_have_unique_names_and_read_their_corpus():
+  stems = {os.path.basename(p)[:-3] for p in CONFIG_FILES}
   assert {
       "smoke",
       "default",
@@ -46,7 +61,16 @@ def test_the_expected_configs_are_shipped():
       "ptb_gru",
       "wikitext2_lstm",
       "shakespeare_char",
-  } <= names
+  } <= stems
+  configs = [(path, resolved(path, v)) for path, v in CASES]
+  names = [cfg.name for _, cfg in configs]
+  # Tables and run directories tell runs apart by config name.
+  assert len(set(names)) == len(names), names
+  for path, cfg in configs:
+    first = os.path.basename(path).split("_")[0]
+    want = CORPUS_OF.get(first, ("synthetic", "", "word"))
+    got = (cfg.data.source, cfg.data.local_name, cfg.data.level)
+    assert got == want, (cfg.name, got)
 
 
 @pytest.mark.parametrize(

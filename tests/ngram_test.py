@@ -457,7 +457,8 @@ def test_score_equals_a_per_token_loop(method, reset):
           ]
       )
       np.testing.assert_allclose(
-          lm.token_logprobs(ids, EOS, reset_at_eos=not reset), crossed,
+          lm.token_logprobs(ids, EOS, reset_at_eos=not reset),
+          crossed,
           rtol=1e-12,
       )
 
@@ -477,8 +478,12 @@ def test_stream_and_reset_differ_only_across_sentences():
   # a boundary, so a crossing history backs off to the boundary alone:
   # the same everywhere.
   same = np.array(
-      [a == b for a, b in zip(_histories(ids, E, 3, False),
-                              _histories(ids, E, 3, True))]
+      [
+          a == b
+          for a, b in zip(
+              _histories(ids, E, 3, False), _histories(ids, E, 3, True)
+          )
+      ]
   )
   assert 4 <= same.sum() < ids.size
   lp = {r: stream.token_logprobs(ids, E, reset_at_eos=r) for r in (0, 1)}
@@ -603,11 +608,6 @@ def test_bad_input_raises_value_error():
       lambda: lm.sample(0, EOS, -1),
       lambda: lm.sample(0, EOS, 5, stop_id=99),
       lambda: lm.count([1, 2, 3, 4]),
-      lambda: ngram.fit(ids, 3, 10, "add_delta").to_arpa(
-          os.devnull, [str(i) for i in range(10)]
-      ),
-      lambda: lm.to_arpa(os.devnull, ["a b"] + [str(i) for i in range(9)]),
-      lambda: lm.to_arpa(os.devnull, ["a"]),
   ]
   for i, case in enumerate(cases):
     with pytest.raises(ValueError) as info:
@@ -622,39 +622,6 @@ def test_mle_sampling_from_an_unseen_context_raises():
   )  # no padding: nothing ever follows 3
   with pytest.raises(ValueError, match="unseen"):
     lm.sample(0, 3, 5)
-
-
-# ---------------------------------------------------------------------------------------------
-# ARPA
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "method,reset",
-    [
-        ("modified_kneser_ney", False),
-        ("kneser_ney", True),
-        ("backoff", False),
-        ("backoff", True),
-    ],
-)
-def test_arpa_round_trip_reproduces_the_model(tmp_path, method, reset):
-  ids = _random_corpus(seed=18, n=250)
-  v, n = 10, 3
-  tokens = ["<eos>"] + [f"w{i}" for i in range(1, v)]
-  lm = ngram.fit(ids, n, v, method, start_id=EOS, reset_at_eos=reset)
-  path = tmp_path / "lm.arpa"
-  lm.to_arpa(path, tokens)
-  arpa = ngram.read_arpa(path)
-  assert sorted(arpa) == [1, 2, 3] and len(arpa[1]) == v
-  assert all(len(g) == 3 for g in arpa[3])
-  for h in _contexts(ids, n, EOS, np.random.default_rng(3), v):
-    expect = lm.logprob_next(list(h)) / math.log(10)
-    got = [
-        ngram.arpa_logprob10(arpa, [tokens[t] for t in h], tokens[w])
-        for w in range(v)
-    ]
-    np.testing.assert_allclose(got, expect, atol=1e-8, err_msg=str(h))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,9 +644,9 @@ def test_ptb_modified_kneser_ney_perplexities():
     pytest.skip(
         f"corpus folder ptb not found under {_data_root()} (set RNNLM_DATA)"
     )
-  from rnnlm_jax import data
+  from rnnlm_jax import cache
 
-  vocab, ids = data.load_corpus({"dir": str(folder), "level": "word"}, "word")
+  vocab, ids = cache.load_corpus({"dir": str(folder), "level": "word"}, "word")
   e = vocab.boundary_id
   kn5 = ngram.fit(ids["train"], 5, len(vocab), start_id=e, reset_at_eos=True)
   # Mikolov et al. (2011): KN5 141.2 on this split (SRILM, sentences scored separately).

@@ -39,5 +39,14 @@ def test_study_writes_table_and_plot(tmp_path):
       last_only_options=(False,),
   )
   parity_study.write_outputs(str(tmp_path), rows, (2, 4))
-  assert (tmp_path / "parity.png").stat().st_size > 0
-  assert "hand-set" in (tmp_path / "parity.md").read_text()
+  assert (tmp_path / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # The table holds the hand-set network and one learned model, each with
+  # the accuracies the study measured, the hand-set one exact.
+  header, rule, *lines = (tmp_path / "parity.md").read_text().splitlines()
+  assert header.endswith("| len 2 | len 4 |") and len(lines) == len(rows) == 2
+  for line, (label, loss, acc) in zip(lines, rows):
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    shown = "-" if loss is None else f"{loss:.4f}"
+    assert cells == [label, shown, f"{acc[2]:.3f}", f"{acc[4]:.3f}"]
+  assert rows[0][0].startswith("hand-set") and rows[0][2] == {2: 1.0, 4: 1.0}
+  assert rows[1][1] > 0 and rows[1][0].startswith("rnn_tanh (4 units)")

@@ -1,6 +1,7 @@
-"""Ablation tables from tiny real run directories: grouping, statistics equal
-to numpy's over each run's results.json, the written files, incomplete runs,
-and the command line's errors."""
+"""Ablation tables (rnnlm_jax.ablation, .tables, .ablation_figures) from
+tiny real run directories, in one file so that the runs train once:
+grouping, statistics equal to numpy's over each run's results.json, the
+written files, incomplete runs, and the command line's errors."""
 
 import csv
 import io
@@ -14,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import tables
 from experiments.configs import smoke
+from rnnlm_jax import ablation
+from rnnlm_jax import ablation_figures
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import rundir
+from rnnlm_jax import tables
 from rnnlm_jax import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +73,7 @@ def sweep(tmp_path_factory):
   (broken / rundir.CONFIG_FILE).write_text("{")
   queued = root / "queued"
   queued.mkdir()
-  (queued / tables.LAUNCH_RECORD).write_text('{"status": "queued"}')
+  (queued / ablation.LAUNCH_RECORD).write_text('{"status": "queued"}')
   out = str(tmp_path_factory.mktemp("tables"))
   summary, written = tables.build_tables([str(root)], out)
   return root, out, summary, written
@@ -191,14 +194,14 @@ def test_figures_are_png_files(sweep):
 
 def test_group_by_pools_the_other_keys(sweep):
   root, _, _, _ = sweep
-  grouping = tables.group_runs(tables.find_runs(str(root)), ["cell"])
+  grouping = ablation.group_runs(ablation.find_runs(str(root)), ["cell"])
   assert grouping.keys == ("model.cell",)
   assert grouping.pooled == ("data.bptt",)
-  summary = tables.summarise(grouping, ["test_ppl"])
+  summary = ablation.summarise(grouping, ["test_ppl"])
   assert [r.n for r in summary.rows] == [3, 2]
   assert "Pooled within a row" in tables.to_markdown(summary)
   assert tables.to_pivot(summary) is None
-  assert tables.ppl_vs_bptt_figure(summary) is None
+  assert ablation_figures.ppl_vs_bptt_figure(summary) is None
 
 
 def test_a_copied_run_is_flagged_as_a_repeat(sweep, tmp_path):
@@ -218,24 +221,24 @@ def test_formatting():
   assert tables.format_stat(1.5432, 0.01234) == "1.543 ± 0.012"
   assert tables.format_stat(3283.4, float("nan")) == "3,283 ± -"
   assert tables.format_stat(73.93, 0.7, tex=True) == "73.93 $\\pm$ 0.70"
-  assert tables.format_value((150, 30, 30)) == "(150, 30, 30)"
+  assert ablation.format_value((150, 30, 30)) == "(150, 30, 30)"
 
 
 def test_short_names_and_sorting():
-  assert tables.short_names(["model.cell", "data.bptt"]) == ("cell", "bptt")
-  assert tables.short_names(["name", "optim.name", "model.hidden"]) == (
+  assert ablation.short_names(["model.cell", "data.bptt"]) == ("cell", "bptt")
+  assert ablation.short_names(["name", "optim.name", "model.hidden"]) == (
       "name",
       "optim.name",
       "hidden",
   )
-  assert sorted([16, "a", 4, 2.5], key=tables._sort_key) == [2.5, 4, 16, "a"]
+  assert sorted([16, "a", 4, 2.5], key=ablation.sort_key) == [2.5, 4, 16, "a"]
   assert tables.tex_escape("a_b & 50%") == "a\\_b \\& 50\\%"
 
 
 def test_missing_folder_and_unknown_metric_are_user_errors(sweep, tmp_path):
   root, _, _, _ = sweep
   with pytest.raises(FileNotFoundError):
-    tables.find_runs(str(tmp_path / "nowhere"))
+    ablation.find_runs(str(tmp_path / "nowhere"))
   with pytest.raises(config_lib.ConfigError, match="no run directories"):
     tables.build_tables([str(tmp_path)])
   with pytest.raises(config_lib.ConfigError, match="metric 'test_bpc'"):

@@ -1,0 +1,150 @@
+"""Tests for rnnlm_jax.cache: the encoded-corpus cache, plus counts on the
+real corpora when present."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlm_jax import batching
+from rnnlm_jax import cache
+from rnnlm_jax import sources
+from rnnlm_jax.errors import DataError
+from rnnlm_jax.vocab import EOS, UNK, Vocab
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  if isinstance(content, str):
+    content = content.encode("utf-8")
+  path.write_bytes(content)
+  return path
+
+
+def _corpus_dir(
+    tmp_path: Path, train="a b c\nb c\n", valid="a c\n", test="b\n", names=None
+) -> Path:
+  names = names or {
+      "train": "train.txt",
+      "valid": "valid.txt",
+      "test": "test.txt",
+  }
+  folder = tmp_path / "corpus"
+  for split, text in (("train", train), ("valid", valid), ("test", test)):
+    _write(folder / names[split], text)
+  return folder
+
+
+def _data_root() -> Path:
+  env = os.environ.get("RNNLM_DATA")
+  return (
+      Path(env)
+      if env
+      else Path(__file__).resolve().parents[2] / "shared" / "data"
+  )
+
+
+def _need(sub: str) -> Path:
+  folder = _data_root() / sub
+  if not folder.is_dir():
+    pytest.skip(
+        f"corpus folder {sub} not found under {_data_root()} (set RNNLM_DATA)"
+    )
+  return folder
+
+
+def test_load_corpus_cache_hit_and_corruption(tmp_path, monkeypatch):
+  folder = _corpus_dir(tmp_path)
+  src = {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}
+  cache_dir = tmp_path / "cache"
+  vocab, ids = cache.load_corpus(src, "word", cache_dir=cache_dir)
+  (path,) = cache_dir.glob("*.npz")
+
+  def fail(*a, **k):
+    raise AssertionError("the text was read despite a cache hit")
+
+  with monkeypatch.context() as m:
+    m.setattr(sources, "load_text_splits", fail)
+    vocab2, ids2 = cache.load_corpus(src, "word", cache_dir=cache_dir)
+  assert vocab2 == vocab
+  for s in sources.SPLITS:
+    assert ids2[s].dtype == np.int32 and np.array_equal(ids2[s], ids[s])
+
+  for damage in (b"not a zip file", path.read_bytes()[:100]):
+    path.write_bytes(damage)
+    vocab3, ids3 = cache.load_corpus(src, "word", cache_dir=cache_dir)
+    assert vocab3 == vocab and all(
+        np.array_equal(ids3[s], ids[s]) for s in sources.SPLITS
+    )
+    assert (
+        cache._read_cache(path, cache.corpus_cache_key(src, "word")) is not None
+    )  # rewritten
+  assert [p.name for p in cache_dir.iterdir()] == [
+      path.name
+  ]  # no temp files left behind
+
+
+def test_load_corpus_cache_key_tracks_inputs(tmp_path):
+  folder = _corpus_dir(tmp_path)
+  src = {"dir": str(folder)}
+  key = cache.corpus_cache_key(src, "word")
+  assert key == cache.corpus_cache_key(src, "word")
+  assert key != cache.corpus_cache_key(src, "char")
+  assert key != cache.corpus_cache_key(src, "word", max_size=3)
+  assert key != cache.corpus_cache_key(src, "word", vocab=Vocab((EOS, UNK)))
+  _write(folder / "test.txt", "b c\n")
+  assert key != cache.corpus_cache_key(src, "word")
+
+
+def test_load_corpus_with_given_vocab(tmp_path):
+  folder = _corpus_dir(tmp_path, valid="a zz\n")
+  vocab = Vocab((EOS, UNK, "a", "b", "c"))
+  got, ids = cache.load_corpus(
+      {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")},
+      "word",
+      vocab=vocab,
+      cache_dir=tmp_path / "c",
+  )
+  assert got == vocab and vocab.decode(ids["valid"]) == ["a", UNK, EOS]
+  with pytest.raises(DataError, match="conflicts"):
+    cache.load_corpus({"dir": str(folder), "level": "char"}, "word")
+
+
+def test_ptb_word_counts_and_cache(tmp_path, monkeypatch):
+  folder = _need("ptb")
+  src = {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}
+  vocab, ids = cache.load_corpus(src, "word", cache_dir=tmp_path / "cache")
+  assert {s: len(a) for s, a in ids.items()} == {
+      "train": 929_589,
+      "valid": 73_760,
+      "test": 82_430,
+  }
+  assert len(vocab) == 10_000 and vocab.tokens[0] == EOS
+  assert (
+      vocab.unk_id is not None and vocab.unk_id != 1
+  )  # the corpus's own <unk>, ranked as a word
+
+  def no_text(source):
+    raise AssertionError("a cache hit must not read the text")
+
+  monkeypatch.setattr(sources, "load_text_splits", no_text)
+  vocab2, ids2 = cache.load_corpus(src, "word", cache_dir=tmp_path / "cache")
+  assert vocab2 == vocab and all(
+      np.array_equal(ids2[s], ids[s]) for s in sources.SPLITS
+  )
+  x, y, mask = batching.eval_stream(ids["test"], 10, 35, vocab.eos_id)
+  assert mask.sum() == 82_430
+
+
+def test_wikitext2_word_counts(tmp_path):
+  folder = _need("wikitext-2")
+  vocab, ids = cache.load_corpus(
+      {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}, "word"
+  )
+  assert {s: len(a) for s, a in ids.items()} == {
+      "train": 2_088_628,
+      "valid": 217_646,
+      "test": 245_569,
+  }
+  assert len(vocab) == 33_278
