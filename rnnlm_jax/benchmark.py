@@ -55,11 +55,13 @@ def flops_per_token(model: ModelConfig) -> float:
   (input and recurrent projections) plus 2 H V for the softmax. Training
   costs about three times this (forward, and two matmuls per matmul in the
   backward pass)."""
-  gates = cells.get_cell(model.cell).gates * model.hidden
+  cell = cells.get_cell(model.cell)
+  gates = cell.gates * model.hidden
+  recurrent = model.hidden * gates if cell.recurrent else 0
   total = 2.0 * model.hidden * model.vocab_size
   for layer in range(model.num_layers):
     inputs = models.embed_dim(model) if layer == 0 else model.hidden
-    total += 2.0 * (inputs * gates + model.hidden * gates)
+    total += 2.0 * (inputs * gates + recurrent)
   return total
 
 
