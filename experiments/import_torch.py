@@ -15,32 +15,27 @@ import sys
 
 from absl import app
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import common
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import interop
 from rnnlm_jax import train
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    None,
-    "Config giving the corpus and evaluation settings.",
-    lock_config=True,
+_CONFIG = common.define_config(
+    None, "Config giving the corpus and evaluation settings (required)."
 )
+# Not required=True: absl would then refuse --config_help without them.
 _STATE_DICT = flags.DEFINE_string(
-    "state_dict", None, ".npz or .safetensors", required=True
+    "state_dict", None, ".npz or .safetensors (required)."
 )
-_WORDS = flags.DEFINE_string("words", None, "Word list file.", required=True)
+_WORDS = flags.DEFINE_string("words", None, "Word list file (required).")
 _CELL = flags.DEFINE_enum(
     "cell",
     "lstm",
     ["lstm", "gru", "rnn_tanh", "rnn_relu"],
     "The PyTorch model's cell (nn.RNN: tanh or relu).",
 )
-_WORKDIR = flags.DEFINE_string(
-    "workdir", None, "New run directory.", required=True
-)
+_WORKDIR = flags.DEFINE_string("workdir", None, "New run directory (required).")
 
 
 def main(argv):
@@ -49,6 +44,9 @@ def main(argv):
   with common.one_line_errors():
     if _CONFIG.value is None:
       raise config_lib.ConfigError("--config is required (it names the corpus)")
+    for flag in (_STATE_DICT, _WORDS, _WORKDIR):
+      if not flag.value:
+        raise config_lib.ConfigError(f"--{flag.name} is required")
     cfg = common.resolve_config(_CONFIG.value)
     params, model = interop.load_torch_lm(_STATE_DICT.value, _CELL.value)
     vocab = interop.vocab_from_word_list(interop.read_word_list(_WORDS.value))

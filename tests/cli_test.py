@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = "--config=experiments/configs/smoke.py"
 
 
-def run(*args, timeout=300):
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run(*args, timeout=300, cwd=ROOT):
+  env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
   return subprocess.run(
       [sys.executable, "-m", *args],
-      cwd=ROOT,
+      cwd=cwd,
       env=env,
       capture_output=True,
       text=True,
@@ -143,6 +143,66 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "script, message",
+    [
+        # ml_collections applies it to the default file as the flag is
+        # defined, before any flag is parsed.
+        (
+            "experiments.train",
+            "error: no such config key 'hiden'; Did you mean \"hidden\""
+            " instead of \"hiden\"?",
+        ),
+        # No default config file: the override has nothing to apply to.
+        (
+            "experiments.import_torch",
+            "error: Unknown command line flag 'config.model.hiden' (a config"
+            " key: --config=FILE comes with it)",
+        ),
+    ],
+)
+def test_an_override_without_config_is_one_line(script, message):
+  proc = run(script, "--config.model.hiden=3")
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [message]
+
+
+def test_config_help_lists_every_key_with_its_default_and_meaning():
+  proc = run("experiments.train", SMOKE, "--config_help")
+  assert proc.returncode == 0, proc.stderr
+  out = proc.stdout
+  assert out.startswith("--config=experiments/configs/smoke.py (name 'smoke')")
+  keys = [l.split()[0] for l in out.splitlines() if l.startswith("  ") and
+          not l.startswith("      ")]  # fmt: skip
+  assert len(keys) == len(set(keys)) > 60 and "optim.weight_decay" in keys
+  assert "\n  model.hidden = 16  (default 200)\n" in out
+  # The comment in rnnlm_jax/config.py, above the field and on its line.
+  assert "0: taken from the vocabulary built from the data." in out
+  assert "sgd | momentum | adagrad | adam | adamw" in out
+  assert "--config_help" in run("experiments.train", "--help").stdout
+
+
+def test_default_run_directory_names_the_overrides_and_refuses_a_longer_run(
+    tmp_path,
+):
+  args = [
+      f"--config={ROOT}/experiments/configs/smoke.py",
+      "--config.train.max_steps=4",
+      "--config.name=smoke",  # The file's own value: not in the name.
+      f"--config.data.cache_dir={tmp_path}/cache",  # A location: neither.
+  ]
+  first = run("experiments.train", *args, cwd=tmp_path)
+  assert first.returncode == 0, first.stderr[-2000:]
+  name = "runs/smoke+train.max_steps=4"
+  assert first.stdout.splitlines()[0] == f"run directory: {name}"
+  assert (tmp_path / name / "checkpoints" / "latest" / "4").is_dir()
+  args[1] = "--config.train.max_steps=2"
+  shorter = run("experiments.train", *args, f"--workdir={name}", cwd=tmp_path)
+  assert shorter.returncode == 1
+  (line,) = shorter.stderr.strip().splitlines()
+  assert "already at step 4, past this config's last step 2" in line
+
+
+@pytest.mark.parametrize(
     "args, message",
     [
         (["experiments.evaluate", "--splits=bogus"], "unknown split 'bogus'"),
@@ -153,7 +213,9 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
         (["experiments.score", "--input=BAD"], "is not UTF-8 text"),
     ],
 )
-def test_using_a_run_with_bad_input_is_one_line(smoke_run, args, message, tmp_path):
+def test_using_a_run_with_bad_input_is_one_line(
+    smoke_run, args, message, tmp_path
+):
   workdir, _ = smoke_run
   bad = tmp_path / "bad.txt"
   bad.write_bytes(b"the \xff cat\n")
