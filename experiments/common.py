@@ -24,6 +24,7 @@ from ml_collections import config_flags
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import data
 from rnnlm_jax import hostmem
+from rnnlm_jax import interop
 from rnnlm_jax import rundir
 from rnnlm_jax import sampling
 from rnnlm_jax import train
@@ -46,6 +47,7 @@ HOST_MEMORY = flags.DEFINE_enum(
 USER_ERRORS = (
     config_lib.ConfigError,
     data.DataError,
+    interop.InteropError,
     rundir.IncompatibleRun,
     train.TrainingDiverged,
     sampling.SamplingError,

@@ -7,7 +7,17 @@
 
 The model's sizes come from the arrays; the config supplies the corpus and
 evaluation settings. The word list (one word per line, line i is id i, as
-``corpus.dictionary.idx2word``) becomes the run's vocabulary.
+``corpus.dictionary.idx2word``) becomes the run's vocabulary, and must
+cover every token of the config's corpus (checked here, by encoding it).
+
+The imported model computes PyTorch's function (its perplexity), but
+PyTorch's two recurrent biases become one parameter here, so fine-tuning
+it (experiments.train on this run directory) does not follow the path
+PyTorch's own fine-tuning would (see rnnlm_jax.interop).
+
+Bad input (a file that is not a .npz/.safetensors state_dict, a --cell that
+does not fit the weights, a word list that does not fit the weights or the
+corpus) is one 'error: ...' line and exit status 1.
 """
 
 import dataclasses
@@ -18,6 +28,8 @@ from absl import flags
 
 from experiments import common
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import corpus as corpus_lib
+from rnnlm_jax import data
 from rnnlm_jax import interop
 from rnnlm_jax import train
 
@@ -55,6 +67,13 @@ def main(argv):
           f"the word list has {len(vocab)} words but the weights "
           f"{model.vocab_size}"
       )
+    try:
+      corpus_lib.load_corpus(cfg.data, vocab)
+    except data.DataError as e:
+      raise config_lib.ConfigError(
+          f"the word list {_WORDS.value} does not fit the corpus of config "
+          f"{cfg.name!r}: {e}"
+      ) from None
     cfg = config_lib.validate(dataclasses.replace(cfg, model=model))
     train.init_run_from_params(
         cfg,

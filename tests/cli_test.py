@@ -279,6 +279,60 @@ def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
   assert abs(a["test_ppl"] - b["test_ppl"]) < 1e-4 * a["test_ppl"]
 
 
+@pytest.fixture(scope="module")
+def exported(smoke_run, tmp_path_factory):
+  """The smoke run's weights as a PyTorch state_dict, and its word list."""
+  from rnnlm_jax import checkpoint, data, interop, rundir
+
+  workdir, _ = smoke_run
+  out = tmp_path_factory.mktemp("exported")
+  cfg = rundir.load_run_config(workdir)
+  params, _ = checkpoint.restore_params(workdir, "best")
+  interop.save_state_dict_arrays(
+      str(out / "model.npz"), interop.params_to_torch(params, cfg.model)
+  )
+  words = data.Vocab.load(f"{workdir}/vocab.json").tokens
+  (out / "words.txt").write_text("\n".join(words) + "\n")
+  return out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"state_dict": "model.pt"}, "unknown state_dict file extension '.pt'"),
+        ({"state_dict": "one_array.npz"}, "is not a state_dict saved as .npz"),
+        ({"state_dict": "other.npz"}, "missing key 'encoder.weight'"),
+        ({"cell": "gru"}, "gate multiple mismatch"),
+        ({"words": "renamed.txt"}, "does not fit the corpus of config 'smoke'"),
+    ],
+)
+def test_import_torch_bad_input_is_one_line(exported, change, message, tmp_path):
+  import numpy as np
+
+  np.save(tmp_path / "one_array.npy", np.zeros(3))
+  (tmp_path / "one_array.npy").rename(tmp_path / "one_array.npz")
+  np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+  (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not a state_dict")
+  # Same size as the weights' vocabulary, but a word the corpus uses is gone.
+  words = (exported / "words.txt").read_text().splitlines()
+  words[5] = "zzz-not-a-word"
+  (tmp_path / "renamed.txt").write_text("\n".join(words) + "\n")
+  args = {
+      "state_dict": str(exported / "model.npz"),
+      "words": str(exported / "words.txt"),
+      "cell": "lstm",
+      "workdir": str(tmp_path / "imported"),
+  }
+  for key, name in change.items():
+    args[key] = name if key == "cell" else str(tmp_path / name)
+  flags = [f"--{k}={v}" for k, v in args.items()]
+  proc = run("experiments.import_torch", SMOKE, *flags)
+  assert proc.returncode == 1
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], proc.stderr
+  assert not (tmp_path / "imported" / "checkpoints").exists()
+
+
 def test_trials_that_differ_in_shape_are_one_line_and_nonzero(tmp_path):
   proc = run(
       "experiments.train",
