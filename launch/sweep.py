@@ -10,17 +10,22 @@ Every run gets a directory <root>/<run name> (default root
 runs/sweeps/<sweep name>) that experiments.train fills (cmd.sh, config.json,
 metrics.jsonl, checkpoints, results.json), beside the launcher's own
 launch.json (status, exit code, log, times, host, pid and its start time,
-or SLURM job) and launch.log (the run's stdout and stderr; a vectorised
-group logs to <root>/logs/<group>.log instead).
+its slot's GPU, the launcher's pid and start time, or SLURM job) and
+launch.log (the run's stdout and stderr; a vectorised group logs to
+<root>/logs/<group>.log instead).
 
 A launch starts the pending runs: never started, or started by a launcher or
-job that died without an exit status (they resume from their checkpoints).
-Finished runs (results.json) and running ones (a live pid on this host, a
-task in squeue; a pid whose start time is not the recorded one is another
-process) are skipped; failed runs are reported with the tail of their
-log and only run again with --retry_failed or when named by --only. The
-launcher exits 1 when any run has failed. One launcher at a time launches a
-sweep (it holds <root>/.launch.lock); --status and --dry_run need no lock.
+job that died without an exit status (launch.json records them as 'dead';
+they resume from their checkpoints). Finished runs (results.json) and
+running ones (a live pid on this host, a task in squeue; a pid whose start
+time is not the recorded one is another process) are skipped. A live local
+process that a killed launcher left behind (SIGKILL gives it no chance to
+stop its children) is adopted: it holds one of --parallel's slots (its own
+GPU) until it ends, and its launch.json then says 'ended'. Failed runs are
+reported with the tail of their log and only run again with --retry_failed
+or when named by --only. The launcher exits 1 when any run has failed. One
+launcher at a time launches a sweep (it holds <root>/.launch.lock);
+--status and --dry_run need no lock.
 
 --python names the interpreter that runs experiments.train (a virtual
 environment's, or a stand-in script in the tests): each command is
