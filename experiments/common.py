@@ -278,11 +278,7 @@ def config_overrides(flag: str = "config") -> dict:
           parser.parse(config_flags.get_config_filename(holder)).to_dict()
       )
   )
-  return {
-      k: v
-      for k, v in overrides.items()
-      if plain.get(k, v) != v or k not in plain
-  }
+  return {k: v for k, v in overrides.items() if k not in plain or plain[k] != v}
 
 
 # The longest run directory name default_workdir makes; past it, the
@@ -291,7 +287,9 @@ _MAX_NAME = 120
 
 
 def _safe(text: str) -> str:
-  return re.sub(r"[^A-Za-z0-9._,=+-]+", "_", text).strip("_") or "_"
+  """Letters, digits and ._=+- kept, any run of others one underscore (no
+  slashes, no spaces, no commas: --workdir lists are comma-separated)."""
+  return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text).strip("_") or "_"
 
 
 def default_workdir(cfg: config_lib.Config, overrides: dict) -> str:

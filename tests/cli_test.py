@@ -150,7 +150,7 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
         (
             "experiments.train",
             "error: no such config key 'hiden'; Did you mean \"hidden\""
-            " instead of \"hiden\"?",
+            ' instead of "hiden"?',
         ),
         # No default config file: the override has nothing to apply to.
         (
@@ -179,6 +179,35 @@ def test_config_help_lists_every_key_with_its_default_and_meaning():
   assert "0: taken from the vocabulary built from the data." in out
   assert "sgd | momentum | adagrad | adam | adamw" in out
   assert "--config_help" in run("experiments.train", "--help").stdout
+
+
+def test_default_run_directory_names_are_safe_and_distinct():
+  from experiments import common
+  from rnnlm_jax import config as config_lib
+
+  cfg = config_lib.Config(name="ptb lstm/small")
+  name = common.default_workdir(
+      cfg,
+      {
+          "optim.learning_rate": 0.5,
+          "data.hf_path": "a/b c",
+          "data.synthetic_sentences": (100, 20, 20),
+          "data.dir": "/corpus",  # A location: left out.
+      },
+  )
+  assert name == os.path.join(
+      "runs",
+      "ptb_lstm_small+data.hf_path=a_b_c+data.synthetic_sentences=100_20_20"
+      "+optim.learning_rate=0.5",
+  )
+  assert common.default_workdir(cfg, {}) == os.path.join(
+      "runs", "ptb_lstm_small"
+  )
+  long = [
+      {"model.hidden": 8, "data.hf_path": "x" * 200 + str(i)} for i in (1, 2)
+  ]
+  a, b = (common.default_workdir(cfg, o) for o in long)
+  assert a != b and len(os.path.basename(a)) <= 120
 
 
 def test_default_run_directory_names_the_overrides_and_refuses_a_longer_run(
@@ -306,7 +335,9 @@ def exported(smoke_run, tmp_path_factory):
         ({"words": "renamed.txt"}, "does not fit the corpus of config 'smoke'"),
     ],
 )
-def test_import_torch_bad_input_is_one_line(exported, change, message, tmp_path):
+def test_import_torch_bad_input_is_one_line(
+    exported, change, message, tmp_path
+):
   import numpy as np
 
   np.save(tmp_path / "one_array.npy", np.zeros(3))
