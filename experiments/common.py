@@ -155,7 +155,10 @@ def field_comments(cls) -> dict[str, str]:
   """{field: its comment} for a dataclass whose fields are commented in
   its source: the comment lines just above a field and those on its own
   lines, joined."""
-  source = textwrap.dedent(inspect.getsource(cls))
+  try:
+    source = textwrap.dedent(inspect.getsource(cls))
+  except (OSError, TypeError):  # No source to read (a frozen install).
+    return {}
   comments = {}
   for tok in tokenize.generate_tokens(io.StringIO(source).readline):
     if tok.type == tokenize.COMMENT:
