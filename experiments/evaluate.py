@@ -1,6 +1,6 @@
 """Perplexity (and bits per character) of a run's checkpoint.
 
-  python -m experiments.evaluate --workdir=runs/ptb_lstm_small-1a2b3c4d
+  python -m experiments.evaluate --workdir=runs/ptb_lstm_small
   python -m experiments.evaluate --workdir=... --eval_batch_size=1   # the literature's protocol
 
 Reads the run directory's config, vocabulary and checkpoint; the state is

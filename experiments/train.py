@@ -4,9 +4,13 @@
   python -m experiments.train --config=experiments/configs/ptb_lstm.py:small \
       --config.data.dir=../shared/data/ptb
 
-The run directory (--workdir, default runs/<name>-<config hash>) receives the
-resolved config, the command, metrics.jsonl, the vocabulary and checkpoints.
-Running the same command again resumes from the latest checkpoint.
+The run directory (--workdir, default runs/<config name>, followed by
++KEY=VALUE for each --config.KEY=VALUE that differs from the config file,
+locations left out) receives the resolved config, the command,
+metrics.jsonl, the vocabulary and checkpoints. Running the same command
+again resumes from the latest checkpoint; a run already trained past the
+command's train.max_steps or train.num_epochs is refused, not reported.
+--config_help lists every config key with its value, default and meaning.
 
 Vectorised trials train K runs that differ only in their seed, learning
 rate, clipping norm, dropout rate or init scale as one compiled program
@@ -22,28 +26,22 @@ equivalent single-run command.
 
 import ast
 import copy
-import os
 import sys
 
 from absl import app
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import common
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import train
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    os.path.join(common.CONFIG_DIR, "default.py"),
-    "Experiment config file, optionally with :variant.",
-    lock_config=True,
-)
+_CONFIG = common.define_config()
 _WORKDIR = flags.DEFINE_string(
     "workdir",
     None,
-    "Run directory; default runs/<config name>-<config hash>. With --trials,"
-    " a comma-separated list of one directory per trial.",
+    "Run directory; default runs/<config name>[+KEY=VALUE...] for the"
+    " --config.KEY=VALUE overrides. With --trials, a comma-separated list of"
+    " one directory per trial.",
 )
 _TRIALS = flags.DEFINE_multi_string(
     "trials",
@@ -120,7 +118,9 @@ def main(argv):
   with common.one_line_errors():
     if not _TRIALS.value:
       cfg = common.resolve_config(_CONFIG.value)
-      workdir = _WORKDIR.value or common.default_workdir(cfg)
+      workdir = _WORKDIR.value or common.default_workdir(
+          cfg, common.config_overrides()
+      )
       print(f"run directory: {workdir}", flush=True)
       command = common.command_line(
           "experiments.train", sys.argv[1:], workdir, _WORKDIR.present
@@ -137,7 +137,11 @@ def main(argv):
     if _WORKDIR.value:
       workdirs = _WORKDIR.value.split(",")
     else:
-      workdirs = [common.default_workdir(c) for c in cfgs]
+      overrides = common.config_overrides()
+      workdirs = [
+          common.default_workdir(c, {**overrides, **t})
+          for c, t in zip(cfgs, trials)
+      ]
     if len(workdirs) != len(cfgs):
       raise config_lib.ConfigError(
           f"--workdir lists {len(workdirs)} directories for {len(cfgs)} trials"

@@ -40,6 +40,28 @@ class Job:
   run_dirs: list[str]
 
 
+@dataclasses.dataclass
+class Adopted:
+  """A process an earlier launcher started that is still alive (that
+  launcher was killed without stopping it): it is not started again, and
+  it holds one of the slots until it ends.
+
+  Attributes:
+    name: its run's or group's name.
+    pid: its process id.
+    started: its start_time(), to tell it from a process reusing the pid.
+    env: the slot's variables it was started with (its GPU), to hold that
+      same slot.
+    run_dirs: the run directories it writes.
+  """
+
+  name: str
+  pid: int
+  started: int | None
+  env: dict
+  run_dirs: list[str]
+
+
 def count_gpus() -> int:
   """The number of NVIDIA GPUs `nvidia-smi -L` lists (0 without it)."""
   try:
@@ -177,15 +199,20 @@ def run_jobs(
     jobs: Sequence[Job],
     parallel: int,
     gpus: int | Sequence[str] = 0,
-    on_start: Callable[[Job, int], None] = lambda job, pid: None,
+    on_start: Callable[[Job, int, dict], None] = lambda job, pid, env: None,
     on_end: Callable[[Job, int], None] = lambda job, code: None,
     poll_s: float = 0.2,
     cwd: str | None = None,
+    adopted: Sequence[Adopted] = (),
+    on_adopted_end: Callable[[Adopted], None] = lambda a: None,
 ) -> dict[str, int]:
-  """Runs the jobs, at most `parallel` at once; one failure stops nothing.
+  """Runs the jobs, at most `parallel` at once, counting the adopted
+  processes still alive among them; one failure stops nothing.
 
   Each child is its own session, so a Ctrl-C or SIGTERM of the launcher
   reaches it only through the launcher, which sends it SIGTERM and waits.
+  A SIGKILL leaves the children running: the next launcher adopts them.
+  on_start gets each job's pid and the variables of its slot.
 
   Returns:
     Job name -> exit status.
@@ -194,6 +221,29 @@ def run_jobs(
   queue = list(jobs)
   running: dict[subprocess.Popen, tuple[Job, dict, object]] = {}
   codes = {}
+  # Each adopted process takes the slot it had (the same GPU) where that is
+  # free, else any; past `parallel` of them, some hold none for now.
+  held: list[list] = []  # [Adopted, slot or None]
+  for a in adopted:
+    same = [s for s in free if s["env"] == a.env]
+    slot = (same or free or [None])[0]
+    if slot is not None:
+      free.remove(slot)
+    held.append([a, slot])
+
+  def reap_adopted():
+    for entry in list(held):
+      a, slot = entry
+      if pid_alive(a.pid, None, a.started):
+        continue
+      held.remove(entry)
+      if slot is not None:
+        waiting = [e for e in held if e[1] is None]
+        if waiting:
+          waiting[0][1] = slot
+        else:
+          free.append(slot)
+      on_adopted_end(a)
 
   def start(job, slot):
     os.makedirs(os.path.dirname(job.log) or ".", exist_ok=True)
@@ -212,7 +262,7 @@ def run_jobs(
         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     running[proc] = (job, slot, log)
-    on_start(job, proc.pid)
+    on_start(job, proc.pid, slot["env"])
 
   # SIGTERM (kill, timeout, a batch system) stops the children like Ctrl-C
   # does: they are sessions of their own and would otherwise live on.
@@ -222,6 +272,7 @@ def run_jobs(
   )
   try:
     while queue or running:
+      reap_adopted()
       while queue and free:
         start(queue.pop(0), free.pop(0))
       for proc in list(running):

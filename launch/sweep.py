@@ -10,17 +10,22 @@ Every run gets a directory <root>/<run name> (default root
 runs/sweeps/<sweep name>) that experiments.train fills (cmd.sh, config.json,
 metrics.jsonl, checkpoints, results.json), beside the launcher's own
 launch.json (status, exit code, log, times, host, pid and its start time,
-or SLURM job) and launch.log (the run's stdout and stderr; a vectorised
-group logs to <root>/logs/<group>.log instead).
+its slot's GPU, the launcher's pid and start time, or SLURM job) and
+launch.log (the run's stdout and stderr; a vectorised group logs to
+<root>/logs/<group>.log instead).
 
 A launch starts the pending runs: never started, or started by a launcher or
-job that died without an exit status (they resume from their checkpoints).
-Finished runs (results.json) and running ones (a live pid on this host, a
-task in squeue; a pid whose start time is not the recorded one is another
-process) are skipped; failed runs are reported with the tail of their
-log and only run again with --retry_failed or when named by --only. The
-launcher exits 1 when any run has failed. One launcher at a time launches a
-sweep (it holds <root>/.launch.lock); --status and --dry_run need no lock.
+job that died without an exit status (launch.json records them as 'dead';
+they resume from their checkpoints). Finished runs (results.json) and
+running ones (a live pid on this host, a task in squeue; a pid whose start
+time is not the recorded one is another process) are skipped. A live local
+process that a killed launcher left behind (SIGKILL gives it no chance to
+stop its children) is adopted: it holds one of --parallel's slots (its own
+GPU) until it ends, and its launch.json then says 'ended'. Failed runs are
+reported with the tail of their log and only run again with --retry_failed
+or when named by --only. The launcher exits 1 when any run has failed. One
+launcher at a time launches a sweep (it holds <root>/.launch.lock);
+--status and --dry_run need no lock.
 
 --python names the interpreter that runs experiments.train (a virtual
 environment's, or a stand-in script in the tests): each command is
@@ -200,7 +205,58 @@ def _record_start(job, status: str, **fields):
     )
 
 
-def launch_local(jobs, parallel: int) -> None:
+def mark_dead(runs, root: str, states: dict) -> list[str]:
+  """Records in launch.json what became of runs whose launcher (or job)
+  died before they ended, so none says 'running' forever: 'ended' where the
+  run finished (results.json), else 'dead' (pending: a launch resumes it
+  from its checkpoints). Returns the dead runs' names."""
+  dead = []
+  for r in runs:
+    run_dir = _abs(os.path.join(root, r.name))
+    rec = sweeps.read_json(os.path.join(run_dir, sweeps.RECORD_FILE))
+    if (
+        not rec
+        or rec.get("status") not in ("running", "submitted")
+        or rec.get("exit_code") is not None
+        or states[r.name] not in ("done", "pending")
+    ):
+      continue
+    if states[r.name] == "done":
+      sweeps.update_record(run_dir, status="ended", found_ended=_now())
+    else:
+      sweeps.update_record(run_dir, status="dead", found_dead=_now())
+      dead.append(r.name)
+  return dead
+
+
+def adopted_processes(runs, root: str, states: dict) -> list[local.Adopted]:
+  """The live processes of this host that an earlier, killed launcher
+  started (one per process: a vectorised group's runs share one)."""
+  by_pid = {}
+  for r in runs:
+    if states[r.name] != "running":
+      continue
+    d = os.path.join(root, r.name)
+    rec = sweeps.read_json(_abs(os.path.join(d, sweeps.RECORD_FILE))) or {}
+    if rec.get("executor") != "local" or not isinstance(rec.get("pid"), int):
+      continue
+    if rec.get("host") != socket.gethostname():
+      continue  # Its slots are another host's.
+    a = by_pid.setdefault(
+        rec["pid"],
+        local.Adopted(
+            rec.get("group") or r.name,
+            rec["pid"],
+            rec.get("pid_start"),
+            rec.get("slot_env") or {},
+            [],
+        ),
+    )
+    a.run_dirs.append(d)
+  return list(by_pid.values())
+
+
+def launch_local(jobs, parallel: int, adopted=()) -> None:
   gpus = local.gpu_devices()
   num_gpus = len(gpus)
   parallel = parallel or local.default_parallel(
@@ -213,16 +269,25 @@ def launch_local(jobs, parallel: int) -> None:
       + (f" on {num_gpus} GPUs" if num_gpus else " on CPU"),
       flush=True,
   )
+  for a in adopted:
+    print(
+        f"{a.name} is still running (pid {a.pid}, started by a launcher that"
+        " is gone): not started again, and counted toward --parallel",
+        flush=True,
+    )
   abs_jobs = [local.Job(j.name, j.argv, _abs(j.log), j.run_dirs) for j in jobs]
   by_name = {j.name: j for j in jobs}
 
-  def on_start(job, pid):
+  def on_start(job, pid, env):
     _record_start(
         by_name[job.name],
         "running",
         executor="local",
         pid=pid,
         pid_start=local.start_time(pid),
+        slot_env=env,
+        launcher_pid=os.getpid(),
+        launcher_start=local.start_time(os.getpid()),
     )
     print(f"started {job.name} (pid {pid})", flush=True)
 
@@ -231,7 +296,23 @@ def launch_local(jobs, parallel: int) -> None:
       sweeps.update_record(_abs(d), status="exited", exit_code=code, end=_now())
     print(f"{'finished' if code == 0 else 'FAILED'} {job.name} (exit {code})")
 
-  local.run_jobs(abs_jobs, parallel, gpus, on_start, on_end, cwd=REPO)
+  def on_adopted_end(a):
+    # Its exit status is lost with the launcher that started it: results.json
+    # tells whether it finished; otherwise it is pending.
+    for d in a.run_dirs:
+      sweeps.update_record(_abs(d), status="ended", end=_now())
+    print(f"{a.name} (pid {a.pid}, adopted) ended", flush=True)
+
+  local.run_jobs(
+      abs_jobs,
+      parallel,
+      gpus,
+      on_start,
+      on_end,
+      cwd=REPO,
+      adopted=adopted,
+      on_adopted_end=on_adopted_end,
+  )
 
 
 def launch_slurm(sweep_name: str, jobs, root: str, parallel: int) -> None:
@@ -336,9 +417,20 @@ def _main():
     )
     print(sweeps.summary(sweep.name, states, failures))
     return
+  for name in mark_dead(runs, root, states):
+    print(
+        f"{name}: its process died without an exit status; it is pending"
+        " (a launch resumes it from its checkpoints)",
+        flush=True,
+    )
+  adopted = (
+      adopted_processes(runs, root, states)
+      if _EXECUTOR.value == "local"
+      else []
+  )
   if jobs:
     if _EXECUTOR.value == "local":
-      launch_local(jobs, _PARALLEL.value)
+      launch_local(jobs, _PARALLEL.value, adopted)
     else:
       launch_slurm(sweep.name, jobs, root, _PARALLEL.value)
   else:

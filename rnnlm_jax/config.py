@@ -128,7 +128,7 @@ class OptimConfig:
   name: str = "sgd"  # sgd | momentum | adagrad | adam | adamw
   learning_rate: float = 1.0
   momentum: float = 0.9
-  weight_decay: float = 0.0
+  weight_decay: float = 0.0  # adamw: decoupled; sgd, momentum: L2 (grad).
   b1: float = 0.9
   b2: float = 0.999
   eps: float = 1e-8
@@ -295,6 +295,11 @@ def validate(cfg: Config) -> Config:
   if not 0.0 <= cfg.model.dropout < 1.0:
     raise ConfigError(
         f"model.dropout must be in [0, 1), got {cfg.model.dropout}"
+    )
+  if cfg.optim.weight_decay and cfg.optim.name in ("adagrad", "adam"):
+    raise ConfigError(
+        f"optim.weight_decay is not applied under optim.name="
+        f"{cfg.optim.name!r}: use 'adamw' for decoupled weight decay"
     )
   if cfg.train.num_devices == 0 or cfg.train.num_devices < -1:
     raise ConfigError(

@@ -25,6 +25,21 @@ The JAX layout (see models.py and cells.py) transposes the weights
                 b_hn = b_hh_n  (PyTorch applies it inside the reset product)
 
 Gate order is PyTorch's in both layouts (LSTM i, f, g, o; GRU r, z, n).
+
+The imported model computes PyTorch's function exactly (the same
+perplexity), but not with PyTorch's parameters: its two recurrent biases
+become one (the GRU's candidate bias b_hn stays apart). Training moves each
+PyTorch bias by its gradient g, which is the same for both, so their sum by
+2g; here the single bias moves by g (and the clipping norm counts it once).
+Fine-tuning imported weights, with SGD or any other optimizer, therefore
+does not follow PyTorch's path: the first SGD update already changes the
+loss differently (by about 3e-4, measured), and the runs drift apart from
+there. To continue training on PyTorch's path, train in PyTorch.
+Exported weights carry the whole bias in bias_ih and zeros in bias_hh.
+
+Bad input (a file that is not a state_dict, a cell that does not fit the
+weights, missing or misshapen keys, a bad word list) raises InteropError,
+one line naming the problem.
 """
 
 import os
@@ -45,6 +60,11 @@ _BUFFER_SUFFIXES = ("num_batches_tracked",)
 _EXTENSIONS = (".npz", ".safetensors")
 
 
+class InteropError(ValueError):
+  """Weights or a word list that cannot be imported; the message is one
+  line naming the file or key."""
+
+
 # ----------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------
@@ -53,7 +73,7 @@ _EXTENSIONS = (".npz", ".safetensors")
 def _extension(path: str) -> str:
   ext = os.path.splitext(str(path))[1].lower()
   if ext not in _EXTENSIONS:
-    raise ValueError(
+    raise InteropError(
         f"{path}: unknown state_dict file extension {ext or '(none)'!r}; "
         f"expected one of {list(_EXTENSIONS)} (torch .pt/.pth files need "
         "converting to .npz or .safetensors first)"
@@ -66,12 +86,20 @@ def load_state_dict_arrays(path: str) -> dict[str, np.ndarray]:
   ext = _extension(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"state_dict file not found: {path}")
-  if ext == ".npz":
-    with np.load(path, allow_pickle=False) as f:
-      return {k: f[k] for k in f.files}
-  from safetensors.numpy import load_file
+  try:
+    if ext == ".npz":
+      with np.load(path, allow_pickle=False) as f:
+        if not isinstance(f, np.lib.npyio.NpzFile):
+          raise ValueError("it holds one array, not named ones")
+        return {k: f[k] for k in f.files}
+    from safetensors.numpy import load_file
 
-  return dict(load_file(path))
+    return dict(load_file(path))
+  except Exception as e:  # pylint: disable=broad-except
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise InteropError(
+        f"{path} is not a state_dict saved as {ext}: {reason[:200]}"
+    ) from None
 
 
 def save_state_dict_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -114,7 +142,7 @@ def canonical_arrays(arrays) -> dict[str, np.ndarray]:
     if name.rsplit(".", 1)[-1] in _BUFFER_SUFFIXES:
       continue
     if name in out:
-      raise ValueError(
+      raise InteropError(
           f"state_dict keys {origin[name]!r} and {key!r} both mean {name!r}"
       )
     out[name], origin[name] = np.asarray(value), key
@@ -129,7 +157,7 @@ def canonical_arrays(arrays) -> dict[str, np.ndarray]:
 def _torch_cell(name: str) -> cells_lib.Cell:
   cell = cells_lib.get_cell(name)
   if name == "rnn_sigmoid":
-    raise ValueError(
+    raise InteropError(
         "cell 'rnn_sigmoid' has no PyTorch counterpart (nn.RNN offers only "
         "tanh and relu); use rnn_tanh, rnn_relu, lstm or gru"
     )
@@ -138,7 +166,7 @@ def _torch_cell(name: str) -> cells_lib.Cell:
 
 def _require(arrays, key):
   if key not in arrays:
-    raise ValueError(f"state_dict is missing key {key!r}")
+    raise InteropError(f"state_dict is missing key {key!r}")
   return arrays[key]
 
 
@@ -160,7 +188,7 @@ def _check_gate_multiple(cell: cells_lib.Cell, g: int, h: int) -> None:
       if g % h == 0
       else "not a multiple of H"
   )
-  raise ValueError(
+  raise InteropError(
       f"gate multiple mismatch: rnn.weight_hh_l0 has {g} rows for hidden {h} "
       f"({fits}); cell {cell.name!r} needs {cell.gates}*H = {cell.gates * h}"
   )
@@ -171,7 +199,7 @@ def _num_layers(arrays) -> int:
   while f"rnn.weight_ih_l{n}" in arrays:
     n += 1
   if n == 0:
-    raise ValueError("state_dict is missing key 'rnn.weight_ih_l0'")
+    raise InteropError("state_dict is missing key 'rnn.weight_ih_l0'")
   return n
 
 
@@ -228,18 +256,18 @@ def _checked(arrays, cfg: ModelConfig) -> dict[str, np.ndarray]:
   for key, shape in shapes.items():
     got = _require(arrays, key).shape
     if tuple(got) != shape:
-      raise ValueError(
+      raise InteropError(
           f"state_dict key {key!r} has shape {tuple(got)}, "
           f"expected {shape} for {cfg.cell} config"
       )
   extra = sorted(set(arrays) - set(shapes) - {"decoder.weight"})
   if extra:
-    raise ValueError(
+    raise InteropError(
         f"state_dict has unexpected key {extra[0]!r} "
         f"({len(extra)} unexpected in all)"
     )
   if cfg.tie_weights and "decoder.weight" in arrays and not _is_tied(arrays):
-    raise ValueError(
+    raise InteropError(
         "tie_weights is set but decoder.weight differs from " "encoder.weight"
     )
   return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
@@ -270,7 +298,7 @@ def params_from_torch(arrays, cfg: ModelConfig):
 
   Every key of ``expected_shapes(cfg)`` must be present with that shape and
   no other key may be (buffers such as num_batches_tracked excepted);
-  otherwise ValueError names the first offending key.
+  otherwise InteropError names the first offending key.
   """
   a = _checked(arrays, cfg)
   out = {"b": jnp.asarray(a["decoder.bias"])}
@@ -334,14 +362,19 @@ def load_torch_lm(path: str, cell: str):
 def read_word_list(path: str) -> list[str]:
   """Words one per line (word_language_model's corpus.dictionary.idx2word);
   a word's id is its line index. Empty lines are an error."""
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().split("\n")
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().split("\n")
+  except UnicodeDecodeError as e:
+    raise InteropError(
+        f"{path}: the word list is not UTF-8 text (byte {e.start})"
+    ) from None
   if lines and lines[-1] == "":
     lines.pop()
   words = [line[:-1] if line.endswith("\r") else line for line in lines]
   for i, word in enumerate(words):
     if not word:
-      raise ValueError(f"{path}:{i + 1}: empty line in word list")
+      raise InteropError(f"{path}:{i + 1}: empty line in word list")
   return words
 
 

@@ -11,6 +11,13 @@ Non-finite gradients never reach the parameters: the update is skipped
 (``skip_if_not_finite`` below, or MultiSteps' skip_not_finite under gradient
 accumulation) and the training loop stops with the step range at its next
 metrics fetch.
+
+optim.weight_decay is decoupled weight decay under adamw (Loshchilov and
+Hutter) and L2 regularisation under sgd and momentum: weight_decay * param
+is added to the (clipped) gradient before the optimizer sees it, as
+PyTorch's SGD(weight_decay=...) does. adagrad and adam refuse it
+(config.validate): their L2 and decoupled decay differ, and adamw is the
+decoupled one.
 """
 
 import dataclasses
@@ -24,6 +31,9 @@ from rnnlm_jax.config import OptimConfig
 # Consecutive non-finite updates tolerated before apply_if_finite gives up;
 # the host-side check stops training long before that.
 _MAX_BAD_UPDATES = 1_000_000
+# Optimizers whose optim.weight_decay is L2 on the gradient (adamw's is
+# decoupled and its own; the others refuse it).
+L2_OPTIMIZERS = ("sgd", "momentum")
 
 
 def updates_per_epoch(cfg: OptimConfig, steps_per_epoch: int) -> int:
@@ -144,8 +154,13 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   # state has one structure, so a trial's checkpoint resumes alone and a
   # lone run's joins a group.
   clip_norm = cfg.clip_norm if cfg.clip_norm > 0 else float("inf")
+  parts = [
+      optax.inject_hyperparams(optax.clip_by_global_norm)(max_norm=clip_norm)
+  ]
+  if cfg.weight_decay and cfg.name in L2_OPTIMIZERS:
+    parts.append(optax.add_decayed_weights(cfg.weight_decay))
   tx = optax.chain(
-      optax.inject_hyperparams(optax.clip_by_global_norm)(max_norm=clip_norm),
+      *parts,
       _base(cfg, unit),
       optax.inject_hyperparams(optax.scale)(step_size=cfg.learning_rate),
   )

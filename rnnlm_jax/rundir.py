@@ -17,6 +17,7 @@ from typing import Any
 
 from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import metrics
 from rnnlm_jax.atomic import atomic_write
 from rnnlm_jax.vocab import Vocab
 from rnnlm_jax import ngram
@@ -37,6 +38,9 @@ RESUMABLE_CHANGES = (
     "train.checkpoint_every",
     "train.num_devices",  # Data parallelism gives the losses of one device.
 )
+# Where things are, not what the run is: a moved corpus or token cache
+# leaves a run resumable (the run's saved vocabulary is what encodes it).
+LOCATIONS = ("data.cache_dir", "data.dir")
 
 
 class IncompatibleRun(ValueError):
@@ -72,15 +76,16 @@ _LENGTH_SCHEDULES = ("warmup_cosine",)
 
 
 def identity(cfg: Config) -> dict:
-  """The keys that make a run what it is: all but RESUMABLE_CHANGES, and
-  train.num_epochs among them where the schedule is laid over the epochs."""
+  """The keys that make a run what it is: all but RESUMABLE_CHANGES (and
+  train.num_epochs among them where the schedule is laid over the epochs)
+  and LOCATIONS."""
   keep = ()
   if cfg.optim.schedule in _LENGTH_SCHEDULES:
     keep = ("train.num_epochs",)
   return {
       k: v
       for k, v in flatten(cfg).items()
-      if k not in RESUMABLE_CHANGES or k in keep
+      if (k not in RESUMABLE_CHANGES or k in keep) and k not in LOCATIONS
   }
 
 
@@ -111,13 +116,55 @@ def check_compatible(old: Config, new: Config) -> None:
       )
 
 
+def _steps_per_epoch(workdir: str) -> int | None:
+  """A run's steps per epoch, from any metrics record's step and epoch (the
+  data's batching, fixed by the run's identity); None before its first."""
+  try:
+    records = metrics.read_jsonl(os.path.join(workdir, METRICS_FILE))
+  except (OSError, ValueError):
+    return None
+  for r in records:
+    step, epoch = r.get("step"), r.get("epoch")
+    if isinstance(step, int) and isinstance(epoch, (int, float)) and epoch > 0:
+      return max(1, round(step / epoch))
+  return None
+
+
+def last_step(workdir: str, cfg: Config) -> int | None:
+  """Where cfg stops the run in workdir: train.max_steps, or the end of its
+  train.num_epochs epochs when the run has logged its steps per epoch;
+  None where neither is known."""
+  stops = [cfg.train.max_steps] if cfg.train.max_steps else []
+  per_epoch = _steps_per_epoch(workdir)
+  if per_epoch:
+    stops.append(per_epoch * cfg.train.num_epochs)
+  return min(stops, default=None)
+
+
+def check_not_past(workdir: str, cfg: Config) -> None:
+  """Raises IncompatibleRun where the run in workdir has trained past the
+  step at which cfg stops (a shorter train.max_steps or train.num_epochs):
+  resuming would report the longer run's model as this one's."""
+  step = checkpoint.latest_step(workdir, "latest")
+  stop = last_step(workdir, cfg) if step else None
+  if stop is not None and step > stop:
+    raise IncompatibleRun(
+        f"{workdir} holds a run already at step {step}, past this config's "
+        f"last step {stop} (train.max_steps={cfg.train.max_steps}, "
+        f"train.num_epochs={cfg.train.num_epochs}); use a new --workdir, or "
+        "experiments.evaluate for the longer run"
+    )
+
+
 def existing_vocab(workdir: str, cfg: Config) -> Vocab | None:
-  """Checks that cfg may continue workdir (if it holds a run) and returns the
-  run's vocabulary, or None for a new run. Writes nothing."""
+  """Checks that cfg may continue workdir (if it holds a run: the same
+  identity, not trained past cfg's stopping point) and returns the run's
+  vocabulary, or None for a new run. Writes nothing."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise IncompatibleRun(f"--workdir {workdir} is a file, not a directory")
   if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     check_compatible(load_run_config(workdir), cfg)
+    check_not_past(workdir, cfg)
   path = os.path.join(workdir, VOCAB_FILE)
   return Vocab.load(path) if os.path.exists(path) else None
 

@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = "--config=experiments/configs/smoke.py"
 
 
-def run(*args, timeout=300):
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run(*args, timeout=300, cwd=ROOT):
+  env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
   return subprocess.run(
       [sys.executable, "-m", *args],
-      cwd=ROOT,
+      cwd=cwd,
       env=env,
       capture_output=True,
       text=True,
@@ -143,6 +143,102 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "script, message",
+    [
+        # ml_collections applies it to the default file as the flag is
+        # defined, before any flag is parsed.
+        (
+            "experiments.train",
+            "error: no such config key 'hiden'; Did you mean \"hidden\""
+            ' instead of "hiden"?',
+        ),
+        # No default config file: the override has nothing to apply to.
+        (
+            "experiments.import_torch",
+            "error: Unknown command line flag 'config.model.hiden' (a config"
+            " key: --config=FILE comes with it)",
+        ),
+    ],
+)
+def test_an_override_without_config_is_one_line(script, message):
+  proc = run(script, "--config.model.hiden=3")
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [message]
+
+
+def test_config_help_lists_every_key_with_its_default_and_meaning():
+  proc = run("experiments.train", SMOKE, "--config_help")
+  assert proc.returncode == 0, proc.stderr
+  out = proc.stdout
+  assert out.startswith("--config=experiments/configs/smoke.py (name 'smoke')")
+  keys = [l.split()[0] for l in out.splitlines() if l.startswith("  ") and
+          not l.startswith("      ")]  # fmt: skip
+  assert len(keys) == len(set(keys)) > 60 and "optim.weight_decay" in keys
+  assert "\n  model.hidden = 16  (default 200)\n" in out
+  # The comments in rnnlm_jax/config.py: on a field's line, and above it.
+  source = (ROOT / "rnnlm_jax" / "config.py").read_text().splitlines()
+  at = lambda field: next(
+      i for i, l in enumerate(source) if l.strip().startswith(field + ":")
+  )
+  on_line = source[at("vocab_size")].split("#", 1)[1]
+  above = source[at("scan_impl") - 1].split("#", 1)[1]
+  words = " ".join(out.split())
+  assert " ".join(on_line.split()) in words
+  assert " ".join(above.split()) in words
+  assert "--config_help" in run("experiments.train", "--help").stdout
+
+
+def test_default_run_directory_names_are_safe_and_distinct():
+  from experiments import common
+  from rnnlm_jax import config as config_lib
+
+  cfg = config_lib.Config(name="ptb lstm/small")
+  name = common.default_workdir(
+      cfg,
+      {
+          "optim.learning_rate": 0.5,
+          "data.hf_path": "a/b c",
+          "data.synthetic_sentences": (100, 20, 20),
+          "data.dir": "/corpus",  # A location: left out.
+      },
+  )
+  assert name == os.path.join(
+      "runs",
+      "ptb_lstm_small+data.hf_path=a_b_c+data.synthetic_sentences=100_20_20"
+      "+optim.learning_rate=0.5",
+  )
+  assert common.default_workdir(cfg, {}) == os.path.join(
+      "runs", "ptb_lstm_small"
+  )
+  long = [
+      {"model.hidden": 8, "data.hf_path": "x" * 200 + str(i)} for i in (1, 2)
+  ]
+  a, b = (common.default_workdir(cfg, o) for o in long)
+  assert a != b and len(os.path.basename(a)) <= 120
+
+
+def test_default_run_directory_names_the_overrides_and_refuses_a_longer_run(
+    tmp_path,
+):
+  args = [
+      f"--config={ROOT}/experiments/configs/smoke.py",
+      "--config.train.max_steps=4",
+      "--config.name=smoke",  # The file's own value: not in the name.
+      f"--config.data.cache_dir={tmp_path}/cache",  # A location: neither.
+  ]
+  first = run("experiments.train", *args, cwd=tmp_path)
+  assert first.returncode == 0, first.stderr[-2000:]
+  name = "runs/smoke+train.max_steps=4"
+  assert first.stdout.splitlines()[0] == f"run directory: {name}"
+  assert (tmp_path / name / "checkpoints" / "latest" / "4").is_dir()
+  args[1] = "--config.train.max_steps=2"
+  shorter = run("experiments.train", *args, f"--workdir={name}", cwd=tmp_path)
+  assert shorter.returncode == 1
+  (line,) = shorter.stderr.strip().splitlines()
+  assert "already at step 4, past this config's last step 2" in line
+
+
+@pytest.mark.parametrize(
     "args, message",
     [
         (["experiments.evaluate", "--splits=bogus"], "unknown split 'bogus'"),
@@ -153,7 +249,9 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
         (["experiments.score", "--input=BAD"], "is not UTF-8 text"),
     ],
 )
-def test_using_a_run_with_bad_input_is_one_line(smoke_run, args, message, tmp_path):
+def test_using_a_run_with_bad_input_is_one_line(
+    smoke_run, args, message, tmp_path
+):
   workdir, _ = smoke_run
   bad = tmp_path / "bad.txt"
   bad.write_bytes(b"the \xff cat\n")
@@ -216,6 +314,63 @@ def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
   assert again.returncode == 0, again.stderr[-2000:]
   a, b = json.loads(original.stdout), json.loads(again.stdout)
   assert abs(a["test_ppl"] - b["test_ppl"]) < 1e-4 * a["test_ppl"]
+
+
+@pytest.fixture(scope="module")
+def exported(smoke_run, tmp_path_factory):
+  """The smoke run's weights as a PyTorch state_dict, and its word list."""
+  from rnnlm_jax import checkpoint, interop, rundir
+  from rnnlm_jax.vocab import Vocab
+
+  workdir, _ = smoke_run
+  out = tmp_path_factory.mktemp("exported")
+  cfg = rundir.load_run_config(workdir)
+  params, _ = checkpoint.restore_params(workdir, "best")
+  interop.save_state_dict_arrays(
+      str(out / "model.npz"), interop.params_to_torch(params, cfg.model)
+  )
+  words = Vocab.load(f"{workdir}/vocab.json").tokens
+  (out / "words.txt").write_text("\n".join(words) + "\n")
+  return out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"state_dict": "model.pt"}, "unknown state_dict file extension '.pt'"),
+        ({"state_dict": "one_array.npz"}, "is not a state_dict saved as .npz"),
+        ({"state_dict": "other.npz"}, "missing key 'encoder.weight'"),
+        ({"cell": "gru"}, "gate multiple mismatch"),
+        ({"words": "renamed.txt"}, "does not fit the corpus of config 'smoke'"),
+    ],
+)
+def test_import_torch_bad_input_is_one_line(
+    exported, change, message, tmp_path
+):
+  import numpy as np
+
+  np.save(tmp_path / "one_array.npy", np.zeros(3))
+  (tmp_path / "one_array.npy").rename(tmp_path / "one_array.npz")
+  np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+  (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not a state_dict")
+  # Same size as the weights' vocabulary, but a word the corpus uses is gone.
+  words = (exported / "words.txt").read_text().splitlines()
+  words[5] = "zzz-not-a-word"
+  (tmp_path / "renamed.txt").write_text("\n".join(words) + "\n")
+  args = {
+      "state_dict": str(exported / "model.npz"),
+      "words": str(exported / "words.txt"),
+      "cell": "lstm",
+      "workdir": str(tmp_path / "imported"),
+  }
+  for key, name in change.items():
+    args[key] = name if key == "cell" else str(tmp_path / name)
+  flags = [f"--{k}={v}" for k, v in args.items()]
+  proc = run("experiments.import_torch", SMOKE, *flags)
+  assert proc.returncode == 1
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], proc.stderr
+  assert not (tmp_path / "imported" / "checkpoints").exists()
 
 
 def test_trials_that_differ_in_shape_are_one_line_and_nonzero(tmp_path):

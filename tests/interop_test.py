@@ -174,6 +174,55 @@ def test_round_trip_is_exact(imported, tmp_path):
   assert ("w" not in back["out"]) == tied
 
 
+def test_sgd_on_imported_weights_moves_the_merged_bias_half_as_far():
+  """What interop's docstring warns of: PyTorch's SGD moves b_ih and b_hh by
+  the same gradient g, so their sum (the imported bias) by 2g; the imported
+  model's one bias moves by g. Everything else takes the same step."""
+  lr = 0.5
+  arrays = torch_arrays("lstm", 5, 6, tied=False)
+  cfg = interop.infer_model_config(arrays, "lstm")
+  seq = tokens(seed=3)
+  x_BT, y_BT = jnp.asarray(seq[:, :-1]), jnp.asarray(seq[:, 1:])
+
+  def loss(params):
+    logits, _ = models.apply_lm(params, cfg, models.init_carry(cfg, B), x_BT)
+    return losses.token_nll(logits, y_BT).mean()
+
+  def torch_loss(a):  # The loss as a function of PyTorch's own parameters.
+    layers = [
+        {
+            "w_ih": a[f"rnn.weight_ih_l{k}"].T,
+            "w_hh": a[f"rnn.weight_hh_l{k}"].T,
+            "b": a[f"rnn.bias_ih_l{k}"] + a[f"rnn.bias_hh_l{k}"],
+        }
+        for k in range(L)
+    ]
+    out = {"w": a["decoder.weight"].T, "b": a["decoder.bias"]}
+    return loss({"embed": a["encoder.weight"], "layers": layers, "out": out})
+
+  ours = interop.params_from_torch(arrays, cfg)
+  stepped = jax.tree.map(lambda p, g: p - lr * g, ours, jax.grad(loss)(ours))
+  a = {k: jnp.asarray(v) for k, v in arrays.items()}
+  torch_grads = jax.grad(torch_loss)(a)
+  np.testing.assert_allclose(
+      torch_grads["rnn.bias_ih_l0"], torch_grads["rnn.bias_hh_l0"], rtol=1e-6
+  )
+  torch_stepped = interop.params_from_torch(
+      {k: np.asarray(a[k] - lr * torch_grads[k]) for k in a}, cfg
+  )
+  for k in range(L):
+    p, t, b = (
+        stepped["layers"][k],
+        torch_stepped["layers"][k],
+        ours["layers"][k],
+    )
+    np.testing.assert_allclose(p["w_hh"], t["w_hh"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        t["b"] - b["b"], 2 * (p["b"] - b["b"]), rtol=1e-4, atol=1e-7
+    )
+  assert abs(float(loss(stepped)) - float(loss(torch_stepped))) > 1e-6
+
+
 @pytest.mark.parametrize("cell", ["lstm", "rnn_relu"])
 def test_bias_split_puts_everything_in_bias_ih(cell):
   cfg = ModelConfig(cell=cell, vocab_size=V, hidden=6, num_layers=L)

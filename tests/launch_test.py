@@ -544,6 +544,120 @@ def test_sigterm_stops_the_children_and_leaves_runs_pending(cycle, tmp_path):
   assert "0 running, 0 failed, 3 pending" in status.stdout
 
 
+HELD_TRAIN = """\
+#!{python}
+# Stands in for experiments.train: counts its attempts, writes its pid, and
+# finishes (results.json) once its run directory holds a file named go.
+import json, os, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[3:] if "=" in a)
+d = args["workdir"]
+os.makedirs(d, exist_ok=True)
+path = os.path.join(d, "attempts")
+n = int(open(path).read()) + 1 if os.path.exists(path) else 1
+open(path, "w").write(str(n))
+open(os.path.join(d, "pid"), "w").write(str(os.getpid()))
+while not os.path.exists(os.path.join(d, "go")):
+  time.sleep(0.05)
+json.dump({{"test_ppl": 1.0}}, open(os.path.join(d, "results.json"), "w"))
+"""
+
+
+@pytest.fixture
+def held(cycle, tmp_path):
+  """The cycle sweep with HELD_TRAIN; kills what it started at the end."""
+  root, args = cycle
+  fake = tmp_path / "held_python"
+  fake.write_text(HELD_TRAIN.format(python=sys.executable))
+  fake.chmod(0o755)
+  procs = []
+
+  def start(*extra):
+    out = open(tmp_path / f"launcher{len(procs)}.out", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launch.sweep", *args[:2], f"--python={fake}",
+         *extra],
+        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    procs.append(proc)
+    return proc, out
+
+  yield root, start
+  for proc in procs:
+    proc.kill()
+    proc.wait()
+  for pid_file in root.glob("*/pid"):
+    try:
+      os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    except (ProcessLookupError, ValueError):
+      pass
+
+
+def wait_for(predicate, what, timeout=60):
+  for _ in range(int(timeout / 0.05)):
+    if predicate():
+      return
+    time.sleep(0.05)
+  raise AssertionError(f"timed out waiting for {what}")
+
+
+def pid_of(root, name):
+  path = root / name / "pid"
+  return int(path.read_text()) if path.exists() and path.read_text() else None
+
+
+def test_a_sigkilled_launchers_live_run_is_adopted_not_duplicated(held):
+  root, start = held
+  first, _ = start("--parallel=1")
+  wait_for(lambda: pid_of(root, "cell=lstm"), "the first run")
+  orphan = pid_of(root, "cell=lstm")
+  first.kill()  # SIGKILL: no chance to stop its child.
+  first.wait()
+  assert local.pid_alive(orphan)
+  rec = json.loads((root / "cell=lstm" / "launch.json").read_text())
+  assert rec["status"] == "running" and rec["launcher_pid"] == first.pid
+
+  second, out = start("--parallel=1")
+  wait_for(
+      lambda: "still running" in Path(out.name).read_text(), "the adoption"
+  )
+  time.sleep(1.0)  # Time enough to (wrongly) start another run.
+  # The live run is neither started again nor run beside, past --parallel.
+  assert attempts(root) == {"cell=lstm": 1}
+  (root / "cell=lstm" / "go").touch()  # The orphan finishes...
+  wait_for(lambda: pid_of(root, "cell=gru"), "the next run")  # ...and frees.
+  assert not (root / "cell=rnn_tanh" / "attempts").exists()
+  (root / "cell=gru" / "go").touch()
+  (root / "cell=rnn_tanh").mkdir(exist_ok=True)
+  (root / "cell=rnn_tanh" / "go").touch()
+  assert second.wait(timeout=60) == 0, Path(out.name).read_text()
+  text = Path(out.name).read_text()
+  assert "3 runs: 3 done, 0 running, 0 failed, 0 pending" in text
+  assert attempts(root) == {"cell=lstm": 1, "cell=gru": 1, "cell=rnn_tanh": 1}
+  rec = json.loads((root / "cell=lstm" / "launch.json").read_text())
+  assert rec["status"] == "ended" and rec["exit_code"] is None
+
+
+def test_a_dead_launchers_dead_run_is_marked_and_relaunched(held):
+  root, start = held
+  first, _ = start("--only=cell=lstm")
+  wait_for(lambda: pid_of(root, "cell=lstm"), "the run")
+  child = pid_of(root, "cell=lstm")
+  first.kill()
+  first.wait()
+  os.kill(child, signal.SIGKILL)
+  wait_for(lambda: not local.pid_alive(child), "the run to die")
+  (root / "cell=lstm" / "go").touch()
+  second, out = start("--only=cell=lstm")
+  assert second.wait(timeout=60) == 0, Path(out.name).read_text()
+  text = Path(out.name).read_text()
+  assert "cell=lstm: its process died without an exit status" in text
+  assert "1 done" in text
+  assert attempts(root) == {"cell=lstm": 2}
+  rec = json.loads((root / "cell=lstm" / "launch.json").read_text())
+  assert rec["status"] == "exited" and rec["exit_code"] == 0
+  assert "found_dead" in rec
+
+
 def test_dry_run_runs_and_writes_nothing(cycle):
   root, args = cycle
   out = launch(*args, "--dry_run")

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from rnnlm_jax import config as config_lib
 from rnnlm_jax import optim
 from rnnlm_jax import steps
 from rnnlm_jax.config import OptimConfig
@@ -140,3 +141,38 @@ def test_clipping_bounds_the_global_norm():
   cfg = OptimConfig(learning_rate=1.0, clip_norm=1.0)
   (p,) = run_updates(cfg, [[30.0, 40.0]], 10)
   np.testing.assert_allclose(p, [-0.6, -0.8], rtol=1e-6)
+
+
+def test_sgd_weight_decay_is_l2_added_after_clipping():
+  # PyTorch's SGD(weight_decay): p -= lr * (clip(g) + wd * p).
+  cfg = OptimConfig(learning_rate=0.5, weight_decay=0.1, clip_norm=1.0)
+  tx, _ = optim.make_optimizer(cfg, 1, 1)
+  params = {"w": jnp.array([2.0, -4.0])}
+  grads = {"w": jnp.array([30.0, 40.0])}  # Norm 50, clipped to [0.6, 0.8].
+  updates, _ = tx.update(grads, tx.init(params), params)
+  want = -0.5 * (np.array([0.6, 0.8]) + 0.1 * np.array([2.0, -4.0]))
+  np.testing.assert_allclose(updates["w"], want, rtol=1e-6)
+
+
+def test_momentum_weight_decay_enters_the_velocity():
+  cfg = OptimConfig(
+      name="momentum", learning_rate=1.0, momentum=0.5, weight_decay=0.1,
+      clip_norm=0.0,
+  )  # fmt: skip
+  tx, _ = optim.make_optimizer(cfg, 1, 1)
+  params = {"w": jnp.array([1.0])}
+  state = tx.init(params)
+  v, p = 0.0, 1.0
+  for _ in range(3):
+    updates, state = tx.update({"w": jnp.zeros(1)}, state, params)
+    params = optax.apply_updates(params, updates)
+    v = 0.5 * v + 0.1 * p
+    p -= v
+  np.testing.assert_allclose(params["w"], [p], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adam"])
+def test_weight_decay_an_optimizer_ignores_is_refused(name):
+  with pytest.raises(config_lib.ConfigError, match="use 'adamw'"):
+    config_lib.from_dict({"optim": {"name": name, "weight_decay": 0.01}})
+  config_lib.from_dict({"optim": {"name": name}})  # No decay: fine.

@@ -226,7 +226,7 @@ def _kernel(cfg, cell, gemm, dtype, fused_diff, notes) -> str:
   fused_diff: the fused layer's check (``check``)."""
   if cfg.scan_impl == "cudnn":
     reason = cudnn.unavailable()
-    if cell != cells_lib.CELLS["lstm"]:
+    if cell != cudnn.CELL:
       reason = f"cuDNN runs rnnlm_jax.cells' LSTM, not this {cell.name!r}"
     if reason:
       raise BackendError(f"model.scan_impl='cudnn': {reason}")

@@ -24,6 +24,12 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import rnn
 
+from rnnlm_jax import cells
+
+# The cell whose math cuDNN's kernel computes: rnnlm_jax.cells' LSTM object
+# (a cell registered as "lstm" with another function is not it).
+CELL = cells.CELLS["lstm"]
+
 
 def unavailable() -> str | None:
   """Why the cuDNN LSTM cannot run in this process, or None."""
