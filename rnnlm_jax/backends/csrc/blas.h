@@ -90,8 +90,8 @@ inline const Library& BuiltIn() {
 // kRows rows x one panel, held in registers through k. Written with GCC's
 // vector extensions, two vectors a panel row: 64-byte vectors where the CPU
 // has AVX-512 (8 rows x 2 accumulators in its 32 registers), else 32-byte
-// ones (6 rows x 2 in 16). One core ran it at 282 GFLOP/s for [32, 512] x
-// [512, 1024] on a 2-core Zen 5 (AVX-512), about its peak.
+// ones (6 rows x 2 in 16). One core runs it at about its peak
+// (docs/performance.md).
 #ifdef __AVX512F__
 constexpr int kVecBytes = 64;
 constexpr int kRows = 8;
