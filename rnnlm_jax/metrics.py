@@ -6,6 +6,7 @@ import os
 import pathlib
 
 from rnnlm_jax import data
+from rnnlm_jax import rundir
 
 
 def perplexity(nll_per_token: float) -> float:
@@ -54,6 +55,9 @@ class JsonlWriter:
   def write(self, record: dict) -> None:
     append_jsonl(self.path, record)
 
+  def close(self) -> None:
+    pass
+
   def read(self) -> list[dict]:
     return read_jsonl(self.path)
 
@@ -61,3 +65,11 @@ class JsonlWriter:
     kept = [r for r in self.read() if r.get("step", 0) <= step]
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
     data.atomic_write(pathlib.Path(self.path), lambda f: f.write(text.encode()))
+
+
+def make_writers(workdir: str, start_step: int) -> list:
+  """A run directory's metric writers (metrics.jsonl), continuing from
+  ``start_step``."""
+  jsonl = JsonlWriter(os.path.join(workdir, rundir.METRICS_FILE))
+  jsonl.truncate_after(start_step)
+  return [jsonl]
