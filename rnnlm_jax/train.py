@@ -3,8 +3,8 @@
 The loop (``_train``) reads top to bottom: restore or initialise, compile the
 step once, then per step: the train step; every ``log_every`` steps fetch the
 metrics (the only host syncs besides validation and checkpoints) and check
-them; at each epoch's end validate, keep the best checkpoint and step the
-plateau schedule; checkpoints; the final report.
+them; every ``eval_every`` steps (0: at each epoch's end) validate, keep the
+best checkpoint and step the plateau schedule; checkpoints; the final report.
 It knows the task (rnnlm_jax.tasks) only through its protocol, and vectorised
 trials only through ``_Runs``, of which one plain run is the case K = 1.
 
@@ -92,6 +92,7 @@ class _Plan:
   steps_per_epoch: int
   total_steps: int
   log_every: int
+  eval_every: int
   checkpoint_every: int
 
   @classmethod
@@ -103,16 +104,20 @@ class _Plan:
         steps_per_epoch,
         total,
         cfg.train.log_every,
+        cfg.train.eval_every or steps_per_epoch,
         cfg.train.checkpoint_every,
     )
 
   def validates(self, done: int) -> bool:
-    return done % self.steps_per_epoch == 0
+    return done % self.eval_every == 0
 
   def logs(self, done: int) -> bool:
     # Validation follows a fetch, so a diverged loss stops the run first.
+    epoch_end = done % self.steps_per_epoch == 0
     last = done == self.total_steps
-    return done % self.log_every == 0 or last or self.validates(done)
+    return (
+        done % self.log_every == 0 or epoch_end or last or self.validates(done)
+    )
 
   def checkpoints(self, done: int) -> bool:
     return done % self.checkpoint_every == 0 or done == self.total_steps

@@ -327,3 +327,26 @@ def test_character_level_run_reports_bits_per_character(tmp_path):
       results["test_bpc"], results["test_loss"] / np.log(2), rtol=1e-9
   )
   assert results["test_bpc"] < np.log2(len(set(text)))
+
+
+def all_records(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  timing = ("tokens_per_s", "eta_s")
+  return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+
+def test_eval_every_validates_between_epoch_ends_and_resumes_exactly(tmp_path):
+  cfg = tiny_config(train={"eval_every": 20})
+  full = str(tmp_path / "full")
+  train.train_and_evaluate(cfg, full, log=lambda s: None)
+  valid_steps = [r["step"] for r in all_records(full) if "valid_loss" in r]
+  assert valid_steps == [20, 40, 60, 80]  # Epochs end at 46 and 92.
+  best = checkpoint.latest_step(full, "best")
+  assert best in valid_steps
+  resumed = str(tmp_path / "resumed")
+  stopped = config_lib.replace(cfg, train={"max_steps": 30})
+  train.train_and_evaluate(stopped, resumed, log=lambda s: None)
+  train.train_and_evaluate(cfg, resumed, log=lambda s: None)
+  assert all_records(resumed) == all_records(full)
+  assert checkpoint.latest_step(resumed, "best") == best
