@@ -43,7 +43,8 @@ with_vocab_size = lm.with_vocab_size
 
 
 class TrainingDiverged(FloatingPointError):
-  """The loss, the gradients or the parameters became NaN or Inf."""
+  """The loss, the gradients, the parameters or a validation metric became
+  NaN or Inf, or the training loss rose above the task's ceiling."""
 
 
 def _check_finite(per_step: list[dict], first_step: int, label: str) -> None:
@@ -376,6 +377,7 @@ class _Runs:
             if k != "grad_norm"
         }
         train = self.task.summarise(sums)
+        self._check_train(train, first, done, i)
       except TrainingDiverged as e:
         self.stop(i, e)
         continue
@@ -391,6 +393,22 @@ class _Runs:
       self._write(i, record)
       prefix = f"[{i}] " if self.k > 1 else ""
       self.log(prefix + _progress_line(record, self.plan.total_steps, train))
+
+  def _check_train(self, train: dict, first: int, done: int, i: int):
+    """Raises TrainingDiverged for a training loss above the task's ceiling
+    (a run that no longer learns) or a non-finite training metric."""
+    loss, ceiling = train["train_loss"], self.task.max_train_loss
+    if loss > ceiling:
+      raise TrainingDiverged(
+          f"training loss {loss:.4g} over steps {first + 1}-{done}"
+          f"{self.label(i)}, above {ceiling:.4g}, the task's ceiling for a "
+          "run that learns: lower the learning rate or enable clipping"
+      )
+    for k, v in train.items():
+      if not np.isfinite(v):
+        raise TrainingDiverged(
+            f"non-finite {k} over steps {first + 1}-{done}{self.label(i)}"
+        )
 
   # Validation and checkpoints.
   def check_params(self, state, done: int) -> None:
@@ -409,18 +427,21 @@ class _Runs:
         )
 
   def validate(self, state, done: int):
-    """Scores every trial on valid, stops the ones with a non-finite loss,
-    saves the improved ones as 'best' and steps the plateau schedule;
-    returns the state."""
+    """Scores every trial on valid, stops the ones with a non-finite metric
+    (an infinite perplexity, say), saves the improved ones as 'best' and
+    steps the plateau schedule; returns the state."""
     task, epoch = self.task, done / self.plan.steps_per_epoch
     valid = task.evaluate(self.on_one_device(state.params), "valid", self.k)
     improved = []
     for i in self.alive():
-      if not np.isfinite(valid[i][task.selection_metric]):
+      bad = [k for k, v in valid[i].items() if not np.isfinite(v)]
+      if bad:
         self.stop(
             i,
             TrainingDiverged(
-                f"non-finite validation loss after step {done}{self.label(i)}"
+                f"non-finite validation {bad[0].removeprefix('valid_')} "
+                f"after step {done}{self.label(i)}; nothing of that step was "
+                "saved: lower the learning rate or enable clipping"
             ),
         )
         continue

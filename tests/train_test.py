@@ -350,3 +350,34 @@ def test_eval_every_validates_between_epoch_ends_and_resumes_exactly(tmp_path):
   train.train_and_evaluate(cfg, resumed, log=lambda s: None)
   assert all_records(resumed) == all_records(full)
   assert checkpoint.latest_step(resumed, "best") == best
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_a_finite_but_exploded_loss_stops_training(name, tmp_path):
+  """At lr 1e6 without clipping the loss explodes to a finite value far
+  above a uniform guess's: the run stops like a NaN and saves nothing."""
+  cfg = tiny_config(
+      optim={"name": name, "learning_rate": 1e6, "clip_norm": 0.0}
+  )
+  with pytest.raises(train.TrainingDiverged, match="training loss .* above"):
+    train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  for slot in ("latest", "best"):
+    assert checkpoint.latest_step(str(tmp_path), slot) is None
+
+
+def test_an_infinite_validation_perplexity_stops_before_a_best(
+    tmp_path, monkeypatch
+):
+  from rnnlm_jax.tasks import lm
+
+  def infinite(self, params, split, k=1):
+    return [{f"{split}_loss": 1.5e7, f"{split}_ppl": float("inf")}] * k
+
+  monkeypatch.setattr(lm.LanguageModel, "evaluate", infinite)
+  cfg = tiny_config(train={"eval_every": 10})
+  with pytest.raises(
+      train.TrainingDiverged, match="non-finite validation ppl after step 10"
+  ):
+    train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  assert checkpoint.latest_step(str(tmp_path), "best") is None
+

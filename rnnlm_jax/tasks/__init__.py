@@ -25,6 +25,9 @@ class Task(Protocol):
   vocab: data.Vocab  # saved with the run (vocab.json, checkpoints)
   # The validation metric that picks the best checkpoint; lower is better.
   selection_metric: str
+  # A training loss above this (averaged over a log window) stops the run
+  # as divergence, as a NaN does; math.inf for none.
+  max_train_loss: float
 
   def init_params(self, key) -> Any:
     """The model's initial parameters."""

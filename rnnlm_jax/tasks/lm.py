@@ -7,6 +7,8 @@ counts, reported as loss, perplexity and, at character level, bits per
 character.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -18,6 +20,12 @@ from rnnlm_jax import metrics as metrics_lib
 from rnnlm_jax import models
 from rnnlm_jax.config import Config
 from rnnlm_jax.config import ModelConfig
+
+# A training loss this many nats above the uniform distribution's (log V)
+# is divergence: the model gives the observed tokens e^-20 (two billionths)
+# of the probability that guessing would, which no run recovers from in
+# practice, while the losses of a healthy start sit at about log V.
+DIVERGED_MARGIN = 20.0
 
 
 def make_loss(cfg: ModelConfig, reduction: str = "mean"):
@@ -117,6 +125,7 @@ class LanguageModel(Model):
     self.corpus = corpus
     self.vocab = corpus.vocab
     self.eval_batch_size = eval_batch_size or cfg.data.eval_batch_size
+    self.max_train_loss = math.log(len(corpus.vocab)) + DIVERGED_MARGIN
     super().__init__(cfg.model, cfg.data.batch_size, cfg.optim.loss_reduction)
     self._evaluate = make_evaluate(cfg.model)
     # Over K trials' stacked parameters, sharing the batches.
