@@ -152,6 +152,8 @@ class TrainConfig:
   # Steps between validations (each keeps the best checkpoint and steps the
   # plateau schedule); 0: at the end of each epoch.
   eval_every: int = 0
+  # TensorBoard event files beside metrics.jsonl (tensorboard --logdir runs).
+  tensorboard: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

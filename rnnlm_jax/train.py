@@ -314,7 +314,9 @@ class _Runs:
         state, record = _restore(w, state, start_step)
         self.best[i] = record["best_valid_loss"]
       states.append(state)
-      self.writers.append(metrics_lib.make_writers(w, start_step))
+      self.writers.append(
+          metrics_lib.make_writers(w, start_step, self.cfg.train.tensorboard)
+      )
       extra = {"trial": i, "trials": self.k} if self.k > 1 else {}
       provenance.append(w, provenance.describe(seed, step=start_step, **extra))
     if start_step:

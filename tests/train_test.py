@@ -352,6 +352,19 @@ def test_eval_every_validates_between_epoch_ends_and_resumes_exactly(tmp_path):
   assert checkpoint.latest_step(resumed, "best") == best
 
 
+def test_metrics_are_written_as_tensorboard_events(uninterrupted):
+  from rnnlm_jax import metrics
+
+  _, workdir, _ = uninterrupted
+  events = metrics.read_tensorboard(workdir)
+  for tag in ("train_loss", "valid_ppl", "lr"):
+    want = [(r["step"], r[tag]) for r in all_records(workdir) if tag in r]
+    assert [s for s, _ in events[tag]] == [s for s, _ in want]
+    np.testing.assert_allclose(
+        [v for _, v in events[tag]], [v for _, v in want], rtol=1e-6
+    )
+
+
 @pytest.mark.parametrize("name", ["adam", "sgd"])
 def test_a_finite_but_exploded_loss_stops_training(name, tmp_path):
   """At lr 1e6 without clipping the loss explodes to a finite value far
