@@ -8,12 +8,16 @@ best checkpoint and step the plateau schedule; checkpoints; the final report.
 It knows the task (rnnlm_jax.tasks) only through its protocol, and vectorised
 trials only through ``_Runs``, of which one plain run is the case K = 1.
 
-A run resumes by itself from its directory's latest checkpoint.
+A run resumes by itself from its directory's latest checkpoint, and a run
+sent SIGTERM (as schedulers do before they kill) checkpoints at the next step
+boundary and exits with status 143 (``Preempted``).
 """
 
+import contextlib
 import dataclasses
 import functools
 import os
+import signal
 import time
 from typing import Callable
 
@@ -45,6 +49,15 @@ with_vocab_size = lm.with_vocab_size
 class TrainingDiverged(FloatingPointError):
   """The loss, the gradients, the parameters or a validation metric became
   NaN or Inf, or the training loss rose above the task's ceiling."""
+
+
+class Preempted(SystemExit):
+  """The run was sent SIGTERM: it saved its latest checkpoint at the step
+  boundary that followed and exits with status 143 (128 + SIGTERM); the
+  same command resumes it exactly."""
+
+  def __init__(self):
+    super().__init__(128 + signal.SIGTERM)
 
 
 def _check_finite(per_step: list[dict], first_step: int, label: str) -> None:
@@ -126,17 +139,21 @@ class _Plan:
 
 @dataclasses.dataclass
 class _Window:
-  """Per-step metrics since the last fetch, on the device."""
+  """Per-step metrics since the last fetch: on the device (``pending``) and,
+  in a run resumed after preemption, those its checkpoint carried over,
+  per trial on the host."""
 
   first_step: int
   t0: float
   pending: list = dataclasses.field(default_factory=list)
+  carried: list | None = None
 
   def fetch(self, runs: "_Runs") -> list[list[dict]]:
     """Each trial's per-step metrics of the window, as floats."""
     fetched = [runs.split(f) for f in jax.device_get(self.pending)]
     return [
-        [{k: float(v) for k, v in f[i].items()} for f in fetched]
+        (self.carried[i] if self.carried else [])
+        + [{k: float(v) for k, v in f[i].items()} for f in fetched]
         for i in range(runs.k)
     ]
 
@@ -213,6 +230,24 @@ def _mesh(cfg: Config):
   except ValueError as e:
     raise config_lib.ConfigError(f"train.num_devices: {e}") from None
   return mesh
+
+
+@contextlib.contextmanager
+def _sigterm_deferred():
+  """Within it, SIGTERM sets a flag the loop reads at each step boundary
+  (yielded: a function saying whether it came) instead of killing the
+  process mid-step. Only the main thread can take signals; elsewhere the
+  flag stays down."""
+  received = []
+  try:
+    previous = signal.signal(signal.SIGTERM, lambda *_: received.append(1))
+  except ValueError:  # Not the main thread.
+    yield lambda: False
+    return
+  try:
+    yield lambda: bool(received)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 class _Runs:
@@ -294,7 +329,7 @@ class _Runs:
   def restore_or_init(self, start_step: int):
     """The runs' state at ``start_step`` (restored from their checkpoints, or
     initialised at 0), their metric writers and provenance records, and the
-    first log window."""
+    log window that the checkpoints carried over."""
     plan = self.plan
     self.txs = [
         optim.make_optimizer(
@@ -302,7 +337,7 @@ class _Runs:
         )
         for t in self.tasks
     ]
-    states = []
+    states, carried = [], []
     for i, (t, w, (tx, _)) in enumerate(
         zip(self.tasks, self.workdirs, self.txs)
     ):
@@ -313,6 +348,7 @@ class _Runs:
       if start_step:
         state, record = _restore(w, state, start_step)
         self.best[i] = record["best_valid_loss"]
+        carried.append(record.get("pending", []))
       states.append(state)
       self.writers.append(
           metrics_lib.make_writers(w, start_step, self.cfg.train.tensorboard)
@@ -330,7 +366,8 @@ class _Runs:
         f"{plan.steps_per_epoch} steps/epoch, {plan.total_steps} steps"
         + (f", {self.k} vectorised trials" if self.k > 1 else "")
     )
-    window = _Window(start_step, time.perf_counter())
+    first = start_step - len(carried[0]) if carried else start_step
+    window = _Window(first, time.perf_counter(), carried=carried)
     return self.place(self.join(states)), window
 
   def compile_step(self, state, batches):
@@ -466,8 +503,10 @@ class _Runs:
     self.save(state, "best", done, improved)
     return state
 
-  def save(self, state, slot: str, done: int, which=None):
-    """Checkpoints the trials ``which`` (those alive) into ``slot``."""
+  def save(self, state, slot: str, done: int, which=None, window=None):
+    """Checkpoints the trials ``which`` (those alive) into ``slot``, with
+    the per-step metrics of an unfinished log window (``window``,
+    fetched)."""
     which = self.alive() if which is None else which
     for i, s in enumerate(self.split(state)):
       if i in which:
@@ -481,9 +520,20 @@ class _Runs:
                 "segment": done % self.plan.steps_per_epoch,
                 "best_valid_loss": self.best[i],
                 "vocab": list(self.task.vocab.tokens),
+                "pending": window[i] if window else [],
             },
             1 if self.k == 1 else 2,
         )
+
+  def preempt(self, state, window: "_Window", done: int):
+    """Saves 'latest' with the unlogged metrics and raises Preempted."""
+    self.check_params(state, done)
+    self.save(state, "latest", done, window=window.fetch(self))
+    self.log(
+        f"preempted (SIGTERM) after step {done}: saved the latest "
+        "checkpoint; the same command resumes the run"
+    )
+    raise Preempted()
 
   # End.
   def report(self, state, run_start: float) -> list[dict]:
@@ -546,13 +596,14 @@ def train_trials(
   )
   for w, t, command in zip(workdirs, trial_tasks, commands):
     rundir.write_run_files(w, t.cfg, t.vocab, command)
-  try:
-    return _train(runs)
-  finally:
-    runs.close()
+  with _sigterm_deferred() as preempted:
+    try:
+      return _train(runs, preempted)
+    finally:
+      runs.close()
 
 
-def _train(runs: _Runs) -> list[dict]:
+def _train(runs: _Runs, preempted: Callable[[], bool]) -> list[dict]:
   """The training loop, over K runs (one, unless they are vectorised
   trials)."""
   start_step = _resume_step(runs.workdirs)
@@ -585,6 +636,8 @@ def _train(runs: _Runs) -> list[dict]:
       runs.check_params(state, done)
       runs.save(state, "latest", done)
       window.t0 = time.perf_counter()
+    if preempted():
+      runs.preempt(state, window, done)
   return runs.report(state, run_start)
 
 

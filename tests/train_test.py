@@ -365,6 +365,38 @@ def test_metrics_are_written_as_tensorboard_events(uninterrupted):
     )
 
 
+def test_sigterm_saves_at_the_next_step_and_the_run_resumes_exactly(
+    uninterrupted, tmp_path
+):
+  """A SIGTERM before the first checkpoint (here while the step compiles)
+  saves after the step it interrupts, with the metrics not yet logged; the
+  resumed run's log and parameters equal the uninterrupted run's."""
+  import signal
+
+  cfg, full_dir, _ = uninterrupted
+  workdir = str(tmp_path)
+  logs = []
+
+  def log(line):
+    logs.append(line)
+    if line.startswith("compiled the train step") and len(logs) < 5:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  with pytest.raises(train.Preempted) as preempted:
+    train.train_and_evaluate(cfg, workdir, log=log)
+  assert preempted.value.code == 143
+  assert any("preempted (SIGTERM) after step 1" in line for line in logs)
+  assert checkpoint.latest_step(workdir, "latest") == 1
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+  resumed = []
+  train.train_and_evaluate(cfg, workdir, log=resumed.append)
+  assert any("resumed from step 1" in line for line in resumed)
+  assert all_records(workdir) == all_records(full_dir)
+  a, b = final_params(workdir, cfg), final_params(full_dir, cfg)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("name", ["adam", "sgd"])
 def test_a_finite_but_exploded_loss_stops_training(name, tmp_path):
   """At lr 1e6 without clipping the loss explodes to a finite value far
