@@ -60,6 +60,15 @@ class Preempted(SystemExit):
     super().__init__(128 + signal.SIGTERM)
 
 
+# The run's implementation path: described here, once.
+def _describe_run(cfg: Config) -> dict:
+  """The run's implementation path (scan, GEMM, layout) as {name: value}:
+  logged at the start of training and recorded in results.json and in the
+  run's provenance record."""
+  del cfg  # Described by rnnlm_jax.backends, once it exists.
+  return {}
+
+
 def _check_finite(per_step: list[dict], first_step: int, label: str) -> None:
   """Raises TrainingDiverged at the first step whose metrics (the task's
   sums and the gradient's norm) are not finite."""
@@ -326,7 +335,7 @@ class _Runs:
     self.log(f"error: {error}; the other trials go on")
 
   # Start.
-  def restore_or_init(self, start_step: int):
+  def restore_or_init(self, start_step: int, path: dict):
     """The runs' state at ``start_step`` (restored from their checkpoints, or
     initialised at 0), their metric writers and provenance records, and the
     log window that the checkpoints carried over."""
@@ -354,7 +363,9 @@ class _Runs:
           metrics_lib.make_writers(w, start_step, self.cfg.train.tensorboard)
       )
       extra = {"trial": i, "trials": self.k} if self.k > 1 else {}
-      provenance.append(w, provenance.describe(seed, step=start_step, **extra))
+      provenance.append(
+          w, provenance.describe(seed, step=start_step, **path, **extra)
+      )
     if start_step:
       self.log(
           f"resumed from step {record['step']} (epoch {record['epoch']}, "
@@ -536,7 +547,7 @@ class _Runs:
     raise Preempted()
 
   # End.
-  def report(self, state, run_start: float) -> list[dict]:
+  def report(self, state, run_start: float, path: dict) -> list[dict]:
     """Each trial's final metrics, of its best checkpoint (its final state
     where it has none), written to results.json."""
     results = []
@@ -549,6 +560,7 @@ class _Runs:
           {
               "step": int(jax.device_get(final.step)),
               **self.task.report(final.params),
+              **path,
               "train_seconds_this_process": time.perf_counter() - run_start,
           }
       )
@@ -606,13 +618,16 @@ def train_trials(
 def _train(runs: _Runs, preempted: Callable[[], bool]) -> list[dict]:
   """The training loop, over K runs (one, unless they are vectorised
   trials)."""
+  path = _describe_run(runs.cfg)
+  if path:  # The implementation path, once, at the start of the run.
+    runs.log("path: " + " ".join(f"{k}={v}" for k, v in path.items()))
   start_step = _resume_step(runs.workdirs)
   batches = runs.batches(0)
   plan = runs.plan
   epoch = start_step // plan.steps_per_epoch
   if epoch and runs.task.batches_change_each_epoch():
     batches = runs.batches(epoch)
-  state, window = runs.restore_or_init(start_step)
+  state, window = runs.restore_or_init(start_step, path)
   train_step = runs.compile_step(state, batches)
 
   run_start = time.perf_counter()
@@ -638,7 +653,7 @@ def _train(runs: _Runs, preempted: Callable[[], bool]) -> list[dict]:
       window.t0 = time.perf_counter()
     if preempted():
       runs.preempt(state, window, done)
-  return runs.report(state, run_start)
+  return runs.report(state, run_start, path)
 
 
 def count_and_evaluate(

@@ -426,3 +426,14 @@ def test_an_infinite_validation_perplexity_stops_before_a_best(
     train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
   assert checkpoint.latest_step(str(tmp_path), "best") is None
 
+
+def test_the_run_path_is_logged_and_recorded(tmp_path, monkeypatch):
+  monkeypatch.setattr(train, "_describe_run", lambda cfg: {"scan": "test"})
+  logs = []
+  cfg = tiny_config(train={"max_steps": 5})
+  results = train.train_and_evaluate(cfg, str(tmp_path), log=logs.append)
+  assert "path: scan=test" in logs
+  assert results["scan"] == "test"
+  with open(tmp_path / "results.json") as f:
+    assert json.load(f)["scan"] == "test"
+  assert provenance.read(str(tmp_path))[-1]["scan"] == "test"
