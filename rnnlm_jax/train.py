@@ -266,7 +266,12 @@ class _Runs:
   optimizer and run directory, written exactly as a separate run would
   write it. A trial that diverges stops alone: optax already skips its
   non-finite updates, so its directory is no longer written, the others go
-  on, and the group fails at the end naming it."""
+  on, and the group fails at the end naming it.
+
+  ``trial_tasks`` give each trial its initial state and, where the trials
+  do not share them, its batches; ``task``, of the group's template config
+  (rnnlm_jax.trials.template), gives the compiled step and evaluation.
+  """
 
   def __init__(self, trial_tasks, task, workdirs, shared, log):
     self.tasks, self.task, self.workdirs = trial_tasks, task, workdirs
