@@ -160,6 +160,11 @@ class TrainConfig:
   # Data parallelism (rnnlm_jax.parallel): 1 device, N devices, or -1 for
   # all; the batch must be a multiple of the device count.
   num_devices: int = 1
+  # Steps between validations (each keeps the best checkpoint and steps the
+  # plateau schedule); 0: at the end of each epoch.
+  eval_every: int = 0
+  # TensorBoard event files beside metrics.jsonl (tensorboard --logdir runs).
+  tensorboard: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,6 +315,11 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(
         "optim.grad_accum_steps must be >= 1, or -1 for a "
         f"whole epoch, got {cfg.optim.grad_accum_steps}"
+    )
+  if cfg.train.eval_every < 0:
+    raise ConfigError(
+        f"train.eval_every must be >= 0 (0: each epoch's end), got "
+        f"{cfg.train.eval_every}"
     )
   if cfg.train.checkpoint_every % cfg.train.log_every:
     # Checkpoints fall on metric fetches, so a resumed run logs the same

@@ -1,9 +1,11 @@
-"""Metrics as JSON lines, one record per line, safe to resume."""
+"""Metrics as JSON lines, one record per line, safe to resume, and as
+TensorBoard event files beside them."""
 
 import json
 import math
 import os
 import pathlib
+import struct
 
 from rnnlm_jax.atomic import atomic_write
 
@@ -54,6 +56,9 @@ class JsonlWriter:
   def write(self, record: dict) -> None:
     append_jsonl(self.path, record)
 
+  def close(self) -> None:
+    pass
+
   def read(self) -> list[dict]:
     return read_jsonl(self.path)
 
@@ -61,3 +66,52 @@ class JsonlWriter:
     kept = [r for r in self.read() if r.get("step", 0) <= step]
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
     atomic_write(pathlib.Path(self.path), lambda f: f.write(text.encode()))
+
+
+class TensorBoardWriter:
+  """Each record's numbers as TensorBoard scalars at its step, in event files
+  in ``logdir`` (a run directory: ``tensorboard --logdir runs`` shows every
+  run). ``purge_step``: a resumed run's first step after its checkpoint;
+  TensorBoard drops what an earlier process logged from there on, as
+  JsonlWriter.truncate_after does."""
+
+  def __init__(self, logdir: str, purge_step: int | None = None):
+    # Imported here: only runs that write events need it.
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+
+    self._writer = tensorboardX.SummaryWriter(
+        logdir, purge_step=purge_step, flush_secs=3600
+    )
+
+  def write(self, record: dict) -> None:
+    for key, value in record.items():
+      if key != "step" and isinstance(value, (int, float)):
+        self._writer.add_scalar(key, value, record["step"])
+    # A flush per record (every log_every steps), so a kill loses nothing.
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def read_tensorboard(logdir: str) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value), ...]} of the scalars in a folder's event files,
+  in the order written (earlier files first); events a later file purged
+  are left in."""
+  # pylint: disable-next=g-import-not-at-top
+  from tensorboardX.proto import event_pb2
+
+  scalars = {}
+  names = sorted(n for n in os.listdir(logdir) if ".tfevents." in n)
+  for name in names:
+    with open(os.path.join(logdir, name), "rb") as f:
+      blob = f.read()
+    pos = 0
+    while pos + 12 <= len(blob):
+      # TFRecord: length (u64), its CRC (u32), the bytes, their CRC (u32).
+      (length,) = struct.unpack("<Q", blob[pos : pos + 8])
+      event = event_pb2.Event.FromString(blob[pos + 12 : pos + 12 + length])
+      pos += 12 + length + 4
+      for v in event.summary.value:
+        scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
+  return scalars

@@ -210,3 +210,16 @@ def load_trained(workdir: str, slot: str = "best") -> Trained:
     slot = "latest"
   params, record = checkpoint.restore_params(workdir, slot)
   return Trained(cfg, vocab, params, None, record)
+
+
+def make_writers(workdir: str, start_step: int, tensorboard: bool) -> list:
+  """A run directory's metric writers (metrics.jsonl and, with
+  ``tensorboard``, event files), continuing from ``start_step``."""
+  jsonl = metrics.JsonlWriter(os.path.join(workdir, METRICS_FILE))
+  jsonl.truncate_after(start_step)
+  if not tensorboard:
+    return [jsonl]
+  return [
+      jsonl,
+      metrics.TensorBoardWriter(workdir, start_step + 1 if start_step else None),
+  ]

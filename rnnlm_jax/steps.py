@@ -1,7 +1,9 @@
-"""The train state and the compiled train and evaluation steps.
+"""The train state and the compiled train step, for any task.
 
-Everything a run needs to continue exactly lives in TrainState: parameters,
-optimizer state, the truncated-BPTT carry, the step counter and the PRNG key.
+The step knows a task (rnnlm_jax.tasks) only by its loss. Everything a run
+needs to continue exactly lives in TrainState: parameters, optimizer state,
+the task's carry (the truncated-BPTT state), the step counter and the PRNG
+key.
 Per-step randomness is jax.random.fold_in(key, step), so a resumed run draws
 the same dropout masks as an uninterrupted one.
 
@@ -18,9 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rnnlm_jax import losses
-from rnnlm_jax import models
 from rnnlm_jax.config import ModelConfig
+from rnnlm_jax.tasks import lm
 
 
 @flax.struct.dataclass
@@ -38,20 +39,31 @@ class TrainState:
   hparams: Any
 
 
+def _as_task(task, batch_size: int = 0, loss_reduction: str = "mean"):
+  """A task (rnnlm_jax.tasks.Task); a bare ModelConfig stands for its
+  language model over ``batch_size`` streams."""
+  if isinstance(task, ModelConfig):
+    return lm.Model(task, batch_size, loss_reduction)
+  return task
+
+
 def init_train_state(
-    key, cfg: ModelConfig, tx, batch_size: int, plateau_tx=None
+    key, task, tx, batch_size: int = 0, plateau_tx=None
 ) -> TrainState:
+  """The initial state of a task (or of a ModelConfig's language model over
+  ``batch_size`` streams): parameters, optimizer state, carry, step 0."""
+  task = _as_task(task, batch_size)
   init_key, state_key = jax.random.split(key)
-  params = models.init_lm(init_key, cfg)
+  params = task.init_params(init_key)
   plateau_tx = plateau_tx or optax.contrib.reduce_on_plateau()
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
       opt_state=tx.init(params),
-      carry=models.init_carry(cfg, batch_size),
+      carry=task.init_carry(),
       key=jax.random.key_data(state_key),
       plateau=plateau_tx.init(params),
-      hparams={"dropout": jnp.float32(cfg.dropout)},
+      hparams=task.init_hparams(),
   )
 
 
@@ -77,47 +89,34 @@ def _select(batches, index):
   }
 
 
-def make_train_step(cfg: ModelConfig, tx, loss_reduction: str = "mean"):
+def make_train_step(task, tx, loss_reduction: str = "mean"):
   """A jitted ``train_step(state, batches) -> (state, metrics)``.
 
-  ``batches`` holds one epoch on the device as arrays [S, B, T] ("x", "y",
-  "mask", "reset"); the step takes segment ``state.step % S``, so no data
-  crosses from the host during an epoch and the position in the data is a
-  function of the step. The carry enters each segment through stop_gradient:
-  truncated BPTT. The state is donated.
+  ``task`` supplies the loss (rnnlm_jax.tasks.Task; a ModelConfig stands for
+  its language model, with ``loss_reduction``). ``batches`` holds one epoch
+  on the device as arrays [S, B, ...]; the step takes segment
+  ``state.step % S``, so no data crosses from the host during an epoch and
+  the position in the data is a function of the step. The carry enters each
+  segment through stop_gradient: truncated BPTT. The state is donated. The
+  metrics are the task's sums for the segment and the gradient's norm.
   """
+  loss = _as_task(task, loss_reduction=loss_reduction).loss
 
   def train_step(state: TrainState, batches):
-    num_segments = batches["x"].shape[0]
+    num_segments = jax.tree.leaves(batches)[0].shape[0]
     batch = _select(batches, state.step % num_segments)
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     carry = jax.lax.stop_gradient(state.carry)
-
-    def loss_fn(params):
-      nll_BT, new_carry = models.token_nll(
-          params,
-          cfg,
-          carry,
-          batch["x"],
-          batch["y"],
-          batch["reset"],
-          key,
-          state.hparams["dropout"],
-      )
-      objective = losses.training_loss(nll_BT, batch["mask"], loss_reduction)
-      return objective, (new_carry, losses.masked_sums(nll_BT, batch["mask"]))
-
-    grads, (new_carry, (nll, count)) = jax.grad(loss_fn, has_aux=True)(
-        state.params
-    )
+    grads, (new_carry, sums) = jax.grad(
+        lambda p: loss(p, carry, batch, key, state.hparams), has_aux=True
+    )(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     scale = state.plateau.scale
     params = jax.tree.map(lambda p, u: p + scale * u, state.params, updates)
     new_state = state.replace(
         step=state.step + 1, params=params, opt_state=opt_state, carry=new_carry
     )
-    grad_norm = optax.tree.norm(grads)
-    return new_state, {"nll": nll, "count": count, "grad_norm": grad_norm}
+    return new_state, {**sums, "grad_norm": optax.tree.norm(grads)}
 
   return jax.jit(train_step, donate_argnums=0)
 
@@ -141,21 +140,5 @@ def unstack(tree, k: int):
   return jax.tree.map(lambda x: x[k], tree)
 
 
-def make_evaluate(cfg: ModelConfig):
-  """A jitted ``evaluate(params, carry, batches) -> (nll_sum, count, carry)``.
-
-  Runs every segment of a split in one compiled lax.scan, carrying the state
-  across segments; only the forward pass is built.
-  """
-
-  def evaluate(params, carry, batches):
-    def body(c, batch):
-      nll_BT, c = models.token_nll(
-          params, cfg, c, batch["x"], batch["y"], batch["reset"]
-      )
-      return c, losses.masked_sums(nll_BT, batch["mask"])
-
-    carry, (nll_S, count_S) = jax.lax.scan(body, carry, batches)
-    return nll_S.sum(), count_S.sum(), carry
-
-  return jax.jit(evaluate)
+# The language model's evaluation over a whole split (rnnlm_jax.tasks.lm).
+make_evaluate = lm.make_evaluate

@@ -1,14 +1,23 @@
-"""train_and_evaluate(config, workdir): the training loop.
+"""train_and_evaluate(config, workdir): the training loop, for any task.
 
-The loop is thin: one compiled train step per segment, metrics fetched from
-the device every ``log_every`` steps (the only host syncs besides
-checkpoints), a validation pass and checkpoints at each epoch end, and
-automatic resumption from the run directory's latest checkpoint.
+The loop (``_train``) reads top to bottom: restore or initialise, compile the
+step once, then per step: the train step; every ``log_every`` steps fetch the
+metrics (the only host syncs besides validation and checkpoints) and check
+them; every ``eval_every`` steps (0: at each epoch's end) validate, keep the
+best checkpoint and step the plateau schedule; checkpoints; the final report.
+It knows the task (rnnlm_jax.tasks) only through its protocol, and vectorised
+trials only through ``_Runs``, of which one plain run is the case K = 1.
+
+A run resumes by itself from its directory's latest checkpoint, and a run
+sent SIGTERM (as schedulers do before they kill) checkpoints at the next step
+boundary and exits with status 143 (``Preempted``).
 """
 
+import contextlib
 import dataclasses
 import functools
 import os
+import signal
 import time
 from typing import Callable
 
@@ -16,48 +25,65 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnlm_jax import backends
 from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax.vocab import Vocab
 from rnnlm_jax import evaluation
 from rnnlm_jax import metrics as metrics_lib
-from rnnlm_jax import models
 from rnnlm_jax import ngram
 from rnnlm_jax import optim
 from rnnlm_jax import parallel
 from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 from rnnlm_jax import steps
+from rnnlm_jax import tasks as tasks_lib
 from rnnlm_jax import trials as trials_lib
 from rnnlm_jax.config import Config
+from rnnlm_jax.tasks import lm
 
 IncompatibleRun = rundir.IncompatibleRun
+with_vocab_size = lm.with_vocab_size
 
 
 class TrainingDiverged(FloatingPointError):
-  """The loss or the gradients became NaN or Inf."""
+  """The loss, the gradients, the parameters or a validation metric became
+  NaN or Inf, or the training loss rose above the task's ceiling."""
 
 
-def with_vocab_size(cfg: Config, vocab_size: int) -> Config:
-  if cfg.model.vocab_size not in (0, vocab_size):
-    raise config_lib.ConfigError(
-        f"model.vocab_size={cfg.model.vocab_size} but the vocabulary has "
-        f"{vocab_size} tokens"
-    )
-  return config_lib.replace(cfg, model={"vocab_size": vocab_size})
+class Preempted(SystemExit):
+  """The run was sent SIGTERM: it saved its latest checkpoint at the step
+  boundary that followed and exits with status 143 (128 + SIGTERM); the
+  same command resumes it exactly."""
+
+  def __init__(self):
+    super().__init__(128 + signal.SIGTERM)
 
 
-def _check_finite(fetched, first_step: int, label: str = "") -> None:
-  for i, m in enumerate(fetched):
-    if not (np.isfinite(m["nll"]) and np.isfinite(m["grad_norm"])):
-      what = "loss" if not np.isfinite(m["nll"]) else "gradient"
+# The run's implementation path: described here, once.
+def _describe_run(cfg: Config) -> dict:
+  """The run's implementation path ({"path": backends.Path.describe()}, for
+  a recurrent model): logged at the start of training and recorded in
+  results.json and in the run's provenance record. Resolving it checks the
+  fast paths against their cells (rnnlm_jax.backends)."""
+  if cfg.model.kind != "rnn":
+    return {}
+  return {"path": backends.resolve(cfg.model).describe()}
+
+
+def _check_finite(per_step: list[dict], first_step: int, label: str) -> None:
+  """Raises TrainingDiverged at the first step whose metrics (the task's
+  sums and the gradient's norm) are not finite."""
+  for i, m in enumerate(per_step):
+    bad = [k for k, v in m.items() if not np.isfinite(v)]
+    if bad:
+      what = "gradient" if bad == ["grad_norm"] else "loss"
       raise TrainingDiverged(
           f"non-finite training {what} at step {first_step + i + 1}{label} "
-          f"(checked steps {first_step + 1}-{first_step + len(fetched)}); the "
-          "update "
-          f"was skipped and training stopped: lower the learning rate or "
-          f"enable clipping"
+          f"(checked steps {first_step + 1}-{first_step + len(per_step)}); "
+          "the update was skipped and training stopped: lower the learning "
+          "rate or enable clipping"
       )
 
 
@@ -75,64 +101,81 @@ def _fmt_time(seconds: float) -> str:
   return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
 
 
-@dataclasses.dataclass
-class _Window:
-  """Metrics since the last fetch."""
-
-  first_step: int
-  t0: float
-  pending: list = dataclasses.field(default_factory=list)
+def _fmt_metrics(metrics: dict, split: str) -> str:
+  """'loss 4.1234 ppl 61.23' from {'<split>_loss': ..., '<split>_ppl': ...}."""
+  return " ".join(
+      f"{k.removeprefix(split + '_')} {v:.4f}"
+      if k.endswith("_loss")
+      else f"{k.removeprefix(split + '_')} {v:.2f}"
+      for k, v in metrics.items()
+  )
 
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
+  """When the loop logs, validates and checkpoints."""
+
   steps_per_epoch: int
   total_steps: int
-  tokens_per_step: int
-  accum: int
+  log_every: int
+  eval_every: int
+  checkpoint_every: int
+
+  @classmethod
+  def of(cls, cfg: Config, steps_per_epoch: int) -> "_Plan":
+    total = steps_per_epoch * cfg.train.num_epochs
+    if cfg.train.max_steps:
+      total = min(total, cfg.train.max_steps)
+    return cls(
+        steps_per_epoch,
+        total,
+        cfg.train.log_every,
+        cfg.train.eval_every or steps_per_epoch,
+        cfg.train.checkpoint_every,
+    )
+
+  def validates(self, done: int) -> bool:
+    return done % self.eval_every == 0
+
+  def logs(self, done: int) -> bool:
+    # Validation follows a fetch, so a diverged loss stops the run first.
+    epoch_end = done % self.steps_per_epoch == 0
+    last = done == self.total_steps
+    return (
+        done % self.log_every == 0 or epoch_end or last or self.validates(done)
+    )
+
+  def checkpoints(self, done: int) -> bool:
+    return done % self.checkpoint_every == 0 or done == self.total_steps
 
 
-def _summarise(fetched: list, window: _Window, done, plan, lr, label) -> dict:
-  _check_finite(fetched, window.first_step, label)
-  elapsed = time.perf_counter() - window.t0
-  nll = sum(float(f["nll"]) for f in fetched) / max(
-      sum(float(f["count"]) for f in fetched), 1.0
-  )
-  rate = len(fetched) / max(elapsed, 1e-9)
-  return {
-      "step": done,
-      "epoch": done / plan.steps_per_epoch,
-      "train_loss": nll,
-      "train_ppl": metrics_lib.perplexity(nll),
-      "lr": lr,
-      "grad_norm": float(fetched[-1]["grad_norm"]),
-      "tokens_per_s": rate * plan.tokens_per_step,
-      "eta_s": (plan.total_steps - done) / max(rate, 1e-9),
-  }
+@dataclasses.dataclass
+class _Window:
+  """Per-step metrics since the last fetch: on the device (``pending``) and,
+  in a run resumed after preemption, those its checkpoint carried over,
+  per trial on the host."""
+
+  first_step: int
+  t0: float
+  pending: list = dataclasses.field(default_factory=list)
+  carried: list | None = None
+
+  def fetch(self, runs: "_Runs") -> list[list[dict]]:
+    """Each trial's per-step metrics of the window, as floats."""
+    fetched = [runs.split(f) for f in jax.device_get(self.pending)]
+    return [
+        (self.carried[i] if self.carried else [])
+        + [{k: float(v) for k, v in f[i].items()} for f in fetched]
+        for i in range(runs.k)
+    ]
 
 
-def _progress_line(r: dict, total_steps: int) -> str:
+def _progress_line(r: dict, total_steps: int, train: dict) -> str:
   return (
-      f"step {r['step']}/{total_steps} epoch {r['epoch']:.2f} loss "
-      f"{r['train_loss']:.4f} ppl {r['train_ppl']:.2f} lr {r['lr']:.4g} "
+      f"step {r['step']}/{total_steps} epoch {r['epoch']:.2f} "
+      f"{_fmt_metrics(train, 'train')} lr {r['lr']:.4g} "
       f"tok/s {r['tokens_per_s']:,.0f} eta {_fmt_time(r['eta_s'])}"
   )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Stack:
-  """How K trials' pytrees are held: stacked on a leading axis (K > 1) or,
-  for a single run, as they are."""
-
-  k: int
-
-  def split(self, tree) -> list:
-    if self.k == 1:
-      return [tree]
-    return [steps.unstack(tree, i) for i in range(self.k)]
-
-  def join(self, trees: list):
-    return trees[0] if self.k == 1 else steps.stack(trees)
 
 
 def train_and_evaluate(
@@ -142,7 +185,7 @@ def train_and_evaluate(
     command: str | None = None,
 ) -> dict:
   """Trains (or resumes) the run in ``workdir`` and evaluates its best
-  checkpoint on valid and test.
+  checkpoint.
 
   Args:
     cfg: the experiment's config.
@@ -201,10 +244,344 @@ def _mesh(cfg: Config):
   return mesh
 
 
-def _on_one_device(tree, mesh):
-  """Arrays of the mesh gathered onto its first device, for evaluation and
-  checkpoint restores, which run on one device."""
-  return tree if mesh is None else jax.device_put(tree, mesh.devices.flat[0])
+@contextlib.contextmanager
+def _sigterm_deferred():
+  """Within it, SIGTERM sets a flag the loop reads at each step boundary
+  (yielded: a function saying whether it came) instead of killing the
+  process mid-step. Only the main thread can take signals; elsewhere the
+  flag stays down."""
+  received = []
+  try:
+    previous = signal.signal(signal.SIGTERM, lambda *_: received.append(1))
+  except ValueError:  # Not the main thread.
+    yield lambda: False
+    return
+  try:
+    yield lambda: bool(received)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+class _Runs:
+  """K runs trained as one program. K = 1 is a plain run; K > 1 are
+  vectorised trials (rnnlm_jax.trials): one compiled step vmapped over K
+  train states stacked on a leading axis, each trial with its own task,
+  optimizer and run directory, written exactly as a separate run would
+  write it. A trial that diverges stops alone: optax already skips its
+  non-finite updates, so its directory is no longer written, the others go
+  on, and the group fails at the end naming it.
+
+  ``trial_tasks`` give each trial its initial state and, where the trials
+  do not share them, its batches; ``task``, of the group's template config
+  (rnnlm_jax.trials.template), gives the compiled step and evaluation.
+  """
+
+  def __init__(self, trial_tasks, task, workdirs, shared, log):
+    self.tasks, self.task, self.workdirs = trial_tasks, task, workdirs
+    self.cfg = task.cfg
+    self.k = len(trial_tasks)
+    self.shared = shared  # Whether the trials train on the same batches.
+    self.log = log
+    self.mesh = _mesh(self.cfg)
+    self.diverged = {}
+    self.best = [float("inf")] * self.k
+    self.writers = []
+    self.plan = None
+    self.txs = None
+    self.plateau_tx = optim.make_plateau(self.cfg.optim)
+
+  # Stacking and placing.
+  def split(self, tree) -> list:
+    if self.k == 1:
+      return [tree]
+    return [steps.unstack(tree, i) for i in range(self.k)]
+
+  def join(self, trees: list):
+    return trees[0] if self.k == 1 else steps.stack(trees)
+
+  def place(self, state):
+    """The state on the mesh: carry split with the batch, rest replicated."""
+    if self.mesh is None:
+      return state
+    return parallel.shard_state(state, self.mesh, 1 if self.k > 1 else 0)
+
+  def on_one_device(self, tree):
+    """Arrays of the mesh gathered onto its first device, for evaluation and
+    checkpoint restores, which run on one device."""
+    if self.mesh is None:
+      return tree
+    return jax.device_put(tree, self.mesh.devices.flat[0])
+
+  def batches(self, epoch: int) -> dict:
+    """One epoch's batches on the device(s): shared, or stacked per trial.
+    The first call fixes the plan (the number of steps per epoch)."""
+    trials = self.tasks[:1] if self.shared else self.tasks
+    per_trial = [t.train_batches(epoch) for t in trials]
+    if self.plan is None:
+      steps_per_epoch = jax.tree.leaves(per_trial[0])[0].shape[0]
+      self.plan = _Plan.of(self.cfg, steps_per_epoch)
+    batches = per_trial[0] if self.shared else steps.stack(per_trial)
+    if self.mesh is None:
+      return jax.device_put(batches)
+    return parallel.shard_batches(batches, self.mesh)
+
+  def reset_carry(self, state):
+    carry = self.task.init_carry()
+    return self.place(state.replace(carry=self.join([carry] * self.k)))
+
+  # Trials that go on.
+  def alive(self) -> list[int]:
+    return [i for i in range(self.k) if i not in self.diverged]
+
+  def label(self, i: int) -> str:
+    return f" in trial {i} ({self.workdirs[i]})" if self.k > 1 else ""
+
+  def stop(self, i: int, error: TrainingDiverged) -> None:
+    if self.k == 1:
+      raise error
+    self.diverged[i] = str(error)
+    self.log(f"error: {error}; the other trials go on")
+
+  # Start.
+  def restore_or_init(self, start_step: int, path: dict):
+    """The runs' state at ``start_step`` (restored from their checkpoints, or
+    initialised at 0), their metric writers and provenance records, and the
+    log window that the checkpoints carried over."""
+    plan = self.plan
+    self.txs = [
+        optim.make_optimizer(
+            t.cfg.optim, plan.steps_per_epoch, t.cfg.train.num_epochs
+        )
+        for t in self.tasks
+    ]
+    states, carried = [], []
+    for i, (t, w, (tx, _)) in enumerate(
+        zip(self.tasks, self.workdirs, self.txs)
+    ):
+      seed = t.cfg.train.seed
+      state = steps.init_train_state(
+          jax.random.key(seed), t, tx, plateau_tx=self.plateau_tx
+      )
+      if start_step:
+        state, record = _restore(w, state, start_step)
+        self.best[i] = record["best_valid_loss"]
+        carried.append(record.get("pending", []))
+      states.append(state)
+      self.writers.append(
+          rundir.make_writers(w, start_step, self.cfg.train.tensorboard)
+      )
+      extra = {"trial": i, "trials": self.k} if self.k > 1 else {}
+      provenance.append(
+          w, provenance.describe(seed, step=start_step, **path, **extra)
+      )
+    if start_step:
+      self.log(
+          f"resumed from step {record['step']} (epoch {record['epoch']}, "
+          f"segment {record['segment']})"
+      )
+    n_params = sum(x.size for x in jax.tree.leaves(states[0].params))
+    self.log(
+        f"{self.cfg.name}: {n_params:,} parameters, {self.task.describe()}, "
+        f"{plan.steps_per_epoch} steps/epoch, {plan.total_steps} steps"
+        + (f", {self.k} vectorised trials" if self.k > 1 else "")
+    )
+    first = start_step - len(carried[0]) if carried else start_step
+    window = _Window(first, time.perf_counter(), carried=carried)
+    return self.place(self.join(states)), window
+
+  def compile_step(self, state, batches):
+    """The train step compiled once: a later call with other shapes is an
+    error, never a silent recompile."""
+    step_fn = steps.make_train_step(self.task, self.txs[0][0])
+    if self.k > 1:
+      step_fn = steps.vectorise(step_fn, self.shared)
+    t0 = time.perf_counter()
+    compiled = step_fn.lower(state, batches).compile()
+    self.log(f"compiled the train step in {time.perf_counter() - t0:.1f}s")
+    return compiled
+
+  # Metrics.
+  def _write(self, i: int, record: dict) -> None:
+    for w in self.writers[i]:
+      w.write(record)
+
+  def close(self) -> None:
+    for writers in self.writers:
+      for w in writers:
+        w.close()
+
+  def _learning_rates(self, state, done: int) -> list[float]:
+    scales = np.reshape(jax.device_get(state.plateau.scale), (self.k,))
+    accum = optim.accum_steps(self.cfg.optim, self.plan.steps_per_epoch)
+    return [
+        float(schedule(done // accum)) * float(scale)
+        for (_, schedule), scale in zip(self.txs, scales)
+    ]
+
+  def log_train(self, state, window: "_Window", done: int) -> None:
+    """Fetches the window's metrics and writes each trial's record, or stops
+    the trials whose training diverged."""
+    per_trial = window.fetch(self)
+    lrs = self._learning_rates(state, done)
+    elapsed = max(time.perf_counter() - window.t0, 1e-9)
+    rate = (done - window.first_step) / elapsed
+    first = done - len(per_trial[0])
+    for i in self.alive():
+      try:
+        _check_finite(per_trial[i], first, self.label(i))
+        sums = {
+            k: sum(m[k] for m in per_trial[i])
+            for k in per_trial[i][0]
+            if k != "grad_norm"
+        }
+        train = self.task.summarise(sums)
+        self._check_train(train, first, done, i)
+      except TrainingDiverged as e:
+        self.stop(i, e)
+        continue
+      record = {
+          "step": done,
+          "epoch": done / self.plan.steps_per_epoch,
+          **train,
+          "lr": lrs[i],
+          "grad_norm": per_trial[i][-1]["grad_norm"],
+          "tokens_per_s": sums["count"] / elapsed,
+          "eta_s": (self.plan.total_steps - done) / max(rate, 1e-9),
+      }
+      self._write(i, record)
+      prefix = f"[{i}] " if self.k > 1 else ""
+      self.log(prefix + _progress_line(record, self.plan.total_steps, train))
+
+  def _check_train(self, train: dict, first: int, done: int, i: int):
+    """Raises TrainingDiverged for a training loss above the task's ceiling
+    (a run that no longer learns) or a non-finite training metric."""
+    loss, ceiling = train["train_loss"], self.task.max_train_loss
+    if loss > ceiling:
+      raise TrainingDiverged(
+          f"training loss {loss:.4g} over steps {first + 1}-{done}"
+          f"{self.label(i)}, above {ceiling:.4g}, the task's ceiling for a "
+          "run that learns: lower the learning rate or enable clipping"
+      )
+    for k, v in train.items():
+      if not np.isfinite(v):
+        raise TrainingDiverged(
+            f"non-finite {k} over steps {first + 1}-{done}{self.label(i)}"
+        )
+
+  # Validation and checkpoints.
+  def check_params(self, state, done: int) -> None:
+    """Stops a trial whose last update left non-finite parameters (its loss
+    and gradient were finite), before anything saves or scores them."""
+    finite = jax.device_get(_finite_trials(state.params, self.k))
+    for i in self.alive():
+      if not finite[i]:
+        self.stop(
+            i,
+            TrainingDiverged(
+                f"non-finite parameters after step {done}{self.label(i)}; "
+                "nothing of that step was saved: lower the learning rate or "
+                "enable clipping"
+            ),
+        )
+
+  def validate(self, state, done: int):
+    """Scores every trial on valid, stops the ones with a non-finite metric
+    (an infinite perplexity, say), saves the improved ones as 'best' and
+    steps the plateau schedule; returns the state."""
+    task, epoch = self.task, done / self.plan.steps_per_epoch
+    valid = task.evaluate(self.on_one_device(state.params), "valid", self.k)
+    improved = []
+    for i in self.alive():
+      bad = [k for k, v in valid[i].items() if not np.isfinite(v)]
+      if bad:
+        self.stop(
+            i,
+            TrainingDiverged(
+                f"non-finite validation {bad[0].removeprefix('valid_')} "
+                f"after step {done}{self.label(i)}; nothing of that step was "
+                "saved: lower the learning rate or enable clipping"
+            ),
+        )
+        continue
+      self._write(i, {"step": done, "epoch": epoch, **valid[i]})
+      self.log(
+          f"epoch {epoch:.2f} valid {_fmt_metrics(valid[i], 'valid')}"
+          f"{self.label(i)}"
+      )
+      if valid[i][task.selection_metric] < self.best[i]:
+        self.best[i] = valid[i][task.selection_metric]
+        improved.append(i)
+    if self.cfg.optim.schedule == "plateau":
+      selected = [v[task.selection_metric] for v in valid]
+      state = steps.step_plateau(
+          state,
+          self.plateau_tx,
+          selected if self.k > 1 else selected[0],
+          self.k > 1,
+      )
+    self.save(state, "best", done, improved)
+    return state
+
+  def save(self, state, slot: str, done: int, which=None, window=None):
+    """Checkpoints the trials ``which`` (those alive) into ``slot``, with
+    the per-step metrics of an unfinished log window (``window``,
+    fetched)."""
+    which = self.alive() if which is None else which
+    for i, s in enumerate(self.split(state)):
+      if i in which:
+        checkpoint.save(
+            self.workdirs[i],
+            slot,
+            s,
+            {
+                "step": done,
+                "epoch": done // self.plan.steps_per_epoch,
+                "segment": done % self.plan.steps_per_epoch,
+                "best_valid_loss": self.best[i],
+                "vocab": list(self.task.vocab.tokens),
+                "pending": window[i] if window else [],
+            },
+            1 if self.k == 1 else 2,
+        )
+
+  def preempt(self, state, window: "_Window", done: int):
+    """Saves 'latest' with the unlogged metrics and raises Preempted."""
+    self.check_params(state, done)
+    self.save(state, "latest", done, window=window.fetch(self))
+    self.log(
+        f"preempted (SIGTERM) after step {done}: saved the latest "
+        "checkpoint; the same command resumes the run"
+    )
+    raise Preempted()
+
+  # End.
+  def report(self, state, run_start: float, path: dict) -> list[dict]:
+    """Each trial's final metrics, of its best checkpoint (its final state
+    where it has none), written to results.json."""
+    results = []
+    for i in self.alive():
+      w = self.workdirs[i]
+      final = self.split(self.on_one_device(state))[i]
+      if checkpoint.latest_step(w, "best") is not None:
+        final, _ = checkpoint.restore(w, "best", final)
+      results.append(
+          {
+              "step": int(jax.device_get(final.step)),
+              **self.task.report(final.params),
+              **path,
+              "train_seconds_this_process": time.perf_counter() - run_start,
+          }
+      )
+      rundir.write_json_atomic(
+          os.path.join(w, rundir.RESULTS_FILE), results[-1]
+      )
+    if self.diverged:
+      raise TrainingDiverged(
+          f"{len(self.diverged)} of {self.k} trials diverged (the others "
+          "finished): "
+          + "; ".join(self.diverged[i] for i in sorted(self.diverged))
+      )
+    return results
 
 
 def train_trials(
@@ -226,251 +603,65 @@ def train_trials(
         f"{workdirs}"
     )
   commands = commands or [None] * len(cfgs)
-  trials_lib.template(cfgs)  # Refuse groups that cannot share a step early.
+  group = trials_lib.template(cfgs)  # Refuses groups that cannot share a step.
   vocabs = [rundir.existing_vocab(w, c) for w, c in zip(workdirs, cfgs)]
   saved_vocab = next((v for v in vocabs if v is not None), None)
-  corpus = corpus_lib.load_corpus(cfgs[0].data, saved_vocab)
-  cfgs = [with_vocab_size(c, len(corpus.vocab)) for c in cfgs]
   if cfgs[0].model.kind == "count_ngram":
-    return [count_and_evaluate(cfgs[0], corpus, workdirs[0], log, commands[0])]
-  group = trials_lib.template(cfgs)
-  stack = _Stack(len(cfgs))
-  shared = trials_lib.shared_batches(cfgs)
-
-  mesh = _mesh(group)
-
-  def epoch_batches(epoch):
-    per_trial = [
-        corpus_lib.train_batches(corpus, c.data, epoch, c.train.seed)
-        for c in (cfgs[:1] if shared else cfgs)
-    ]
-    batches = per_trial[0] if shared else steps.stack(per_trial)
-    if mesh is None:
-      return jax.device_put(batches)
-    return parallel.shard_batches(batches, mesh)
-
-  def place(state):
-    """The state on the mesh: carry split with the batch, rest replicated."""
-    if mesh is None:
-      return state
-    return parallel.shard_state(state, mesh, 1 if stack.k > 1 else 0)
-
-  start_step = _resume_step(workdirs)
-  batches = epoch_batches(0)
-  for w, c, command in zip(workdirs, cfgs, commands):
-    rundir.write_run_files(w, c, corpus.vocab, command)
-
-  steps_per_epoch, batch_size = batches["x"].shape[-3:-1]
-  total_steps = steps_per_epoch * group.train.num_epochs
-  if group.train.max_steps:
-    total_steps = min(total_steps, group.train.max_steps)
-  plan = _Plan(
-      steps_per_epoch,
-      total_steps,
-      int(batches["mask"][(0,) * (batches["mask"].ndim - 2)].sum()),
-      optim.accum_steps(group.optim, steps_per_epoch),
+    corpus = corpus_lib.load_corpus(cfgs[0].data, saved_vocab)
+    cfg = with_vocab_size(cfgs[0], len(corpus.vocab))
+    return [count_and_evaluate(cfg, corpus, workdirs[0], log, commands[0])]
+  *trial_tasks, task = tasks_lib.make_tasks([*cfgs, group], saved_vocab)
+  runs = _Runs(
+      trial_tasks, task, workdirs, trials_lib.shared_batches(cfgs), log
   )
-  txs = [
-      optim.make_optimizer(c.optim, steps_per_epoch, c.train.num_epochs)
-      for c in cfgs
-  ]
-  plateau_tx = optim.make_plateau(group.optim)
-  fresh = [
-      steps.init_train_state(
-          jax.random.key(c.train.seed), c.model, tx, batch_size, plateau_tx
-      )
-      for c, (tx, _) in zip(cfgs, txs)
-  ]
-  writers = [
-      metrics_lib.JsonlWriter(os.path.join(w, rundir.METRICS_FILE))
-      for w in workdirs
-  ]
-  best_nll = [float("inf")] * stack.k
-  if start_step:
-    for i, w in enumerate(workdirs):
-      fresh[i], record = _restore(w, fresh[i], start_step)
-      best_nll[i] = record["best_valid_loss"]
-    log(
-        f"resumed from step {record['step']} (epoch {record['epoch']}, "
-        f"segment {record['segment']})"
-    )
-  for w in writers:
-    w.truncate_after(start_step)
-  state = place(stack.join(fresh))
-  for i, (w, c) in enumerate(zip(workdirs, cfgs)):
-    extra = {"trial": i, "trials": stack.k} if stack.k > 1 else {}
-    provenance.append(
-        w, provenance.describe(c.train.seed, step=start_step, **extra)
-    )
-  n_params = sum(x.size for x in jax.tree.leaves(fresh[0].params))
-  log(
-      f"{group.name}: {n_params:,} parameters, vocab {len(corpus.vocab):,}, "
-      f"{len(corpus.ids['train']):,} train tokens, {steps_per_epoch} "
-      f"steps/epoch, {total_steps} steps"
-      + (f", {stack.k} vectorised trials" if stack.k > 1 else "")
-  )
+  for w, t, command in zip(workdirs, trial_tasks, commands):
+    rundir.write_run_files(w, t.cfg, t.vocab, command)
+  with _sigterm_deferred() as preempted:
+    try:
+      return _train(runs, preempted)
+    finally:
+      runs.close()
 
-  if group.data.mode == "sentence" and start_step % steps_per_epoch:
-    batches = epoch_batches(start_step // steps_per_epoch)
-  step_fn = steps.make_train_step(
-      group.model, txs[0][0], group.optim.loss_reduction
-  )
-  if stack.k > 1:
-    step_fn = steps.vectorise(step_fn, shared)
-  # Compiled ahead of time: a later call with other shapes would be an error,
-  # never a silent recompile.
-  t0 = time.perf_counter()
-  train_step = step_fn.lower(state, batches).compile()
-  log(f"compiled the train step in {time.perf_counter() - t0:.1f}s")
-  evaluator = evaluation.Evaluator(group, corpus)
-  keep = 1 if stack.k == 1 else 2
 
-  def save(slot, step, which):
-    for i, s in enumerate(stack.split(state)):
-      if i in which:
-        checkpoint.save(
-            workdirs[i],
-            slot,
-            s,
-            {
-                "step": step,
-                "epoch": step // steps_per_epoch,
-                "segment": step % steps_per_epoch,
-                "best_valid_loss": best_nll[i],
-                "vocab": list(corpus.vocab.tokens),
-            },
-            keep,
-        )
+def _train(runs: _Runs, preempted: Callable[[], bool]) -> list[dict]:
+  """The training loop, over K runs (one, unless they are vectorised
+  trials)."""
+  path = _describe_run(runs.cfg)
+  if "path" in path:  # The implementation path, once, at the start.
+    runs.log(backends.summary(path["path"]))
+  start_step = _resume_step(runs.workdirs)
+  batches = runs.batches(0)
+  plan = runs.plan
+  epoch = start_step // plan.steps_per_epoch
+  if epoch and runs.task.batches_change_each_epoch():
+    batches = runs.batches(epoch)
+  state, window = runs.restore_or_init(start_step, path)
+  train_step = runs.compile_step(state, batches)
 
-  def learning_rates(done):
-    scales = np.reshape(jax.device_get(state.plateau.scale), (stack.k,))
-    return [
-        float(schedule(done // plan.accum)) * float(scale)
-        for (_, schedule), scale in zip(txs, scales)
-    ]
-
-  def label(i):
-    return f" in trial {i} ({workdirs[i]})" if stack.k > 1 else ""
-
-  # A vectorised trial that diverges stops alone: optax already skips its
-  # non-finite updates, so the loop stops recording and checkpointing it,
-  # the others go on, and the group fails at the end naming it.
-  diverged = {}
-
-  def stop_trial(i, error: TrainingDiverged):
-    if stack.k == 1:
-      raise error
-    diverged[i] = str(error)
-    log(f"error: {error}; the other trials go on")
-
-  alive = lambda: [i for i in range(stack.k) if i not in diverged]
-
-  def check_params(done):
-    """Stops a trial whose last update left non-finite parameters (its loss
-    and gradient were finite), before anything saves or scores them."""
-    finite = jax.device_get(_finite_trials(state.params, stack.k))
-    for i in alive():
-      if not finite[i]:
-        stop_trial(
-            i,
-            TrainingDiverged(
-                f"non-finite parameters after step {done}{label(i)}; nothing "
-                "of that step was saved: lower the learning rate or enable "
-                "clipping"
-            ),
-        )
-
-  window = _Window(start_step, time.perf_counter())
   run_start = time.perf_counter()
-  for step in range(start_step, total_steps):
-    if step % steps_per_epoch == 0 and step > 0:
-      carry = models.init_carry(group.model, batch_size)
-      state = place(state.replace(carry=stack.join([carry] * stack.k)))
-      if group.data.mode == "sentence":
-        batches = epoch_batches(step // steps_per_epoch)
+  for step in range(start_step, plan.total_steps):
+    if step % plan.steps_per_epoch == 0 and step > 0:
+      state = runs.reset_carry(state)
+      if runs.task.batches_change_each_epoch():
+        batches = runs.batches(step // plan.steps_per_epoch)
     state, m = train_step(state, batches)
     window.pending.append(m)
     done = step + 1
-    epoch_end = done % steps_per_epoch == 0
-    if done % group.train.log_every == 0 or epoch_end or done == total_steps:
-      fetched = [stack.split(f) for f in jax.device_get(window.pending)]
-      lrs = learning_rates(done)
-      for i in alive():
-        try:
-          record = _summarise(
-              [f[i] for f in fetched], window, done, plan, lrs[i], label(i)
-          )
-        except TrainingDiverged as e:
-          stop_trial(i, e)
-          continue
-        writers[i].write(record)
-        prefix = f"[{i}] " if stack.k > 1 else ""
-        log(prefix + _progress_line(record, total_steps))
+    if plan.logs(done):
+      runs.log_train(state, window, done)
       window = _Window(done, time.perf_counter())
-    if epoch_end:
-      check_params(done)
-      valid = evaluator.nlls(
-          _on_one_device(state.params, mesh), "valid", stack.k > 1
-      )
-      improved = []
-      for i in alive():
-        valid_nll = valid[i]
-        if not np.isfinite(valid_nll):
-          stop_trial(
-              i,
-              TrainingDiverged(
-                  f"non-finite validation loss after step {done}{label(i)}"
-              ),
-          )
-          continue
-        writers[i].write(
-            {
-                "step": done,
-                "epoch": done / steps_per_epoch,
-                **evaluation.split_metrics(
-                    valid_nll, "valid", group.data.level
-                ),
-            }
-        )
-        log(
-            f"epoch {done / steps_per_epoch:.2f} valid loss {valid_nll:.4f} "
-            f"ppl {metrics_lib.perplexity(valid_nll):.2f}{label(i)}"
-        )
-        if valid_nll < best_nll[i]:
-          best_nll[i] = valid_nll
-          improved.append(i)
-      if group.optim.schedule == "plateau":
-        state = steps.step_plateau(
-            state, plateau_tx, valid if stack.k > 1 else valid[0], stack.k > 1
-        )
-      save("best", done, improved)
-      save("latest", done, alive())
+    if plan.validates(done):
+      runs.check_params(state, done)
+      state = runs.validate(state, done)
+      runs.save(state, "latest", done)
       window.t0 = time.perf_counter()
-    elif done % group.train.checkpoint_every == 0 or done == total_steps:
-      check_params(done)
-      save("latest", done, alive())
+    elif plan.checkpoints(done):
+      runs.check_params(state, done)
+      runs.save(state, "latest", done)
       window.t0 = time.perf_counter()
-
-  results = []
-  for i in alive():
-    w = workdirs[i]
-    final = stack.split(_on_one_device(state, mesh))[i]
-    if checkpoint.latest_step(w, "best") is not None:
-      final, _ = checkpoint.restore(w, "best", final)
-    results.append(
-        {
-            "step": int(jax.device_get(final.step)),
-            **evaluator.report(final.params),
-            "train_seconds_this_process": time.perf_counter() - run_start,
-        }
-    )
-    rundir.write_json_atomic(os.path.join(w, rundir.RESULTS_FILE), results[-1])
-  if diverged:
-    raise TrainingDiverged(
-        f"{len(diverged)} of {stack.k} trials diverged (the others finished):"
-        f" {'; '.join(diverged[i] for i in sorted(diverged))}"
-    )
-  return results
+    if preempted():
+      runs.preempt(state, window, done)
+  return runs.report(state, run_start, path)
 
 
 def count_and_evaluate(

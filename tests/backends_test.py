@@ -68,7 +68,7 @@ def test_an_edited_cell_changes_the_loss_at_every_segment_length():
     after = {t: loss(CFG, params, t) for t in (20, 40)}
     path = backends.resolve(CFG)
     assert path.layer(40, jnp.float32) is None
-    assert "differs from cells.lstm" in backends.summary(path)
+    assert "differs from cells.lstm" in backends.summary(path.describe())
     reference = config_lib.replace(
         config_lib.Config(model=CFG), model={"backend": "reference"}
     ).model
@@ -111,7 +111,7 @@ def test_a_wrong_derivative_contract_is_caught(monkeypatch):
   cfg = ModelConfig(vocab_size=V, hidden=8, cell="gru")
   path = backends.resolve(cfg)
   assert path.scan == "autodiff"
-  assert "custom_vjp differs from autodiff" in backends.summary(path)
+  assert "custom_vjp differs from autodiff" in backends.summary(path.describe())
   with pytest.raises(backends.BackendError, match="custom_vjp"):
     backends.resolve(
         ModelConfig(vocab_size=V, cell="gru", scan_impl="custom_vjp")

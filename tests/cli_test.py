@@ -97,6 +97,44 @@ def test_killed_run_resumes_exactly(smoke_run, tmp_path):
   assert train_losses(workdir) == train_losses(full_dir)
 
 
+def test_sigterm_checkpoints_at_the_next_step_and_resumes_exactly(
+    smoke_run, tmp_path
+):
+  """What a scheduler's SIGTERM before a kill does: the run saves where it
+  stands (before its first checkpoint), exits 143 with one line saying so,
+  and the same command resumes it exactly."""
+  full_dir, _ = smoke_run
+  workdir = str(tmp_path / "preempted")
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  proc = subprocess.Popen(
+      [
+          sys.executable,
+          "-m",
+          "experiments.train",
+          SMOKE,
+          f"--workdir={workdir}",
+      ],
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.DEVNULL,
+      text=True,
+  )
+  out = []
+  for line in proc.stdout:
+    out.append(line)
+    if line.startswith("compiled the train step"):
+      proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=240) == 143
+  assert "preempted (SIGTERM) after step" in out[-1]
+  saved = [p.name for p in (Path(workdir) / "checkpoints" / "latest").iterdir()]
+  assert saved and all(int(s) < 40 for s in saved)  # checkpoint_every: 40.
+  resumed = run("experiments.train", SMOKE, f"--workdir={workdir}")
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resumed from step" in resumed.stdout
+  assert train_losses(workdir) == train_losses(full_dir)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -105,3 +105,37 @@ def test_evaluate_equals_the_stepped_losses():
       jax.tree.leaves(carry), jax.tree.leaves(want_carry), strict=True
   ):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+class _Regression:
+  """A task with no carry and other batches, loss and metrics than the
+  language model's: least squares, y = x @ w."""
+
+  def init_params(self, key):
+    return {"w": jax.random.normal(key, (4,))}
+
+  def init_carry(self):
+    return ()
+
+  def init_hparams(self):
+    return {}
+
+  def loss(self, params, carry, batch, key, hparams):
+    err = batch["x"] @ params["w"] - batch["y"]
+    sums = {"sq": (err**2).sum(), "count": jnp.float32(err.size)}
+    return (err**2).mean(), (carry, sums)
+
+
+def test_any_task_trains_through_the_same_step():
+  x = np.asarray(jax.random.normal(jax.random.key(1), (S, 8, 4)))
+  batches = {"x": x, "y": x @ np.arange(4.0)}
+  task, tx = _Regression(), optax.sgd(0.1)
+  state = steps.init_train_state(jax.random.key(0), task, tx)
+  train_step = steps.make_train_step(task, tx)
+  losses = []
+  for _ in range(30):
+    state, m = train_step(state, batches)
+    losses.append(float(m["sq"] / m["count"]))
+  assert set(m) == {"sq", "count", "grad_norm"}
+  assert losses[-1] < 1e-2 * losses[0]
+  assert int(state.step) == 30 and train_step._cache_size() == 1

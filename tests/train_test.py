@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from experiments.configs import smoke
+from rnnlm_jax import backends
 from rnnlm_jax import checkpoint
 from rnnlm_jax import models
 from rnnlm_jax import config as config_lib
@@ -327,3 +328,122 @@ def test_character_level_run_reports_bits_per_character(tmp_path):
       results["test_bpc"], results["test_loss"] / np.log(2), rtol=1e-9
   )
   assert results["test_bpc"] < np.log2(len(set(text)))
+
+
+def all_records(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  timing = ("tokens_per_s", "eta_s")
+  return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+
+def test_eval_every_validates_between_epoch_ends_and_resumes_exactly(tmp_path):
+  cfg = tiny_config(train={"eval_every": 20})
+  full = str(tmp_path / "full")
+  train.train_and_evaluate(cfg, full, log=lambda s: None)
+  valid_steps = [r["step"] for r in all_records(full) if "valid_loss" in r]
+  assert valid_steps == [20, 40, 60, 80]  # Epochs end at 46 and 92.
+  best = checkpoint.latest_step(full, "best")
+  assert best in valid_steps
+  resumed = str(tmp_path / "resumed")
+  stopped = config_lib.replace(cfg, train={"max_steps": 30})
+  train.train_and_evaluate(stopped, resumed, log=lambda s: None)
+  train.train_and_evaluate(cfg, resumed, log=lambda s: None)
+  assert all_records(resumed) == all_records(full)
+  assert checkpoint.latest_step(resumed, "best") == best
+
+
+def test_metrics_are_written_as_tensorboard_events(uninterrupted):
+  from rnnlm_jax import metrics
+
+  _, workdir, _ = uninterrupted
+  events = metrics.read_tensorboard(workdir)
+  for tag in ("train_loss", "valid_ppl", "lr"):
+    want = [(r["step"], r[tag]) for r in all_records(workdir) if tag in r]
+    assert [s for s, _ in events[tag]] == [s for s, _ in want]
+    np.testing.assert_allclose(
+        [v for _, v in events[tag]], [v for _, v in want], rtol=1e-6
+    )
+
+
+def test_sigterm_saves_at_the_next_step_and_the_run_resumes_exactly(
+    uninterrupted, tmp_path
+):
+  """A SIGTERM before the first checkpoint (here while the step compiles)
+  saves after the step it interrupts, with the metrics not yet logged; the
+  resumed run's log and parameters equal the uninterrupted run's."""
+  import signal
+
+  cfg, full_dir, _ = uninterrupted
+  workdir = str(tmp_path)
+  logs = []
+
+  def log(line):
+    logs.append(line)
+    if line.startswith("compiled the train step") and len(logs) < 5:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  with pytest.raises(train.Preempted) as preempted:
+    train.train_and_evaluate(cfg, workdir, log=log)
+  assert preempted.value.code == 143
+  assert any("preempted (SIGTERM) after step 1" in line for line in logs)
+  assert checkpoint.latest_step(workdir, "latest") == 1
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+  resumed = []
+  train.train_and_evaluate(cfg, workdir, log=resumed.append)
+  assert any("resumed from step 1" in line for line in resumed)
+  assert all_records(workdir) == all_records(full_dir)
+  a, b = final_params(workdir, cfg), final_params(full_dir, cfg)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_a_finite_but_exploded_loss_stops_training(name, tmp_path):
+  """At lr 1e6 without clipping the loss explodes to a finite value far
+  above a uniform guess's: the run stops like a NaN and saves nothing."""
+  cfg = tiny_config(
+      optim={"name": name, "learning_rate": 1e6, "clip_norm": 0.0}
+  )
+  with pytest.raises(train.TrainingDiverged, match="training loss .* above"):
+    train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  for slot in ("latest", "best"):
+    assert checkpoint.latest_step(str(tmp_path), slot) is None
+
+
+def test_an_infinite_validation_perplexity_stops_before_a_best(
+    tmp_path, monkeypatch
+):
+  from rnnlm_jax.tasks import lm
+
+  def infinite(self, params, split, k=1):
+    return [{f"{split}_loss": 1.5e7, f"{split}_ppl": float("inf")}] * k
+
+  monkeypatch.setattr(lm.LanguageModel, "evaluate", infinite)
+  cfg = tiny_config(train={"eval_every": 10})
+  with pytest.raises(
+      train.TrainingDiverged, match="non-finite validation ppl after step 10"
+  ):
+    train.train_and_evaluate(cfg, str(tmp_path), log=lambda s: None)
+  assert checkpoint.latest_step(str(tmp_path), "best") is None
+
+
+def test_the_run_path_is_logged_and_recorded(tmp_path):
+  logs = []
+  cfg = tiny_config(train={"max_steps": 5})
+  results = train.train_and_evaluate(cfg, str(tmp_path), log=logs.append)
+  want = backends.resolve(cfg.model).describe()
+  assert backends.summary(want) in logs
+  assert results["path"] == want
+  with open(tmp_path / "results.json") as f:
+    assert json.load(f)["path"] == want
+  assert provenance.read(str(tmp_path))[-1]["path"] == want
+
+
+def test_the_reference_backend_is_what_the_run_says(tmp_path):
+  logs = []
+  cfg = tiny_config(train={"max_steps": 3}, model={"backend": "reference"})
+  results = train.train_and_evaluate(cfg, str(tmp_path), log=logs.append)
+  assert results["path"]["scan"] == "autodiff"
+  assert results["path"]["kernel"] == "none"
+  assert any(l.startswith("path: backend=reference") for l in logs)

@@ -167,14 +167,14 @@ def fused_softmax(gemm: str) -> Callable:
   return run
 
 
-def summary(path: Path) -> str:
-  """One line for the start of a run."""
-  d = path.describe()
+def summary(described: dict) -> str:
+  """One line for the start of a run, from ``Path.describe()``."""
+  d = described
   line = (
       f"path: backend={d['backend']} cell={d['cell']} scan={d['scan']} "
       f"kernel={d['kernel']} gemm={d['gemm']} softmax={d['softmax']}"
   )
-  return line + "".join(f"; {n}" for n in path.notes)
+  return line + "".join(f"; {n}" for n in d["notes"])
 
 
 def resolve(cfg: config_lib.ModelConfig, dtype=jnp.float32) -> Path:
