@@ -11,6 +11,7 @@ from experiments.configs import smoke
 from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import provenance
+from rnnlm_jax import runs
 from rnnlm_jax import train
 from rnnlm_jax import trials
 
@@ -261,4 +262,4 @@ def test_a_checkpoint_of_another_structure_is_one_clear_error(tmp_path):
   d = str(tmp_path)
   checkpoint.save(d, "latest", Old(jnp.int32(10), jnp.zeros(3)), {"step": 10})
   with pytest.raises(train.IncompatibleRun, match="does not fit this version"):
-    train._restore(d, New(jnp.int32(0), jnp.zeros(3), jnp.zeros(2)), 10)
+    runs._restore(d, New(jnp.int32(0), jnp.zeros(3), jnp.zeros(2)), 10)
