@@ -37,6 +37,16 @@ RESUMABLE_CHANGES = (
     "train.log_every",
     "train.checkpoint_every",
     "train.num_devices",  # Data parallelism gives the losses of one device.
+    "train.tensorboard",  # Where metrics are written too.
+    # How the same function is computed (rnnlm_jax.backends): a run may be
+    # continued on another path, the reference among them.
+    "model.backend",
+    "model.scan_impl",
+    "model.gemm",
+    "model.unroll",
+    "model.remat_chunk",
+    "model.time_chunks",
+    "model.fold_embedding",
 )
 # Where things are, not what the run is: a moved corpus or token cache
 # leaves a run resumable (the run's saved vocabulary is what encodes it).
