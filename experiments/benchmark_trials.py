@@ -11,11 +11,9 @@ the speedup, and writes JSON to --out.
 """
 
 import json
-import os
 
 from absl import app
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import common
 from rnnlm_jax import benchmark
@@ -23,12 +21,7 @@ from rnnlm_jax import config as config_lib
 from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    os.path.join(common.CONFIG_DIR, "default.py"),
-    "Experiment config file.",
-    lock_config=True,
-)
+_CONFIG = common.define_config()
 _TRIALS = flags.DEFINE_list("trials", ["3", "8"], "Numbers of trials K.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed rounds per measurement.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Alternating repetitions.")

@@ -8,7 +8,6 @@ import hashlib
 import inspect
 import io
 import os
-import pathlib
 import re
 import shlex
 import subprocess
@@ -22,8 +21,8 @@ from absl import logging
 from ml_collections import config_flags
 
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import figures
 from rnnlm_jax import interop
-from rnnlm_jax.atomic import atomic_write
 from rnnlm_jax.backends import hostmem
 from rnnlm_jax.errors import DataError
 from rnnlm_jax import rundir
@@ -340,25 +339,12 @@ def one_line_errors():
     sys.exit(1)
 
 
-def save_figure(out: str, name: str, fig) -> str:
-  """Writes the matplotlib figure <out>/<name>.png complete or not at all,
-  closes it, and returns the path."""
-  path = os.path.join(out, f"{name}.png")
-  atomic_write(
-      pathlib.Path(path), lambda f: fig.savefig(f, format="png", dpi=120)
-  )
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  plt.close(fig)
-  return path
-
-
 def save_study(out: str, name: str, markdown: str, fig) -> None:
   """Writes <out>/<name>.md and the matplotlib figure <out>/<name>.png, each
   complete or not at all, and closes the figure."""
   os.makedirs(out, exist_ok=True)
   rundir.write_text_atomic(os.path.join(out, f"{name}.md"), markdown)
-  save_figure(out, name, fig)
+  figures.save_figure(out, name, fig)
 
 
 def run_labels(workdirs: list[str], labels: list[str] | None) -> list[str]:
