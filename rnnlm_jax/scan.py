@@ -254,34 +254,13 @@ def run_layer(
     if xw_TBG is not None or remat_chunk:
       raise ValueError(f"the {fast.name} layer projects its own inputs")
     return fast(params, carry, x_TBI, reset_TB, reverse)
-  if xw_TBG is not None:
-    if remat_chunk > 0 and remat_chunk < xw_TBG.shape[0]:
-      raise ValueError("a precomputed input projection cannot be remat-ed")
-    return _scan_xw(
-        cell,
-        params,
-        carry,
-        xw_TBG,
-        reset_TB,
-        reverse,
-        unroll,
-        impl,
-        dot,
-        fast,
-    )
-  if remat_chunk <= 0 or remat_chunk >= x_TBI.shape[0]:
+  if xw_TBG is not None and 0 < remat_chunk < xw_TBG.shape[0]:
+    raise ValueError("a precomputed input projection cannot be remat-ed")
+  if xw_TBG is None and not 0 < remat_chunk < x_TBI.shape[0]:
     xw_TBG = project_inputs(params, x_TBI, dot)
+  if xw_TBG is not None:
     return _scan_xw(
-        cell,
-        params,
-        carry,
-        xw_TBG,
-        reset_TB,
-        reverse,
-        unroll,
-        impl,
-        dot,
-        fast,
+        cell, params, carry, xw_TBG, reset_TB, reverse, unroll, impl, dot, fast
     )
 
   def chunk_fn(c, xs):
