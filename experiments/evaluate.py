@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 
 from experiments import common
+from rnnlm_jax import backends
 from rnnlm_jax import evaluation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
@@ -22,13 +23,22 @@ _SLOT = flags.DEFINE_enum(
 )
 _SPLITS = flags.DEFINE_list("splits", ["valid", "test"], "Splits to evaluate.")
 _BATCH = flags.DEFINE_integer(
-    "eval_batch_size", 0, "Parallel streams; 0 takes the run's config.",
+    "eval_batch_size",
+    0,
+    "Parallel streams; 0 takes the run's config.",
     lower_bound=0,
 )
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Corpus folder, if it moved since training."
 )
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead.")
+_BACKEND = flags.DEFINE_enum(
+    "backend",
+    None,
+    ["auto", "reference"],
+    "model.backend to evaluate with (default: the run's); reference turns "
+    "every fast path off.",
+)
 
 
 def main(argv):
@@ -41,10 +51,13 @@ def main(argv):
         _SPLITS.value,
         _BATCH.value or None,
         _DATA_DIR.value,
+        _BACKEND.value,
     )
   if _JSON.value:
     print(json.dumps(results, sort_keys=True))
   else:
+    if "path" in results:
+      print(backends.summary(results.pop("path")))
     print(
         " ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

@@ -1,5 +1,6 @@
 """Metrics of saved runs over whole splits, for any task."""
 
+from rnnlm_jax import backends
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax.errors import DataError
@@ -34,8 +35,11 @@ def evaluate_run(
     splits=("valid", "test"),
     batch_size: int | None = None,
     data_dir: str | None = None,
+    backend: str | None = None,
 ) -> dict:
-  """Metrics of a run directory's checkpoint on the given splits."""
+  """Metrics of a run directory's checkpoint on the given splits; for a
+  recurrent model, with the implementation path that computed them
+  ("path"), which ``backend`` ("auto" or "reference") may choose."""
   for split in splits:
     if split not in corpus_lib.SPLITS:
       raise DataError(
@@ -45,12 +49,18 @@ def evaluate_run(
   cfg = trained.cfg
   if data_dir:
     cfg = config_lib.replace(cfg, data={"dir": data_dir, "source": "files"})
+  if backend:
+    cfg = config_lib.replace(cfg, model={"backend": backend})
   if trained.counts is not None:
     corpus = corpus_lib.load_corpus(cfg.data, trained.vocab)
     return counted_report(trained.counts, corpus, cfg.data.level, splits)
   task = tasks_lib.make_task(cfg, trained.vocab, batch_size)
+  path = {}
+  if cfg.model.kind == "rnn":
+    path = {"path": backends.resolve(cfg.model).describe()}
   return {
       "step": trained.record["step"],
       "eval_batch_size": task.eval_batch_size,
       **task.report(trained.params, splits),
+      **path,
   }

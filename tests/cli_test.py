@@ -61,6 +61,19 @@ def test_evaluate_reports_the_same_perplexity(smoke_run):
   assert proc.returncode == 0, proc.stderr
   got = json.loads(proc.stdout)
   assert abs(got["test_ppl"] - float(trained["test_ppl"])) < 1e-3
+  assert got["path"]["backend"] == "auto"
+  # Every fast path off: the same perplexity, and the first line says so.
+  proc = run(
+      "experiments.evaluate", f"--workdir={workdir}", "--backend=reference"
+  )
+  assert proc.returncode == 0, proc.stderr
+  first, last = (
+      proc.stdout.strip().splitlines()[0],
+      proc.stdout.strip().splitlines()[-1],
+  )
+  assert first.startswith("path: backend=reference cell=lstm scan=autodiff")
+  ref = dict(kv.split("=") for kv in last.split())
+  assert abs(float(ref["test_ppl"]) - got["test_ppl"]) < 1e-4 * got["test_ppl"]
 
 
 def test_killed_run_resumes_exactly(smoke_run, tmp_path):
@@ -334,9 +347,7 @@ def test_pytorch_weights_import_to_the_same_perplexity(smoke_run, tmp_path):
       str(state_dict), interop.params_to_torch(params, cfg.model)
   )
   words = tmp_path / "words.txt"
-  words.write_text(
-      "\n".join(Vocab.load(f"{workdir}/vocab.json").tokens) + "\n"
-  )
+  words.write_text("\n".join(Vocab.load(f"{workdir}/vocab.json").tokens) + "\n")
   imported = tmp_path / "imported"
   proc = run(
       "experiments.import_torch",
