@@ -162,7 +162,8 @@ def hidden_states(
   else:
     x_TBE = drop(0, jnp.take(params["embed"], x_BT.T, axis=0))
   reset_TB = None if reset_BT is None else reset_BT.T
-  kernel = path.layer(num_steps, dtype) is not None
+  dtypes = (dtype, jax.tree.leaves(carry)[0].dtype)
+  kernel = path.layer(num_steps, *dtypes) is not None
   carry, h_TBH = scan.run_stack(
       cell,
       params["layers"],
@@ -176,7 +177,7 @@ def hidden_states(
       first_xw_TBG=xw_TBG,
       time_chunks=backends.time_chunks(path, num_steps, kernel),
       dot=path.dot,
-      fast=lambda steps: path.layer(steps, dtype),
+      fast=lambda steps: path.layer(steps, *dtypes),
   )
   h_TBH = drop(cfg.num_layers, h_TBH)
   return jnp.swapaxes(h_TBH, 0, 1), carry

@@ -178,7 +178,7 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
 
 
 def make_plateau(cfg: OptimConfig):
-  """optax's reduce_on_plateau, stepped once per epoch with the validation
+  """optax's reduce_on_plateau, stepped at each validation with the validation
   loss; its ``scale`` multiplies every update. With another schedule the
   scale stays 1 (the transformation is never stepped)."""
   return optax.contrib.reduce_on_plateau(

@@ -474,9 +474,18 @@ class Runs:
         )
 
   def preempt(self, state, window: "Window", done: int):
-    """Saves 'latest' with the unlogged metrics and raises Preempted."""
+    """Saves 'latest' with the unlogged metrics and raises Preempted; a
+    trial whose unlogged steps diverged stops first, as it would have at
+    its next log."""
+    per_trial = window.fetch(self)
+    first = done - len(per_trial[0])
+    for i in self.alive():
+      try:
+        _check_finite(per_trial[i], first, self.label(i))
+      except TrainingDiverged as e:
+        self.stop(i, e)
     self.check_params(state, done)
-    self.save(state, "latest", done, window=window.fetch(self))
+    self.save(state, "latest", done, window=per_trial)
     self.log(
         f"preempted (SIGTERM) after step {done}: saved the latest "
         "checkpoint; the same command resumes the run"

@@ -106,6 +106,7 @@ def _custom_scan_bwd(cell, reverse, unroll, dot, res, cts):
   dfinal, dh_TBH = cts
   extras = _extras(cell, params)
   rest = {k: v for k, v in params.items() if k not in extras}
+  additive = cell.additive and cell.recurrent  # Else there is no dhw.
 
   def body(acc, inputs):
     dcarry, dextras = acc
@@ -121,7 +122,7 @@ def _custom_scan_bwd(cell, reverse, unroll, dot, res, cts):
     # A reset zeroed the carry before this step: nothing flows further back.
     dcarry_in = _masked(dcarry_in, reset_B)
     # An additive cell's dxw is dhw: the scan stores one of them.
-    dxw = None if cell.additive else jnp.concatenate(dxw, -1)
+    dxw = None if additive else jnp.concatenate(dxw, -1)
     return (dcarry_in, dextras), (dxw, dhw)
 
   zeros = jax.tree.map(jnp.zeros_like, extras)
@@ -138,7 +139,7 @@ def _custom_scan_bwd(cell, reverse, unroll, dot, res, cts):
       reverse=not reverse,
       unroll=unroll,
   )
-  if cell.additive:
+  if additive:
     dxw = dhw
   dparams = dict(dextras)
   # The recurrent weight's gradient: one matmul over all T x B rows.

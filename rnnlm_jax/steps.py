@@ -32,7 +32,7 @@ class TrainState:
   carry: Any
   key: jax.Array
   # optax reduce_on_plateau state, stepped on the host with the validation
-  # loss once per epoch; its scale multiplies every update (1 unless the
+  # loss at each validation; its scale multiplies every update (1 unless the
   # plateau schedule is on).
   plateau: Any
   # {"dropout": rate}: a traced value, so trials may differ in it.

@@ -168,7 +168,7 @@ def _train(runs: runs_lib.Runs, preempted: Callable[[], bool]) -> list[dict]:
       runs.check_params(state, done)
       runs.save(state, "latest", done)
       window.t0 = time.perf_counter()
-    if preempted():
+    if preempted() and done < plan.total_steps:
       runs.preempt(state, window, done)
   return runs.report(state, run_start, path)
 

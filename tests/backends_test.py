@@ -7,6 +7,7 @@ name, stops with one line).
 """
 
 import contextlib
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +102,14 @@ def test_a_new_cell_under_a_known_name_gets_no_kernel(monkeypatch):
   assert path.kernel == ""
   assert copy not in fused.KERNELS
   assert path.layer(64, jnp.float32) is None
+  # A partial, or a closure over an array, is checked as well.
+  data = jnp.ones(3)
+  for fn in (
+      functools.partial(lstm.pointwise),
+      lambda *a: lstm.pointwise(*a) if data.size else None,
+  ):
+    monkeypatch.setitem(cells.CELLS, "lstm", lstm._replace(pointwise=fn))
+    assert backends.resolve(CFG).scan == "custom_vjp"
 
 
 def test_a_wrong_derivative_contract_is_caught(monkeypatch):
