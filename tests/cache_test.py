@@ -1,11 +1,11 @@
 """Tests for rnnlm_jax.cache: the encoded-corpus cache, plus counts on the
 real corpora when present."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+import corpus_files
 
 from rnnlm_jax import batching
 from rnnlm_jax import cache
@@ -14,48 +14,8 @@ from rnnlm_jax.errors import DataError
 from rnnlm_jax.vocab import EOS, UNK, Vocab
 
 
-def _write(path: Path, content: str | bytes) -> Path:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  if isinstance(content, str):
-    content = content.encode("utf-8")
-  path.write_bytes(content)
-  return path
-
-
-def _corpus_dir(
-    tmp_path: Path, train="a b c\nb c\n", valid="a c\n", test="b\n", names=None
-) -> Path:
-  names = names or {
-      "train": "train.txt",
-      "valid": "valid.txt",
-      "test": "test.txt",
-  }
-  folder = tmp_path / "corpus"
-  for split, text in (("train", train), ("valid", valid), ("test", test)):
-    _write(folder / names[split], text)
-  return folder
-
-
-def _data_root() -> Path:
-  env = os.environ.get("RNNLM_DATA")
-  return (
-      Path(env)
-      if env
-      else Path(__file__).resolve().parents[2] / "shared" / "data"
-  )
-
-
-def _need(sub: str) -> Path:
-  folder = _data_root() / sub
-  if not folder.is_dir():
-    pytest.skip(
-        f"corpus folder {sub} not found under {_data_root()} (set RNNLM_DATA)"
-    )
-  return folder
-
-
 def test_load_corpus_cache_hit_and_corruption(tmp_path, monkeypatch):
-  folder = _corpus_dir(tmp_path)
+  folder = corpus_files.corpus_dir(tmp_path)
   src = {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}
   cache_dir = tmp_path / "cache"
   vocab, ids = cache.load_corpus(src, "word", cache_dir=cache_dir)
@@ -86,19 +46,19 @@ def test_load_corpus_cache_hit_and_corruption(tmp_path, monkeypatch):
 
 
 def test_load_corpus_cache_key_tracks_inputs(tmp_path):
-  folder = _corpus_dir(tmp_path)
+  folder = corpus_files.corpus_dir(tmp_path)
   src = {"dir": str(folder)}
   key = cache.corpus_cache_key(src, "word")
   assert key == cache.corpus_cache_key(src, "word")
   assert key != cache.corpus_cache_key(src, "char")
   assert key != cache.corpus_cache_key(src, "word", max_size=3)
   assert key != cache.corpus_cache_key(src, "word", vocab=Vocab((EOS, UNK)))
-  _write(folder / "test.txt", "b c\n")
+  corpus_files.write(folder / "test.txt", "b c\n")
   assert key != cache.corpus_cache_key(src, "word")
 
 
 def test_load_corpus_with_given_vocab(tmp_path):
-  folder = _corpus_dir(tmp_path, valid="a zz\n")
+  folder = corpus_files.corpus_dir(tmp_path, valid="a zz\n")
   vocab = Vocab((EOS, UNK, "a", "b", "c"))
   got, ids = cache.load_corpus(
       {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")},
@@ -112,7 +72,7 @@ def test_load_corpus_with_given_vocab(tmp_path):
 
 
 def test_ptb_word_counts_and_cache(tmp_path, monkeypatch):
-  folder = _need("ptb")
+  folder = corpus_files.need("ptb")
   src = {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}
   vocab, ids = cache.load_corpus(src, "word", cache_dir=tmp_path / "cache")
   assert {s: len(a) for s, a in ids.items()} == {
@@ -138,7 +98,7 @@ def test_ptb_word_counts_and_cache(tmp_path, monkeypatch):
 
 
 def test_wikitext2_word_counts(tmp_path):
-  folder = _need("wikitext-2")
+  folder = corpus_files.need("wikitext-2")
   vocab, ids = cache.load_corpus(
       {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}, "word"
   )

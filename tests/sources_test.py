@@ -1,10 +1,10 @@
 """Tests for rnnlm_jax.sources: reading local folders and hub datasets into
 split text."""
 
-import os
-from pathlib import Path
 
 import pytest
+
+import corpus_files
 
 from rnnlm_jax import cache
 from rnnlm_jax import sources
@@ -12,63 +12,23 @@ from rnnlm_jax.errors import DataError
 from rnnlm_jax.vocab import EOS, encode_splits
 
 
-def _write(path: Path, content: str | bytes) -> Path:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  if isinstance(content, str):
-    content = content.encode("utf-8")
-  path.write_bytes(content)
-  return path
-
-
-def _corpus_dir(
-    tmp_path: Path, train="a b c\nb c\n", valid="a c\n", test="b\n", names=None
-) -> Path:
-  names = names or {
-      "train": "train.txt",
-      "valid": "valid.txt",
-      "test": "test.txt",
-  }
-  folder = tmp_path / "corpus"
-  for split, text in (("train", train), ("valid", valid), ("test", test)):
-    _write(folder / names[split], text)
-  return folder
-
-
-def _data_root() -> Path:
-  env = os.environ.get("RNNLM_DATA")
-  return (
-      Path(env)
-      if env
-      else Path(__file__).resolve().parents[2] / "shared" / "data"
-  )
-
-
-def _need(sub: str) -> Path:
-  folder = _data_root() / sub
-  if not folder.is_dir():
-    pytest.skip(
-        f"corpus folder {sub} not found under {_data_root()} (set RNNLM_DATA)"
-    )
-  return folder
-
-
 def test_read_lines_keeps_empty_lines_and_normalizes_newlines(tmp_path):
-  path = _write(tmp_path / "t.txt", "a b\n\n c \r\nlast")
+  path = corpus_files.write(tmp_path / "t.txt", "a b\n\n c \r\nlast")
   assert sources.read_lines(path) == ["a b", "", " c ", "last"]
-  path = _write(tmp_path / "u.txt", " x \n \n")
+  path = corpus_files.write(tmp_path / "u.txt", " x \n \n")
   assert sources.read_lines(path) == [" x ", " "]
 
 
 def test_read_lines_errors(tmp_path):
   with pytest.raises(DataError, match=r"not found: .*nope\.txt"):
     sources.read_lines(tmp_path / "nope.txt")
-  empty = _write(tmp_path / "empty.txt", "")
+  empty = corpus_files.write(tmp_path / "empty.txt", "")
   with pytest.raises(DataError, match="empty.txt is empty"):
     sources.read_lines(empty)
-  blank = _write(tmp_path / "blank.txt", " \n\n  \n")
+  blank = corpus_files.write(tmp_path / "blank.txt", " \n\n  \n")
   with pytest.raises(DataError, match="is empty"):
     sources.read_lines(blank)
-  bad = _write(tmp_path / "bad.txt", b"ok line\nab\xffcd\n")
+  bad = corpus_files.write(tmp_path / "bad.txt", b"ok line\nab\xffcd\n")
   with pytest.raises(DataError, match=r"bad\.txt.*0xff at byte offset 10"):
     sources.read_lines(bad)
   assert sources.read_lines(bad, encoding_errors="replace") == [
@@ -80,7 +40,9 @@ def test_read_lines_errors(tmp_path):
 
 
 def test_load_text_splits_word_and_char(tmp_path):
-  folder = _corpus_dir(tmp_path, train="a b\n\nc \n", valid="a\n", test="b c")
+  folder = corpus_files.corpus_dir(
+      tmp_path, train="a b\n\nc \n", valid="a\n", test="b c"
+  )
   hf = str(tmp_path / "hf")
   word = sources.load_text_splits(
       {"dir": str(folder), "level": "word", "hf_cache_dir": hf}
@@ -98,7 +60,7 @@ def test_load_text_splits_file_name_patterns(tmp_path):
       "valid": "validation.txt",
       "test": "ptb.test.txt",
   }
-  folder = _corpus_dir(tmp_path, names=names)
+  folder = corpus_files.corpus_dir(tmp_path, names=names)
   splits = sources.load_text_splits(
       {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}
   )
@@ -108,7 +70,7 @@ def test_load_text_splits_file_name_patterns(tmp_path):
 def test_load_text_splits_missing_inputs(tmp_path):
   with pytest.raises(DataError, match="data folder not found"):
     sources.load_text_splits({"dir": str(tmp_path / "nowhere")})
-  folder = _corpus_dir(tmp_path)
+  folder = corpus_files.corpus_dir(tmp_path)
   (folder / "test.txt").unlink()
   with pytest.raises(DataError, match="no test split file"):
     sources.load_text_splits({"dir": str(folder)})
@@ -119,8 +81,8 @@ def test_load_text_splits_missing_inputs(tmp_path):
 
 
 def test_load_text_splits_bad_bytes_named(tmp_path):
-  folder = _corpus_dir(tmp_path)
-  _write(
+  folder = corpus_files.corpus_dir(tmp_path)
+  corpus_files.write(
       folder / "valid.txt", b"a\n\xc3(\n"
   )  # 0xc3 starts a 2-byte sequence that "(" does not continue
   with pytest.raises(DataError, match=r"valid\.txt.*byte offset 2"):
@@ -140,7 +102,7 @@ def test_load_text_splits_bad_bytes_named(tmp_path):
 def test_load_text_splits_single_file_fractions(tmp_path):
   text = "".join(f"line {i}\n" for i in range(20))  # 140 characters
   folder = tmp_path / "single"
-  _write(folder / "input.txt", text)
+  corpus_files.write(folder / "input.txt", text)
   src = {
       "dir": str(folder),
       "split_fractions": (0.5, 0.25, 0.25),
@@ -163,7 +125,7 @@ def test_load_text_splits_single_file_fractions(tmp_path):
     sources.load_text_splits({**src, "split_fractions": (0.5, 0.5, 0.0)})
   with pytest.raises(DataError, match="split_fractions"):
     sources.load_text_splits({**src, "split_fractions": (0.5, 0.6, 0.1)})
-  _write(folder / "other.txt", "x\n")
+  corpus_files.write(folder / "other.txt", "x\n")
   with pytest.raises(DataError, match="exactly one"):
     sources.load_text_splits(src)
 
@@ -245,7 +207,7 @@ def test_hub_source_errors(monkeypatch):
 
 
 def test_tinyshakespeare_char_split(tmp_path):
-  folder = _need("tinyshakespeare")
+  folder = corpus_files.need("tinyshakespeare")
   src = {
       "dir": str(folder),
       "split_fractions": (0.9, 0.05, 0.05),

@@ -2,22 +2,15 @@
 encoding splits."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import corpus_files
+
 from rnnlm_jax.errors import DataError
 from rnnlm_jax.vocab import EOS, UNK, Vocab, build_vocab, encode_splits
 from rnnlm_jax.vocab import tokenize_char, tokenize_word
-
-
-def _write(path: Path, content: str | bytes) -> Path:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  if isinstance(content, str):
-    content = content.encode("utf-8")
-  path.write_bytes(content)
-  return path
 
 
 def test_vocab_save_load_round_trip_with_space_and_newline(tmp_path):
@@ -50,10 +43,10 @@ def test_vocab_save_load_round_trip_with_space_and_newline(tmp_path):
 def test_vocab_load_errors(tmp_path):
   with pytest.raises(DataError, match="not found"):
     Vocab.load(tmp_path / "missing.txt")
-  bad = _write(tmp_path / "bad.txt", '"a"\nb\n')
+  bad = corpus_files.write(tmp_path / "bad.txt", '"a"\nb\n')
   with pytest.raises(DataError, match="line 2"):
     Vocab.load(bad)
-  dup = _write(tmp_path / "dup.txt", '"a"\n"a"\n')
+  dup = corpus_files.write(tmp_path / "dup.txt", '"a"\n"a"\n')
   with pytest.raises(DataError, match="twice"):
     Vocab.load(dup)
 
