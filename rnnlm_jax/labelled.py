@@ -52,10 +52,6 @@ class Examples:
     return Examples(pick(self.tokens), pick(self.labels), pick(self.features))
 
 
-def _error(path, lineno: int, what: str) -> DataError:
-  return DataError(f"{path}:{lineno}: {what}")
-
-
 def _read_lines(path: str | os.PathLike, encoding_errors: str) -> list[str]:
   """Lines of a UTF-8 file; a bad byte is reported with its line number."""
   if encoding_errors not in ("strict", "replace"):
@@ -70,13 +66,28 @@ def _read_lines(path: str | os.PathLike, encoding_errors: str) -> list[str]:
   except UnicodeDecodeError as e:
     # Everything before the bad byte decodes; count its lines as text mode would.
     before = data[: e.start].decode("utf-8").replace("\r\n", "\n")
-    raise _error(
-        path,
-        before.replace("\r", "\n").count("\n") + 1,
-        f"invalid UTF-8 byte 0x{data[e.start]:02x}"
-        " (encoding_errors='replace' substitutes U+FFFD)",
+    lineno = before.replace("\r", "\n").count("\n") + 1
+    raise DataError(
+        f"{path}:{lineno}: invalid UTF-8 byte 0x{data[e.start]:02x}"
+        " (encoding_errors='replace' substitutes U+FFFD)"
     ) from None
   return _split_lines(text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _classified(rows, labels, where: str) -> Examples:
+  """Examples from ``(place, sentence, label)`` rows, each checked."""
+  tokens, out = [], []
+  for place, sentence, label in rows:
+    words = tuple(sentence.split())
+    if not words:
+      raise DataError(f"{place}: empty sentence")
+    if not label or (labels is not None and label not in labels):
+      raise DataError(f"{place}: label {label!r} is not one of {labels}")
+    tokens.append(words)
+    out.append(label)
+  if not tokens:
+    raise DataError(f"{where}: no examples")
+  return Examples(tuple(tokens), tuple(out))
 
 
 def read_classification_tsv(
@@ -86,48 +97,45 @@ def read_classification_tsv(
 ) -> Examples:
   """Sentences and str labels of a GLUE TSV; tokens are ``sentence.split()``.
 
-  The header line must name the columns ``sentence`` and ``label`` (in any
-  order, among others). With ``labels`` given, a label outside it is an
-  error; ``labels=None`` accepts any non-empty label.
+  The header line names the columns, ``sentence`` and ``label`` among them
+  in any order. A label outside ``labels`` is an error (``labels=None``
+  accepts any non-empty label).
   """
   lines = _read_lines(path, encoding_errors)
   header = lines[0].split("\t") if lines else []
   for name in ("sentence", "label"):
     if name not in header:
-      raise _error(path, 1, f"header has no {name!r} column: {header!r}")
+      raise DataError(f"{path}:1: header has no {name!r} column: {header!r}")
   s_col, l_col = header.index("sentence"), header.index("label")
-  tokens, out_labels = [], []
-  for lineno, line in enumerate(lines[1:], 2):
-    cols = line.split("\t")
-    if len(cols) != len(header):
-      raise _error(
-          path,
-          lineno,
-          f"expected {len(header)} tab-separated columns, found {len(cols)}",
-      )
-    words, label = tuple(cols[s_col].split()), cols[l_col]
-    if not words:
-      raise _error(path, lineno, "empty sentence")
-    if (labels is not None and label not in labels) or not label:
-      raise _error(path, lineno, f"label {label!r} is not one of {labels}")
-    tokens.append(words)
-    out_labels.append(label)
-  if not tokens:
-    raise _error(path, 1, "no rows after the header")
-  return Examples(tuple(tokens), tuple(out_labels))
+
+  def rows():
+    for lineno, line in enumerate(lines[1:], 2):
+      cols = line.split("\t")
+      if len(cols) != len(header):
+        raise DataError(
+            f"{path}:{lineno}: expected {len(header)} tab-separated columns,"
+            f" found {len(cols)}"
+        )
+      yield f"{path}:{lineno}", cols[s_col], cols[l_col]
+
+  return _classified(rows(), labels, f"{path}:1")
 
 
-def _check_target(target: str) -> None:
+def _tagged(sentences, target: str, where: str) -> Examples:
+  """Examples from sentences of ``(place, word, pos, chunk)`` tokens."""
   if target not in TARGETS:
     raise DataError(f"tagging target must be one of {TARGETS}, got {target!r}")
-
-
-def _make_tagged(sentences: list[list[tuple[str, str, str]]], target: str):
-  cols = [tuple(zip(*s)) for s in sentences]  # (words, pos, chunk) each
-  tokens = tuple(c[0] for c in cols)
+  if not sentences:
+    raise DataError(f"{where}: no sentences")
+  for sentence in sentences:
+    for place, _, _, chunk in sentence:
+      if not _CHUNK_TAG.fullmatch(chunk):
+        raise DataError(f"{place}: chunk tag {chunk!r} is not O, B-X or I-X")
+  cols = [tuple(zip(*s))[1:] for s in sentences]  # (words, pos, chunk) each
+  tokens, pos = tuple(c[0] for c in cols), tuple(c[1] for c in cols)
   if target == "pos":
-    return Examples(tokens, tuple(c[1] for c in cols))
-  return Examples(tokens, tuple(c[2] for c in cols), tuple(c[1] for c in cols))
+    return Examples(tokens, pos)
+  return Examples(tokens, tuple(c[2] for c in cols), pos)
 
 
 def read_conll(
@@ -135,34 +143,26 @@ def read_conll(
 ) -> Examples:
   """Sentences of a CoNLL-2000 file (``word POS chunk`` lines, blank between).
 
-  ``target="chunk"``: labels are the chunk tags (``O``, ``B-X``, ``I-X``)
-  and features the POS tags. ``target="pos"``: labels are the POS tags and
-  features None. Chunk tags are checked either way.
+  ``target="chunk"``: labels are the chunk tags (``O``, ``B-X``, ``I-X``,
+  checked for either target) and features the POS tags. ``target="pos"``:
+  labels are the POS tags and features None.
   """
-  _check_target(target)
   lines = _read_lines(path, encoding_errors)
   sentences, current = [], []
-  for lineno, line in enumerate(lines, 1):
+  for lineno, line in enumerate(lines + [""], 1):
     cols = line.split()
     if not cols:
       if current:
         sentences.append(current)
       current = []
-      continue
-    if len(cols) != 3:
-      raise _error(
-          path,
-          lineno,
-          f"expected 3 columns (word POS chunk), found {len(cols)}",
+    elif len(cols) != 3:
+      raise DataError(
+          f"{path}:{lineno}: expected 3 columns (word POS chunk), found"
+          f" {len(cols)}"
       )
-    if not _CHUNK_TAG.fullmatch(cols[2]):
-      raise _error(path, lineno, f"chunk tag {cols[2]!r} is not O, B-X or I-X")
-    current.append(tuple(cols))
-  if current:
-    sentences.append(current)
-  if not sentences:
-    raise _error(path, 1, "empty file: no sentences")
-  return _make_tagged(sentences, target)
+    else:
+      current.append((f"{path}:{lineno}", *cols))
+  return _tagged(sentences, target, f"{path}:1")
 
 
 def split_holdout(
@@ -181,8 +181,9 @@ def split_holdout(
   return examples.take(sorted(perm[k:])), examples.take(sorted(perm[:k]))
 
 
-def _folder(source: Mapping[str, Any]) -> Path | None:
-  """The local folder of a source, or None for a hub source."""
+def _load(source, names, read_file, read_hub, fraction, seed):
+  """Train and test from a folder or the hub (``names``: their file names
+  and their hub split names), and valid held out of train."""
   unknown = sorted(set(source) - _SOURCE_KEYS)
   if unknown:
     raise DataError(
@@ -192,41 +193,32 @@ def _folder(source: Mapping[str, Any]) -> Path | None:
     folder = Path(source["dir"]).expanduser()
     if not folder.is_dir():
       raise DataError(f"data folder not found: {folder}")
-    return folder
-  if not source.get("hf_path"):
-    raise DataError("data source has neither 'dir' nor 'hf_path'")
-  return None
+    errors = source.get("encoding_errors", "strict")
+    train, test = (read_file(folder / f, errors) for f in names[0])
+  elif source.get("hf_path"):
+    import datasets
 
-
-def _load_hub(source: Mapping[str, Any], splits: Mapping[str, str]):
-  """``(where, {our split: hub split dataset})``; failures are one line."""
-  import datasets
-
-  where = source["hf_path"] + (
-      f"/{source['hf_name']}" if source.get("hf_name") else ""
-  )
-  with _quiet_datasets(datasets):
-    try:
-      dd = datasets.load_dataset(
-          source["hf_path"],
-          source.get("hf_name"),
-          cache_dir=source.get("hf_cache_dir"),
-      )
-    except Exception as e:  # Network, hub and builder errors alike.
-      first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-      raise DataError(
-          f"could not load hub dataset {where} ({type(e).__name__}: {first}); "
-          "give a local folder with data.dir or set RNNLM_DATA"
-      ) from None
-  missing = [h for h in splits.values() if h not in dd]
-  if missing:
-    raise DataError(
-        f"hub dataset {where} has no {missing[0]!r} split (it has: {', '.join(map(str, dd))})"
+    path, config = source["hf_path"], source.get("hf_name")
+    name = path + (f"/{config}" if config else "")
+    with _quiet_datasets(datasets):
+      try:
+        dd = datasets.load_dataset(
+            path, config, cache_dir=source.get("hf_cache_dir")
+        )
+      except Exception as e:  # Network, hub and builder errors alike.
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(
+            f"could not load hub dataset {name} ({type(e).__name__}: {first});"
+            " give a local folder with data.dir or set RNNLM_DATA"
+        ) from None
+    for split in names[1]:
+      if split not in dd:
+        raise DataError(f"hub dataset {name} has no {split!r} split")
+    train, test = (
+        read_hub(f"hub dataset {name} split {s!r}", dd[s]) for s in names[1]
     )
-  return where, {ours: dd[hub] for ours, hub in splits.items()}
-
-
-def _with_holdout(train: Examples, test: Examples, fraction, seed):
+  else:
+    raise DataError("data source has neither 'dir' nor 'hf_path'")
   train, valid = split_holdout(train, fraction, seed)
   return {"train": train, "valid": valid, "test": test}
 
@@ -237,36 +229,25 @@ def load_classification(
     seed: int = 0,
     labels: tuple[str, ...] | None = ("0", "1"),
 ) -> dict[str, Examples]:
-  """``{"train", "valid", "test"}`` of SST-2-style data; valid is held out of train.
+  """``{"train", "valid", "test"}`` of SST-2; valid is held out of train.
 
   ``source`` is ``{"dir": folder}`` holding ``train.tsv`` and ``dev.tsv``
   (test is dev.tsv; GLUE's unlabelled test.tsv is ignored), or
   ``{"hf_path": "glue", "hf_name": "sst2"}`` (test is the validation split;
-  integer labels become ``"0"``/``"1"``). Optional keys: ``hf_cache_dir``,
-  ``encoding_errors``.
+  integer labels become ``"0"``/``"1"`` as in the TSVs). Optional keys:
+  ``hf_cache_dir``, ``encoding_errors``.
   """
-  folder = _folder(source)
-  if folder is not None:
-    errors = source.get("encoding_errors", "strict")
-    train, test = (
-        read_classification_tsv(folder / name, labels, errors)
-        for name in ("train.tsv", "dev.tsv")
+
+  def read_hub(where, ds):
+    ints = _column(ds, "label", where)
+    rows = zip(_column(ds, "sentence", where), map(str, ints))
+    return _classified(
+        ((f"{where} row {i}", *r) for i, r in enumerate(rows)), labels, where
     )
-    return _with_holdout(train, test, holdout_fraction, seed)
-  where, parts = _load_hub(source, {"train": "train", "test": "validation"})
-  out = {}
-  for split, ds in parts.items():
-    at = f"hub dataset {where} split {split!r}"
-    sents, ints = _column(ds, "sentence", at), _column(ds, "label", at)
-    tokens = tuple(tuple(s.split()) for s in sents)
-    str_labels = tuple(str(x) for x in ints)
-    for i, (words, label) in enumerate(zip(tokens, str_labels)):
-      if not words or (labels is not None and label not in labels):
-        raise DataError(
-            f"{at} row {i}: empty sentence or label {label!r} not in {labels}"
-        )
-    out[split] = Examples(tokens, str_labels)
-  return _with_holdout(out["train"], out["test"], holdout_fraction, seed)
+
+  read = lambda path, errors: read_classification_tsv(path, labels, errors)
+  names = ("train.tsv", "dev.tsv"), ("train", "validation")
+  return _load(source, names, read, read_hub, holdout_fraction, seed)
 
 
 def load_tagging(
@@ -275,43 +256,33 @@ def load_tagging(
     holdout_fraction: float,
     seed: int = 0,
 ) -> dict[str, Examples]:
-  """``{"train", "valid", "test"}`` of CoNLL-2000-style data (see :func:`read_conll`).
+  """``{"train", "valid", "test"}`` of CoNLL-2000 (see :func:`read_conll`).
 
   ``source`` is ``{"dir": folder}`` holding ``train.txt`` and ``test.txt``,
-  or ``{"hf_path": "conll2000"}`` (columns ``tokens``, ``pos_tags``,
-  ``chunk_tags`` of class ids, mapped to their names). There is no dev
-  split: valid is held out of train.
+  or ``{"hf_path": "conll2000"}`` (columns ``tokens``, ``pos_tags`` and
+  ``chunk_tags``, the tags as ClassLabel ids, read as their names). There is
+  no dev split: valid is held out of train.
   """
-  _check_target(target)
-  folder = _folder(source)
-  if folder is not None:
-    errors = source.get("encoding_errors", "strict")
-    train, test = (
-        read_conll(folder / name, target, errors)
-        for name in ("train.txt", "test.txt")
-    )
-    return _with_holdout(train, test, holdout_fraction, seed)
-  where, parts = _load_hub(source, {"train": "train", "test": "test"})
-  out = {}
-  for split, ds in parts.items():
-    at = f"hub dataset {where} split {split!r}"
-    words = _column(ds, "tokens", at)
-    tags = []
+
+  def read_hub(where, ds):
+    cols = [_column(ds, "tokens", where)]
     for col in ("pos_tags", "chunk_tags"):
-      rows = _column(ds, col, at)
-      names = getattr(getattr(ds.features[col], "feature", None), "names", None)
-      if names is None:
-        raise DataError(f"{at} column {col!r} is not a sequence of ClassLabel")
-      tags.append([[names[t] for t in row] for row in rows])
+      rows = _column(ds, col, where)
+      names = getattr(getattr(ds.features[col], "feature", None), "names", 0)
+      if not names:
+        raise DataError(f"{where} column {col!r} is not a ClassLabel sequence")
+      cols.append([[names[t] for t in r] for r in rows])
     sentences = []
-    for i, row in enumerate(zip(words, *tags)):
-      if not row[0] or not len(row[0]) == len(row[1]) == len(row[2]):
-        raise DataError(f"{at} row {i}: empty sentence or ragged tag columns")
-      bad = [c for c in row[2] if not _CHUNK_TAG.fullmatch(c)]
-      if bad:
-        raise DataError(
-            f"{at} row {i}: chunk tag {bad[0]!r} is not O, B-X or I-X"
-        )
-      sentences.append(list(zip(*row)))
-    out[split] = _make_tagged(sentences, target)
-  return _with_holdout(out["train"], out["test"], holdout_fraction, seed)
+    for i, (words, pos, chunk) in enumerate(zip(*cols)):
+      if not words or not len(words) == len(pos) == len(chunk):
+        raise DataError(f"{where} row {i}: empty sentence or ragged columns")
+      sentences.append(
+          [(f"{where} row {i}", *t) for t in zip(words, pos, chunk)]
+      )
+    return _tagged(sentences, target, where)
+
+  if target not in TARGETS:
+    raise DataError(f"tagging target must be one of {TARGETS}, got {target!r}")
+  read = lambda path, errors: read_conll(path, target, errors)
+  names = ("train.txt", "test.txt"), ("train", "test")
+  return _load(source, names, read, read_hub, holdout_fraction, seed)
