@@ -1,12 +1,9 @@
 """Labelled sentences: SST-2 classification and CoNLL-2000 tagging.
 
-Local files are GLUE TSVs (a header naming ``sentence`` and ``label``) and
-CoNLL column files (``word POS chunk`` a line, blank lines between
-sentences), decoded as UTF-8 with universal newlines. Every problem with a
-file's content raises one DataError whose message is ``"FILE:LINE: what"``
-(LINE from 1). Hub datasets (``glue``/``sst2``, ``conll2000``) come through
-``datasets.load_dataset`` and give the same :class:`Examples` as the files:
-SST-2 labels are ``"0"``/``"1"`` as in the TSVs, tags are their names.
+Files are decoded as UTF-8 with universal newlines; every problem in one
+raises a DataError whose one-line message is ``"FILE:LINE: what"``. Hub
+datasets give the same :class:`Examples` as the files: SST-2 labels are
+``"0"``/``"1"`` as in the GLUE TSVs, CoNLL tags are their names.
 """
 
 from __future__ import annotations
@@ -32,12 +29,9 @@ _SOURCE_KEYS = frozenset(
 
 @dataclasses.dataclass(frozen=True)
 class Examples:
-  """Sentences with their labels.
-
-  ``labels`` holds one str per sentence (classification) or a tuple of str
-  tags per sentence, as long as its tokens (tagging). ``features`` holds the
-  POS tags per sentence when the tagging target is ``"chunk"``, else None.
-  """
+  """Sentences and their labels: one str each (classification) or a tuple of
+  tags each, as long as its tokens (tagging); ``features`` are the POS tags
+  per sentence when the tagging target is ``"chunk"``, else None."""
 
   tokens: tuple[tuple[str, ...], ...]
   labels: tuple
@@ -82,7 +76,9 @@ def _classified(rows, labels, where: str) -> Examples:
     if not words:
       raise DataError(f"{place}: empty sentence")
     if not label or (labels is not None and label not in labels):
-      raise DataError(f"{place}: label {label!r} is not one of {labels}")
+      raise DataError(
+          f"{place}: bad label {label!r} (allowed: {labels or 'non-empty'})"
+      )
     tokens.append(words)
     out.append(label)
   if not tokens:
@@ -112,10 +108,8 @@ def read_classification_tsv(
     for lineno, line in enumerate(lines[1:], 2):
       cols = line.split("\t")
       if len(cols) != len(header):
-        raise DataError(
-            f"{path}:{lineno}: expected {len(header)} tab-separated columns,"
-            f" found {len(cols)}"
-        )
+        n = len(header)
+        raise DataError(f"{path}:{lineno}: {len(cols)} columns, not {n}")
       yield f"{path}:{lineno}", cols[s_col], cols[l_col]
 
   return _classified(rows(), labels, f"{path}:1")
@@ -156,10 +150,8 @@ def read_conll(
         sentences.append(current)
       current = []
     elif len(cols) != 3:
-      raise DataError(
-          f"{path}:{lineno}: expected 3 columns (word POS chunk), found"
-          f" {len(cols)}"
-      )
+      n = len(cols)
+      raise DataError(f"{path}:{lineno}: {n} columns, not 3 (word POS chunk)")
     else:
       current.append((f"{path}:{lineno}", *cols))
   return _tagged(sentences, target, f"{path}:1")
@@ -268,9 +260,7 @@ def load_tagging(
     cols = [_column(ds, "tokens", where)]
     for col in ("pos_tags", "chunk_tags"):
       rows = _column(ds, col, where)
-      names = getattr(getattr(ds.features[col], "feature", None), "names", 0)
-      if not names:
-        raise DataError(f"{where} column {col!r} is not a ClassLabel sequence")
+      names = ds.features[col].feature.names  # a sequence of ClassLabel
       cols.append([[names[t] for t in r] for r in rows])
     sentences = []
     for i, (words, pos, chunk) in enumerate(zip(*cols)):
