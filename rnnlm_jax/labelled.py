@@ -22,9 +22,7 @@ from rnnlm_jax.sources import _column, _quiet_datasets, _split_lines
 
 TARGETS = ("chunk", "pos")
 _CHUNK_TAG = re.compile(r"O|[BI]-\S+")
-_SOURCE_KEYS = frozenset(
-    {"dir", "hf_path", "hf_name", "hf_cache_dir", "encoding_errors"}
-)
+_SOURCE_KEYS = ("dir", "hf_path", "hf_name", "hf_cache_dir", "encoding_errors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,10 +174,10 @@ def split_holdout(
 def _load(source, names, read_file, read_hub, fraction, seed):
   """Train and test from a folder or the hub (``names``: their file names
   and their hub split names), and valid held out of train."""
-  unknown = sorted(set(source) - _SOURCE_KEYS)
+  unknown = sorted(set(source) - set(_SOURCE_KEYS))
   if unknown:
     raise DataError(
-        f"unknown data source keys {unknown} (known: {sorted(_SOURCE_KEYS)})"
+        f"unknown data source keys {unknown} (known: {_SOURCE_KEYS})"
     )
   if source.get("dir"):
     folder = Path(source["dir"]).expanduser()

@@ -200,6 +200,13 @@ def test_load_classification_folder(tmp_path):
     labelled.load_classification({"dir": folder, "level": "word"}, 0.2)
   with pytest.raises(DataError, match="neither 'dir' nor 'hf_path'"):
     labelled.load_classification({}, 0.2)
+  corpus_files.write(folder / "dev.tsv", b"sentence\tlabel\nd\xff\t1\n")
+  with pytest.raises(DataError, match=r"dev\.tsv:2: invalid UTF-8"):
+    labelled.load_classification({"dir": folder}, 0.2)
+  source = {"dir": folder, "encoding_errors": "replace"}
+  assert labelled.load_classification(source, 0.2)["test"].tokens == (
+      ("d\ufffd",),
+  )
   (folder / "dev.tsv").unlink()
   with pytest.raises(DataError, match=r"not found: .*dev\.tsv"):
     labelled.load_classification({"dir": folder}, 0.2)
