@@ -1,11 +1,13 @@
-"""Perplexity (and bits per character) of a run's checkpoint.
+"""The metrics of a run's checkpoint: perplexity (and bits per character)
+of a language model; accuracy, chunk F1 and the confusion matrix of the
+sentence tasks.
 
   python -m experiments.evaluate --workdir=runs/ptb_lstm_small
   python -m experiments.evaluate --workdir=... --eval_batch_size=1   # the literature's protocol
 
-Reads the run directory's config, vocabulary and checkpoint; the state is
-carried across each whole split and every token (each <eos> included) is
-predicted exactly once.
+Reads the run directory's config, vocabulary and checkpoint. A language
+model's state is carried across each whole split and every token (each
+<eos> included) is predicted exactly once.
 """
 
 import json
@@ -21,7 +23,11 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
 _SLOT = flags.DEFINE_enum(
     "checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate."
 )
-_SPLITS = flags.DEFINE_list("splits", ["valid", "test"], "Splits to evaluate.")
+_SPLITS = flags.DEFINE_list(
+    "splits",
+    None,
+    "Splits to evaluate; default valid and test (SST-2's: valid and dev).",
+)
 _BATCH = flags.DEFINE_integer(
     "eval_batch_size",
     0,

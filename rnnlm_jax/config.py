@@ -93,6 +93,26 @@ class ModelConfig:
   hash_bits: int = 22  # maxent: 2**hash_bits hashed feature weights.
   smoothing: str = "modified_kneser_ney"  # count_ngram: see rnnlm_jax.ngram.
   delta: float = 1.0  # count_ngram, smoothing add_delta: the added count.
+  # The sentence tasks (Config.task "classify" and "tag"; rnnlm_jax.encoder).
+  # A second layer of each recurrent layer runs over the sentence backwards;
+  # the two directions' outputs are concatenated or summed (merge).
+  bidirectional: bool = False
+  merge: str = "concat"  # concat | sum
+  # classify: the sentence's vector: "ends" (the forward direction's state at
+  # the last token, with the backward direction's at the first), or the mean
+  # or max of the top layer's outputs over the sentence's tokens.
+  pooling: str = "ends"
+  head: str = "softmax"  # tag: softmax per token | crf (linear-chain CRF)
+  num_classes: int = 0  # 0: the number of labels in the data.
+  # tag: > 0 embeds each token's POS tag (the data's second column) in this
+  # many dimensions, concatenated to its word embedding (CoNLL-2000 chunking's
+  # shared-task setting).
+  feature_dim: int = 0
+  num_features: int = 0  # 0: the number of POS tags in the data.
+  # A language-model run directory of this project whose input embedding
+  # initialises this model's, word by word through both vocabularies (the
+  # coverage is logged); embed_dim must equal the run's.
+  init_embeddings_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +141,15 @@ class DataConfig:
   max_sentence_len: int = 64
   synthetic_sentences: tuple = (20000, 2000, 2000)  # train, valid, test.
   synthetic_seed: int = 0
+  # The sentence tasks (rnnlm_jax.labelled): the share of train held out for
+  # model selection (cut with a fixed seed, the same for every run); sentences
+  # are grouped into this many length buckets, each padded only to its own
+  # longest sentence; tag: the column predicted (chunk | pos).
+  holdout_fraction: float = 0.1
+  num_buckets: int = 8
+  target: str = "chunk"
+  labels: tuple = ()  # Empty: the labels of the train split, sorted.
+  features: tuple = ()  # Empty: the POS tags of the train split (feature_dim).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,13 +199,22 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
   name: str = "default"
+  # lm: language modelling (rnnlm_jax.tasks.lm); classify: one label per
+  # sentence; tag: one label per token (rnnlm_jax.tasks.sentences).
+  task: str = "lm"
   model: ModelConfig = ModelConfig()
   data: DataConfig = DataConfig()
   optim: OptimConfig = OptimConfig()
   train: TrainConfig = TrainConfig()
 
 
+TASKS = ("lm", "classify", "tag")
 _CHOICES = {
+    "task": TASKS,
+    "model.merge": ("concat", "sum"),
+    "model.pooling": ("ends", "mean", "max"),
+    "model.head": ("softmax", "crf"),
+    "data.target": ("chunk", "pos"),
     "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
     "model.cell": tuple(cells_lib.CELLS),
     "model.backend": BACKENDS,
@@ -206,6 +244,7 @@ _POSITIVE = (
     "train.num_epochs",
     "train.log_every",
     "train.checkpoint_every",
+    "data.num_buckets",
 )
 _NON_NEGATIVE = (
     "model.vocab_size",
@@ -220,6 +259,9 @@ _NON_NEGATIVE = (
     "optim.warmup_steps",
     "optim.plateau_patience",
     "train.max_steps",
+    "model.num_classes",
+    "model.feature_dim",
+    "model.num_features",
 )
 
 
@@ -364,7 +406,41 @@ def validate(cfg: Config) -> Config:
         "data.split_fractions must be empty or three fractions "
         f"summing to 1, got {list(fr)}"
     )
+  _check_sentence_task(cfg)
   return cfg
+
+
+def _check_sentence_task(cfg: Config) -> None:
+  m = cfg.model
+  if cfg.task == "lm":
+    if m.bidirectional or m.init_embeddings_from or m.feature_dim:
+      raise ConfigError(
+          "model.bidirectional, model.init_embeddings_from and "
+          "model.feature_dim are for task='classify' or 'tag': a language "
+          "model reads left to right"
+      )
+    return
+  if m.kind != "rnn":
+    raise ConfigError(f"task={cfg.task!r} needs model.kind='rnn'")
+  if cfg.train.num_devices != 1 or cfg.optim.grad_accum_steps != 1:
+    raise ConfigError(
+        f"task={cfg.task!r} trains on one device with "
+        "optim.grad_accum_steps=1"
+    )
+  if not 0.0 < cfg.data.holdout_fraction < 1.0:
+    raise ConfigError(
+        "data.holdout_fraction must be in (0, 1), got "
+        f"{cfg.data.holdout_fraction}"
+    )
+  if cfg.task == "classify" and (m.head != "softmax" or m.feature_dim):
+    raise ConfigError(
+        "task='classify' takes model.head='softmax' and no model.feature_dim"
+    )
+  if m.feature_dim and cfg.data.target != "chunk":
+    raise ConfigError(
+        "model.feature_dim embeds the POS column: only with data.target="
+        "'chunk'"
+    )
 
 
 def from_dict(values: dict[str, Any]) -> Config:

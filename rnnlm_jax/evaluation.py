@@ -8,6 +8,7 @@ from rnnlm_jax import ngram
 from rnnlm_jax import rundir
 from rnnlm_jax import tasks as tasks_lib
 from rnnlm_jax.tasks import lm
+from rnnlm_jax.tasks import sentences
 
 split_metrics = lm.split_metrics
 
@@ -32,21 +33,25 @@ def counted_report(
 def evaluate_run(
     workdir: str,
     slot: str = "best",
-    splits=("valid", "test"),
+    splits=None,
     batch_size: int | None = None,
     data_dir: str | None = None,
     backend: str | None = None,
 ) -> dict:
   """Metrics of a run directory's checkpoint on the given splits; for a
   recurrent model, with the implementation path that computed them
-  ("path"), which ``backend`` ("auto" or "reference") may choose."""
-  for split in splits:
-    if split not in corpus_lib.SPLITS:
-      raise DataError(
-          f"unknown split {split!r}; choose from {list(corpus_lib.SPLITS)}"
-      )
+  ("path"), which ``backend`` ("auto" or "reference") may choose. The
+  splits default to valid and test (the sentence tasks': valid and their
+  final split, "dev" or "test")."""
   trained = rundir.load_trained(workdir, slot)
   cfg = trained.cfg
+  known = corpus_lib.SPLITS
+  if cfg.task != "lm":
+    known = ("train", "valid", sentences.final_split(cfg))
+  splits = splits or (known[1], known[2])
+  for split in splits:
+    if split not in known:
+      raise DataError(f"unknown split {split!r}; choose from {list(known)}")
   if data_dir:
     cfg = config_lib.replace(cfg, data={"dir": data_dir, "source": "files"})
   if backend:
@@ -59,7 +64,7 @@ def evaluate_run(
   if cfg.model.kind == "rnn":
     path = {"path": backends.resolve(cfg.model).describe()}
   return {
-      "step": trained.record["step"],
+      "step": int(trained.record["step"]),
       "eval_batch_size": task.eval_batch_size,
       **task.report(trained.params, splits),
       **path,

@@ -98,7 +98,7 @@ def output_weights(params):
   return params["out"]["w"] if "w" in params["out"] else params["embed"].T
 
 
-def _dropout(key, rate, x, num_steps=None, steps=slice(None)):
+def dropout(key, rate, x, num_steps=None, steps=slice(None)):
   """Inverted dropout of x_TB...; with ``num_steps``, x holds the time steps
   ``steps`` of a [num_steps, ...] array, and gets that slice of its mask, so
   a sequence run in time chunks is dropped as it would be whole."""
@@ -145,11 +145,11 @@ def hidden_states(
       jax.random.split(dropout_key, cfg.num_layers + 1) if use_dropout else None
   )
   rate = cfg.dropout if dropout_rate is None else dropout_rate
-  drop = lambda l, h: _dropout(keys[l], rate, h) if use_dropout else h
+  drop = lambda l, h: dropout(keys[l], rate, h) if use_dropout else h
   num_steps = x_BT.shape[1]
   between = None
   if use_dropout:
-    between = lambda l, h, steps: _dropout(keys[l], rate, h, num_steps, steps)
+    between = lambda l, h, steps: dropout(keys[l], rate, h, num_steps, steps)
 
   dtype = params["layers"][0]["w_ih"].dtype
   path = backends.resolve(cfg, dtype)

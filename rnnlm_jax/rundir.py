@@ -52,6 +52,15 @@ RESUMABLE_CHANGES = (
 # Where things are, not what the run is: a moved corpus or token cache
 # leaves a run resumable (the run's saved vocabulary is what encodes it).
 LOCATIONS = ("data.cache_dir", "data.dir")
+# Keys a run takes from its data when the config leaves them empty: a
+# resumed run's command leaves them so.
+FROM_DATA = (
+    "model.vocab_size",
+    "model.num_classes",
+    "model.num_features",
+    "data.labels",
+    "data.features",
+)
 
 
 class IncompatibleRun(ValueError):
@@ -118,8 +127,8 @@ def check_compatible(old: Config, new: Config) -> None:
   """Raises IncompatibleRun naming the first differing key."""
   a, b = identity(old), identity(new)
   for key in sorted(set(a) | set(b)):
-    if key == "model.vocab_size" and b.get(key) == 0:
-      continue  # Taken from the saved vocabulary.
+    if key in FROM_DATA and b.get(key) in (0, []):
+      continue  # Taken from the data (the saved vocabulary).
     if a.get(key) != b.get(key):
       raise IncompatibleRun(
           f"the run directory was made by a different config: {key} is "

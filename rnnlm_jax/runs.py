@@ -247,7 +247,7 @@ class Runs:
     trials = self.tasks[:1] if self.shared else self.tasks
     per_trial = [t.train_batches(epoch) for t in trials]
     if self.plan is None:
-      steps_per_epoch = jax.tree.leaves(per_trial[0])[0].shape[0]
+      steps_per_epoch = steps.num_segments(per_trial[0])
       self.plan = Plan.of(self.cfg, steps_per_epoch)
     batches = per_trial[0] if self.shared else steps.stack(per_trial)
     if self.mesh is None:
@@ -374,7 +374,8 @@ class Runs:
           **train,
           "lr": lrs[i],
           "grad_norm": per_trial[i][-1]["grad_norm"],
-          "tokens_per_s": sums["count"] / elapsed,
+          # The tokens read ("tokens"), where the task counts examples.
+          "tokens_per_s": sums.get("tokens", sums["count"]) / elapsed,
           "eta_s": (self.plan.total_steps - done) / max(rate, 1e-9),
       }
       self._write(i, record)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rnnlm_jax import buckets
 from rnnlm_jax.config import ModelConfig
 from rnnlm_jax.tasks import lm
 
@@ -89,6 +90,31 @@ def _select(batches, index):
   }
 
 
+def num_segments(batches) -> int:
+  """S, the segments of one epoch's batches: the leading axis of its
+  arrays, or the length of a bucketed epoch's schedule (rnnlm_jax.buckets)."""
+  if buckets.SCHEDULE in batches:
+    return batches[buckets.SCHEDULE].shape[0]
+  return jax.tree.leaves(batches)[0].shape[0]
+
+
+def select_segment(batches, step):
+  """Segment ``step % S`` of one epoch's batches. Of a bucketed epoch: its
+  bucket number ("bucket") and, of every bucket, the batch scheduled (only
+  the scheduled bucket's is used: the task's loss switches on "bucket")."""
+  index = step % num_segments(batches)
+  if buckets.SCHEDULE not in batches:
+    return _select(batches, index)
+  bucket, within = batches[buckets.SCHEDULE][index]
+  return {
+      "bucket": bucket,
+      "buckets": tuple(
+          _select(b, jnp.minimum(within, b["x"].shape[0] - 1))
+          for b in batches["buckets"]
+      ),
+  }
+
+
 def make_train_step(task, tx, loss_reduction: str = "mean"):
   """A jitted ``train_step(state, batches) -> (state, metrics)``.
 
@@ -103,8 +129,7 @@ def make_train_step(task, tx, loss_reduction: str = "mean"):
   loss = _as_task(task, loss_reduction=loss_reduction).loss
 
   def train_step(state: TrainState, batches):
-    num_segments = jax.tree.leaves(batches)[0].shape[0]
-    batch = _select(batches, state.step % num_segments)
+    batch = select_segment(batches, state.step)
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     carry = jax.lax.stop_gradient(state.carry)
     grads, (new_carry, sums) = jax.grad(

@@ -249,6 +249,20 @@ def init_run_from_params(
     checkpoint.save(workdir, slot, state, record)
 
 
+SUMMARY_KEYS = (
+    "valid_ppl",
+    "test_ppl",
+    "floor_ppl",
+    "valid_bpc",
+    "test_bpc",
+    "valid_acc",
+    "dev_acc",
+    "test_acc",
+    "valid_f1",
+    "test_f1",
+)
+
+
 def summary_line(results: dict) -> str:
-  keys = ["valid_ppl", "test_ppl", "floor_ppl", "valid_bpc", "test_bpc"]
+  keys = SUMMARY_KEYS
   return " ".join(f"{k}={results[k]:.4f}" for k in keys if k in results)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from rnnlm_jax.vocab import Vocab
 from rnnlm_jax.config import Config
 from rnnlm_jax.tasks import lm
+from rnnlm_jax.tasks import sentences
 
 
 class Task(Protocol):
@@ -76,7 +77,9 @@ def make_tasks(
 ) -> list[Task]:
   """One task per config, all over the same data, loaded once (with a
   resumed run's saved vocabulary)."""
-  return lm.make_tasks(cfgs, saved_vocab)
+  if cfgs[0].task == "lm":
+    return lm.make_tasks(cfgs, saved_vocab)
+  return sentences.make_tasks(cfgs, saved_vocab)
 
 
 def make_task(
@@ -87,6 +90,8 @@ def make_task(
   """A saved run's task, evaluating ``eval_batch_size`` examples at once
   (the config's by default)."""
   (task,) = make_tasks([cfg], saved_vocab)
-  if eval_batch_size:
+  if eval_batch_size and cfg.task == "lm":
     task = lm.LanguageModel(task.cfg, task.corpus, eval_batch_size)
+  elif eval_batch_size:
+    task = sentences.SentenceTask(task.cfg, task.data, eval_batch_size)
   return task

@@ -1,0 +1,98 @@
+"""Bucketed batches: the fewest padded positions, every sentence once per
+epoch, and the step's selection of the scheduled batch."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+
+from rnnlm_jax import buckets
+from rnnlm_jax import steps
+
+
+def padded_positions(lengths, bounds):
+  bounds = np.array(bounds)
+  return int(bounds[np.searchsorted(bounds, lengths)].sum())
+
+
+def test_bounds_pad_the_fewest_positions_of_any_choice():
+  rng = np.random.default_rng(0)
+  for trial in range(5):
+    lengths = rng.integers(1, 15, 40)
+    values = sorted(set(lengths.tolist()))
+    for k in (1, 2, 3):
+      bounds = buckets.bucket_bounds(lengths, k)
+      assert len(bounds) <= k and bounds[-1] == lengths.max()
+      best = min(
+          padded_positions(lengths, cuts + (values[-1],))
+          for r in range(k)
+          for cuts in itertools.combinations(values[:-1], r)
+      )
+      assert padded_positions(lengths, bounds) == best, (trial, k)
+
+
+def sentences(n=23, seed=1):
+  rng = np.random.default_rng(seed)
+  lengths = rng.integers(1, 12, n)
+  ids = [rng.integers(1, 50, l).astype(np.int32) for l in lengths]
+  tags = [rng.integers(0, 5, l).astype(np.int32) for l in lengths]
+  return ids, tags
+
+
+def test_every_sentence_appears_once_padded_to_its_bucket():
+  ids, tags = sentences()
+  bounds = buckets.bucket_bounds([len(s) for s in ids], 3)
+  epoch = buckets.make_batches(ids, tags, 4, bounds, features=tags)
+  seen = []
+  for b in epoch["buckets"]:
+    for s, row in zip(*np.nonzero(b["index"] >= 0)):
+      e = b["index"][s, row]
+      n = len(ids[e])
+      seen.append(e)
+      np.testing.assert_array_equal(b["x"][s, row, :n], ids[e])
+      np.testing.assert_array_equal(b["y"][s, row, :n], tags[e])
+      np.testing.assert_array_equal(b["features"][s, row, :n], tags[e])
+      assert b["mask"][s, row].sum() == n
+    assert not b["mask"][b["index"] < 0].any()  # Padding rows: no tokens.
+  assert sorted(seen) == list(range(len(ids)))
+  real = sum(len(s) for s in ids)
+  total = sum(b["mask"].size for b in epoch["buckets"])
+  assert buckets.padding_fraction(epoch) == 1 - real / total
+  # The schedule names every batch of every bucket once.
+  pairs = {tuple(p) for p in epoch["schedule"]}
+  assert pairs == {
+      (k, s)
+      for k, b in enumerate(epoch["buckets"])
+      for s in range(b["x"].shape[0])
+  }
+
+
+def test_shuffled_epochs_are_reproducible_and_differ():
+  ids, labels = sentences()[0], list(range(23))
+  bounds = buckets.bucket_bounds([len(s) for s in ids], 2)
+  make = lambda seed: buckets.make_batches(
+      ids, labels, 4, bounds, rng=np.random.default_rng(seed)
+  )
+  a, b, c = make(0), make(0), make(1)
+  np.testing.assert_array_equal(a["schedule"], b["schedule"])
+  assert not all(
+      np.array_equal(x["index"], y["index"])
+      for x, y in zip(a["buckets"], c["buckets"])
+  )
+  assert a["buckets"][0]["y"].shape == a["buckets"][0]["index"].shape
+
+
+def test_the_step_selects_the_scheduled_batch():
+  ids, tags = sentences()
+  bounds = buckets.bucket_bounds([len(s) for s in ids], 3)
+  epoch = buckets.make_batches(
+      ids, tags, 4, bounds, rng=np.random.default_rng(2)
+  )
+  assert steps.num_segments(epoch) == len(epoch["schedule"])
+  for step in (0, 3, len(epoch["schedule"]) + 1):
+    k, s = epoch["schedule"][step % len(epoch["schedule"])]
+    got = steps.select_segment(epoch, jnp.int32(step))
+    assert int(got["bucket"]) == k
+    np.testing.assert_array_equal(
+        got["buckets"][k]["x"], epoch["buckets"][k]["x"][s]
+    )
