@@ -89,14 +89,20 @@ def _names(values, given: tuple, what: str) -> tuple[str, ...]:
 
 def complete_config(cfg: Config, data: SentenceData) -> Config:
   """cfg with the sizes and names taken from the data: vocabulary, labels
-  and (model.feature_dim) the POS tags."""
-  train = data.examples["train"]
+  and (model.feature_dim) the POS tags. The label and tag sets are those of
+  all splits (CoNLL-2000's test has a chunk tag, I-LST, that train lacks):
+  an output the model never saw in training is still one it is scored on."""
+  every = list(data.examples.values())
   flat = lambda seqs: [v for s in seqs for v in s]
-  labels = train.labels if cfg.task == "classify" else flat(train.labels)
+  if cfg.task == "classify":
+    labels = [l for ex in every for l in ex.labels]
+  else:
+    labels = [l for ex in every for l in flat(ex.labels)]
   labels = _names(labels, cfg.data.labels, "label")
   features = cfg.data.features
   if cfg.model.feature_dim:
-    features = _names(flat(train.features), features, "POS tag")
+    tags = [f for ex in every for f in flat(ex.features)]
+    features = _names(tags, features, "POS tag")
   for key, have, now in (
       ("model.vocab_size", cfg.model.vocab_size, len(data.vocab)),
       ("model.num_classes", cfg.model.num_classes, len(labels)),
