@@ -31,6 +31,10 @@ from rnnlm_jax import rundir
 IGNORED_KEYS = (
     "train.seed",
     "model.vocab_size",
+    "model.num_classes",
+    "model.num_features",
+    "data.labels",
+    "data.features",
     "data.cache_dir",
     "train.log_every",
     "train.checkpoint_every",
@@ -38,11 +42,23 @@ IGNORED_KEYS = (
 )
 SEED_KEY = "train.seed"
 # The metrics shown when none is asked for, where every run has them.
-DEFAULT_METRICS = ("valid_ppl", "test_ppl", "valid_bpc", "test_bpc")
+DEFAULT_METRICS = (
+    "valid_ppl",
+    "test_ppl",
+    "valid_bpc",
+    "test_bpc",
+    # The sentence tasks (rnnlm_jax.tasks.sentences): accuracy and chunk F1.
+    "valid_acc",
+    "dev_acc",
+    "test_acc",
+    "valid_f1",
+    "test_f1",
+)
 # The true generator's perplexity: a property of the corpus, not of the
 # model, shown as a plain value (and a line in the figure).
 FLOOR = "floor_ppl"
-LOWER_IS_BETTER = ("_ppl", "_bpc", "_loss")
+LOWER_IS_BETTER = ("_ppl", "_bpc", "_loss", "_error")
+HIGHER_IS_BETTER = ("_acc", "_f1", "_precision", "_recall")
 CELL_KEY, BPTT_KEY = "model.cell", "data.bptt"
 # What the sweep launcher writes into a run directory before the run starts
 # (status, exit code): a folder with only this file is a run not yet begun.

@@ -54,10 +54,16 @@ def lower_is_better(metric: str) -> bool:
 
 
 def best_mean(summary: Summary, metric: str) -> float | None:
-  """The lowest mean of a lower-is-better metric over two or more rows."""
-  if len(summary.rows) < 2 or not lower_is_better(metric):
+  """The best mean over two or more rows: the lowest of a lower-is-better
+  metric, the highest of an accuracy or F1."""
+  if len(summary.rows) < 2:
     return None
-  return min(r.stats[metric][0] for r in summary.rows)
+  means = [r.stats[metric][0] for r in summary.rows]
+  if lower_is_better(metric):
+    return min(means)
+  if metric.endswith(ablation.HIGHER_IS_BETTER):
+    return max(means)
+  return None
 
 
 def _cells(summary: Summary, row: Row, tex: bool = False) -> list[str]:

@@ -189,3 +189,28 @@ def test_a_bad_line_is_one_error_line_naming_file_and_line(
   assert proc.returncode == 1
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_tables_summarise_accuracy_over_seeds_and_mark_the_highest(
+    finished, tmp_path
+):
+  from rnnlm_jax import tables
+
+  cfg, workdir, results = finished
+  if cfg.task != "classify":
+    pytest.skip("one task's runs suffice")
+  accs = {("lstm", 0): 80.0, ("lstm", 1): 84.0, ("gru", 0): 70.0}
+  for (cell, seed), acc in accs.items():
+    run_dir = tmp_path / "runs" / f"{cell}-{seed}"
+    run_dir.mkdir(parents=True)
+    values = config_lib.to_dict(cfg)
+    values["model"]["cell"], values["train"]["seed"] = cell, seed
+    (run_dir / "config.json").write_text(json.dumps(values))
+    (run_dir / "results.json").write_text(
+        json.dumps({**results, "dev_acc": acc})
+    )
+  summary, _ = tables.build_tables([str(tmp_path / "runs")], str(tmp_path / "t"))
+  assert "dev_acc" in summary.metrics and "valid_acc" in summary.metrics
+  means = {r.values[0]: r.stats["dev_acc"][0] for r in summary.rows}
+  assert means == {"gru": 70.0, "lstm": 82.0}
+  assert tables.best_mean(summary, "dev_acc") == 82.0
