@@ -33,15 +33,23 @@ class Embeddings:
     )
 
 
-def embeddings_from_run(workdir: str, vocab: Vocab, train_tokens) -> Embeddings:
+def embeddings_from_run(
+    workdir: str, vocab: Vocab, train_tokens, dim: int | None = None
+) -> Embeddings:
   """The embedding rows of ``workdir``'s best checkpoint for ``vocab``'s
-  words (the special tokens, <unk> among them, are not mapped)."""
+  words (the special tokens, <unk> among them, are not mapped); ``dim``:
+  the width the rows must have."""
   trained = rundir.load_trained(workdir)
   if trained.params is None or "embed" not in trained.params:
     raise ConfigError(
         f"model.init_embeddings_from={workdir} has no input embedding"
     )
   source = np.asarray(trained.params["embed"], np.float32)
+  if dim is not None and source.shape[1] != dim:
+    raise ConfigError(
+        f"model.init_embeddings_from={workdir} has embeddings of width "
+        f"{source.shape[1]}, this model's model.embed_dim is {dim}"
+    )
   found = np.zeros(len(vocab), bool)
   rows = np.zeros((len(vocab), source.shape[1]), np.float32)
   for i, word in enumerate(vocab.tokens):

@@ -25,6 +25,7 @@ from rnnlm_jax import config as config_lib
 from rnnlm_jax import crf
 from rnnlm_jax import encoder
 from rnnlm_jax import labelled
+from rnnlm_jax import models
 from rnnlm_jax import pretrained
 from rnnlm_jax import seqmetrics
 from rnnlm_jax.config import Config
@@ -259,6 +260,7 @@ class SentenceTask:
           cfg.model.init_embeddings_from,
           data.vocab,
           data.examples["train"].tokens,
+          models.embed_dim(cfg.model),
       )
 
   # Training.
