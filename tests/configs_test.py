@@ -9,6 +9,7 @@ import pytest
 
 from experiments import common
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import encoder
 from rnnlm_jax import models
 
 CONFIG_FILES = sorted(
@@ -42,6 +43,8 @@ CORPUS_OF = {
     "ptb": ("files", "ptb", "word"),
     "wikitext2": ("files", "wikitext-2", "word"),
     "shakespeare": ("files", "tinyshakespeare", "char"),
+    "sst2": ("files", "sst-2", "word"),
+    "conll2000": ("files", "conll2000", "word"),
 }
 
 
@@ -67,7 +70,7 @@ def test_shipped_configs_have_unique_names_and_read_their_corpus():
   # Tables and run directories tell runs apart by config name.
   assert len(set(names)) == len(names), names
   for path, cfg in configs:
-    first = os.path.basename(path).split("_")[0]
+    first = os.path.basename(path)[: -len(".py")].split("_")[0]
     want = CORPUS_OF.get(first, ("synthetic", "", "word"))
     got = (cfg.data.source, cfg.data.local_name, cfg.data.level)
     assert got == want, (cfg.name, got)
@@ -83,6 +86,17 @@ def test_config_loads_and_builds(path, variant):
   assert module.__doc__ and "python -m experiments.train" in module.__doc__
   assert hasattr(module, "RESULTS")
   model = config_lib.replace(cfg, model={"vocab_size": 100}).model
+  if cfg.task != "lm":
+    model = config_lib.replace(
+        cfg, model={"vocab_size": 100, "num_classes": 3, "num_features": 5}
+    ).model
+    shapes = jax.eval_shape(
+        lambda k: encoder.init_params(k, model, 3, cfg.task == "tag"),
+        jax.random.key(0),
+    )
+    assert len(shapes["layers"]) == cfg.model.num_layers
+    assert shapes["out"]["b"].shape == (3,)
+    return
   if model.kind == "count_ngram":
     return  # Counts, no parameters: tests/baselines_test.py trains one.
   shapes = jax.eval_shape(lambda k: models.init_lm(k, model), jax.random.key(0))
