@@ -68,8 +68,8 @@ def template(cfgs: list[Config]) -> Config:
 
 
 def shared_batches(cfgs: list[Config]) -> bool:
-  """Whether every trial trains on the same batches: stream-mode batches
-  do not depend on the seed; sentence-mode shuffles do."""
-  return (
-      cfgs[0].data.mode != "sentence" or len({c.train.seed for c in cfgs}) == 1
-  )
+  """Whether every trial trains on the same batches: a language model's
+  stream-mode batches do not depend on the seed; sentence-mode shuffles and
+  the sentence tasks' (rnnlm_jax.tasks.sentences) do."""
+  streams = cfgs[0].task == "lm" and cfgs[0].data.mode != "sentence"
+  return streams or len({c.train.seed for c in cfgs}) == 1

@@ -214,3 +214,21 @@ def test_tables_summarise_accuracy_over_seeds_and_mark_the_highest(
   means = {r.values[0]: r.stats["dev_acc"][0] for r in summary.rows}
   assert means == {"gru": 70.0, "lstm": 82.0}
   assert tables.best_mean(summary, "dev_acc") == 82.0
+
+
+def test_vectorised_seeds_train_as_separate_runs_do(finished, tmp_path):
+  cfg, _, _ = finished
+  if cfg.task != "classify":
+    pytest.skip("one task's trials suffice")
+  short = lambda seed: config_lib.replace(
+      cfg, train={"max_steps": 12, "seed": seed, "log_every": 4,
+                  "checkpoint_every": 4}
+  )
+  dirs = [str(tmp_path / f"trial{s}") for s in (0, 1)]
+  train.train_trials([short(0), short(1)], dirs, log=lambda s: None)
+  alone = str(tmp_path / "alone")
+  train.train_and_evaluate(short(1), alone, log=lambda s: None)
+  losses = lambda w: [r["train_loss"] for r in records(w) if "train_loss" in r]
+  # Each trial shuffles by its own seed, as its separate run does.
+  np.testing.assert_allclose(losses(dirs[1]), losses(alone), rtol=1e-5)
+  assert losses(dirs[0]) != losses(dirs[1])
