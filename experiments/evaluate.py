@@ -18,6 +18,12 @@ from absl import flags
 from experiments import common
 from rnnlm_jax import backends
 from rnnlm_jax import evaluation
+from rnnlm_jax import rundir
+from rnnlm_jax import seqmetrics
+
+
+def trained_labels(workdir: str) -> list[str]:
+  return list(rundir.load_run_config(workdir).data.labels)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
 _SLOT = flags.DEFINE_enum(
@@ -64,6 +70,10 @@ def main(argv):
   else:
     if "path" in results:
       print(backends.summary(results.pop("path")))
+    for key in [k for k in results if k.endswith("_confusion")]:
+      labels = trained_labels(_WORKDIR.value)
+      print(f"{key.removesuffix('_confusion')} confusion matrix:")
+      print(seqmetrics.format_confusion(results.pop(key), labels))
     print(
         " ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import metrics
 from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 
@@ -42,18 +43,7 @@ IGNORED_KEYS = (
 )
 SEED_KEY = "train.seed"
 # The metrics shown when none is asked for, where every run has them.
-DEFAULT_METRICS = (
-    "valid_ppl",
-    "test_ppl",
-    "valid_bpc",
-    "test_bpc",
-    # The sentence tasks (rnnlm_jax.tasks.sentences): accuracy and chunk F1.
-    "valid_acc",
-    "dev_acc",
-    "test_acc",
-    "valid_f1",
-    "test_f1",
-)
+DEFAULT_METRICS = tuple(m for m in metrics.HEADLINE if m != "floor_ppl")
 # The true generator's perplexity: a property of the corpus, not of the
 # model, shown as a plain value (and a line in the figure).
 FLOOR = "floor_ppl"

@@ -10,6 +10,23 @@ import struct
 from rnnlm_jax.atomic import atomic_write
 
 
+# The metrics a run's last line reports, where it has them: perplexities
+# (floor_ppl: the synthetic corpus's true one), bits per character, and the
+# sentence tasks' accuracy and chunk F1.
+HEADLINE = (
+    "valid_ppl",
+    "test_ppl",
+    "floor_ppl",
+    "valid_bpc",
+    "test_bpc",
+    "valid_acc",
+    "dev_acc",
+    "test_acc",
+    "valid_f1",
+    "test_f1",
+)
+
+
 def perplexity(nll_per_token: float) -> float:
   """exp(nll); inf where that overflows (a model that gives some token
   probability 0 has infinite perplexity); NaN stays NaN."""

@@ -27,6 +27,7 @@ from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import evaluation
+from rnnlm_jax import metrics
 from rnnlm_jax import ngram
 from rnnlm_jax import optim
 from rnnlm_jax import rundir
@@ -249,20 +250,9 @@ def init_run_from_params(
     checkpoint.save(workdir, slot, state, record)
 
 
-SUMMARY_KEYS = (
-    "valid_ppl",
-    "test_ppl",
-    "floor_ppl",
-    "valid_bpc",
-    "test_bpc",
-    "valid_acc",
-    "dev_acc",
-    "test_acc",
-    "valid_f1",
-    "test_f1",
-)
 
 
 def summary_line(results: dict) -> str:
-  keys = SUMMARY_KEYS
-  return " ".join(f"{k}={results[k]:.4f}" for k in keys if k in results)
+  return " ".join(
+      f"{k}={results[k]:.4f}" for k in metrics.HEADLINE if k in results
+  )

@@ -73,15 +73,5 @@ def get_config(variant: str = "bilstm"):
   c.train.checkpoint_every = 500
   c.train.eval_every = 250
   if variant == "smoke":
-    c.model.dropout = 0.0
-    c.optim.learning_rate = 1e-2
-    c.model.embed_dim = 16
-    c.model.hidden = 8
-    c.data.batch_size = 4
-    c.data.eval_batch_size = 8
-    c.data.num_buckets = 2
-    c.train.num_epochs = 1
-    c.train.log_every = 2
-    c.train.checkpoint_every = 4
-    c.train.eval_every = 0
+    base.sentence_smoke(c, embed_dim=16)
   return c
