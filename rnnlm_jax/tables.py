@@ -97,7 +97,10 @@ def notes(summary: Summary) -> list[str]:
       '"-" where one seed.'
   ]
   if any(best_mean(summary, m) is not None for m in summary.metrics):
-    first.append("Bold: the lowest mean of each column.")
+    first.append(
+        "Bold: the best mean of each column (the lowest perplexity or "
+        "loss, the highest accuracy or F1)."
+    )
   if summary.has_floor:
     first.append(f"{FLOOR}: test perplexity of the true generator.")
   if g.pooled:
