@@ -162,7 +162,7 @@ def test_dropout_scales_kept_units_and_spares_the_recurrence(cell):
   states, each zeroed or scaled by 1 / (1 - rate); with two layers the
   first layer's carry is still untouched."""
   x = jnp.ones((4, 8, 6))
-  kept = models._dropout(jax.random.key(3), 0.5, x)
+  kept = models.dropout(jax.random.key(3), 0.5, x)
   assert set(np.unique(np.asarray(kept)).tolist()) <= {0.0, 2.0}
   np.testing.assert_allclose(float(kept.mean()), 1.0, atol=0.15)
   for layers in (1, 2):
