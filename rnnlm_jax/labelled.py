@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from rnnlm_jax import sources
 from rnnlm_jax.errors import DataError
-from rnnlm_jax.sources import _column, _quiet_datasets, _split_lines
+from rnnlm_jax.sources import _column, _split_lines
 
 TARGETS = ("chunk", "pos")
 _CHUNK_TAG = re.compile(r"O|[BI]-\S+")
@@ -186,21 +187,7 @@ def _load(source, names, read_file, read_hub, fraction, seed):
     errors = source.get("encoding_errors", "strict")
     train, test = (read_file(folder / f, errors) for f in names[0])
   elif source.get("hf_path"):
-    import datasets
-
-    path, config = source["hf_path"], source.get("hf_name")
-    name = path + (f"/{config}" if config else "")
-    with _quiet_datasets(datasets):
-      try:
-        dd = datasets.load_dataset(
-            path, config, cache_dir=source.get("hf_cache_dir")
-        )
-      except Exception as e:  # Network, hub and builder errors alike.
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(
-            f"could not load hub dataset {name} ({type(e).__name__}: {first});"
-            " give a local folder with data.dir or set RNNLM_DATA"
-        ) from None
+    dd, name = sources.load_hub_dataset(source)
     for split in names[1]:
       if split not in dd:
         raise DataError(f"hub dataset {name} has no {split!r} split")

@@ -236,8 +236,9 @@ def _load_local(src: dict[str, Any]) -> dict[str, str | list[str]]:
   return out
 
 
-def _load_hub(src: dict[str, Any]) -> dict[str, list[str]]:
-  """Rows of the text column of each split of a hub dataset, under our split names."""
+def load_hub_dataset(src: Mapping[str, Any]):
+  """(the splits ``datasets.load_dataset`` returns for src's hf_path and
+  hf_name, their name "path/name"); a failed load is one DataError line."""
   import datasets
 
   where = src["hf_path"] + (f"/{src['hf_name']}" if src.get("hf_name") else "")
@@ -252,6 +253,12 @@ def _load_hub(src: dict[str, Any]) -> dict[str, list[str]]:
           f"could not load hub dataset {where} ({type(e).__name__}: {first}); "
           "give a local folder with data.dir or set RNNLM_DATA"
       ) from None
+  return dd, where
+
+
+def _load_hub(src: dict[str, Any]) -> dict[str, list[str]]:
+  """Rows of the text column of each split of a hub dataset, under our split names."""
+  dd, where = load_hub_dataset(src)
   if not isinstance(dd, Mapping):
     raise DataError(f"hub dataset {where} did not load as a dict of splits")
   out: dict[str, list[str]] = {}
