@@ -113,6 +113,27 @@ class ModelConfig:
   # initialises this model's, word by word through both vocabularies (the
   # coverage is logged); embed_dim must equal the run's.
   init_embeddings_from: str = ""
+  # The translation task (Config.task "translate"; rnnlm_jax.seq2seq): the
+  # encoder is the sentence tasks' (num_layers, bidirectional, merge), the
+  # decoder a stack of decoder_layers (0: num_layers) of the same cell, its
+  # initial state from the encoder's final states through a learned bridge.
+  # attention: "none" (the whole source in the bridge's context vector),
+  # "bahdanau" (additive, over the previous decoder state), "luong_dot" or
+  # "luong_general" (over the current state; input feeding optional).
+  attention: str = "none"
+  decoder_layers: int = 0
+  attention_dim: int = 0  # bahdanau: the scoring layer's width; 0: hidden.
+  input_feeding: bool = True  # luong: the last attentional vector is input.
+  target_vocab_size: int = 0  # 0: the target vocabulary's size.
+  label_smoothing: float = 0.0  # The training loss only; nll is unsmoothed.
+  # Training feeds the decoder the model's own previous greedy token instead
+  # of the gold one with this probability (scheduled sampling); 0: teacher
+  # forcing throughout.
+  scheduled_sampling: float = 0.0
+  # Decoding of the final report and experiments.translate: beam_size 1 is
+  # greedy; hypotheses are ranked by log p / length ** length_alpha.
+  beam_size: int = 5
+  length_alpha: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +171,15 @@ class DataConfig:
   target: str = "chunk"
   labels: tuple = ()  # Empty: the labels of the train split, sorted.
   features: tuple = ()  # Empty: the POS tags of the train split (feature_dim).
+  # translate (rnnlm_jax.pairs): the languages of a file of "English<TAB>
+  # French" lines; lowercase before tokenising; pairs with a side longer than
+  # max_sentence_len tokens are dropped. The pairs are split into
+  # split_fractions (train, valid, test) by a hash of the English side salted
+  # with split_seed, so a sentence and all its translations land in one split.
+  src_lang: str = "fr"
+  tgt_lang: str = "en"
+  lowercase: bool = True
+  split_seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,12 +238,16 @@ class Config:
   train: TrainConfig = TrainConfig()
 
 
-TASKS = ("lm", "classify", "tag")
+TASKS = ("lm", "classify", "tag", "translate")
+LANGUAGES = ("en", "fr")
 _CHOICES = {
     "task": TASKS,
     "model.merge": ("concat", "sum"),
     "model.pooling": ("ends", "mean", "max"),
     "model.head": ("softmax", "crf"),
+    "model.attention": ("none", "bahdanau", "luong_dot", "luong_general"),
+    "data.src_lang": LANGUAGES,
+    "data.tgt_lang": LANGUAGES,
     "data.target": ("chunk", "pos"),
     "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
     "model.cell": tuple(cells_lib.CELLS),
@@ -245,6 +279,7 @@ _POSITIVE = (
     "train.log_every",
     "train.checkpoint_every",
     "data.num_buckets",
+    "model.beam_size",
 )
 _NON_NEGATIVE = (
     "model.vocab_size",
@@ -262,6 +297,10 @@ _NON_NEGATIVE = (
     "model.num_classes",
     "model.feature_dim",
     "model.num_features",
+    "model.decoder_layers",
+    "model.attention_dim",
+    "model.target_vocab_size",
+    "model.length_alpha",
 )
 
 
@@ -432,6 +471,8 @@ def _check_sentence_task(cfg: Config) -> None:
         "data.holdout_fraction must be in (0, 1), got "
         f"{cfg.data.holdout_fraction}"
     )
+  if cfg.task == "translate":
+    _check_translate(cfg)
   if cfg.task == "classify" and (m.head != "softmax" or m.feature_dim):
     raise ConfigError(
         "task='classify' takes model.head='softmax' and no model.feature_dim"
@@ -440,6 +481,35 @@ def _check_sentence_task(cfg: Config) -> None:
     raise ConfigError(
         "model.feature_dim embeds the POS column: only with data.target="
         "'chunk'"
+    )
+
+
+def _check_translate(cfg: Config) -> None:
+  m, d = cfg.model, cfg.data
+  if d.src_lang == d.tgt_lang:
+    raise ConfigError(
+        f"data.src_lang and data.tgt_lang are both {d.src_lang!r}"
+    )
+  for key in ("model.label_smoothing", "model.scheduled_sampling"):
+    if not 0.0 <= _get(cfg, key) < 1.0:
+      raise ConfigError(f"{key} must be in [0, 1), got {_get(cfg, key)}")
+  if m.feature_dim or m.init_embeddings_from:
+    raise ConfigError(
+        "task='translate' takes no model.feature_dim or "
+        "model.init_embeddings_from"
+    )
+  memory = 2 * m.hidden if m.bidirectional and m.merge == "concat" else m.hidden
+  if m.attention == "luong_dot" and memory != m.hidden:
+    raise ConfigError(
+        "model.attention='luong_dot' scores the decoder state against the "
+        f"encoder's outputs, {memory} wide, not model.hidden={m.hidden}: use "
+        "model.merge='sum', one direction, or 'luong_general'"
+    )
+  fr = d.split_fractions
+  if fr and min(fr) <= 0:
+    raise ConfigError(
+        "task='translate' needs three positive data.split_fractions, got "
+        f"{list(fr)}"
     )
 
 
