@@ -1,6 +1,8 @@
 """The metrics of a run's checkpoint: perplexity (and bits per character)
 of a language model; accuracy, chunk F1 and the confusion matrix of the
-sentence tasks.
+sentence tasks; BLEU and chrF of a translator, with a table and a figure of
+BLEU by source length (bleu_by_length.png in --figure_dir, the run's
+directory by default).
 
   python -m experiments.evaluate --workdir=runs/ptb_lstm_small
   python -m experiments.evaluate --workdir=... --eval_batch_size=1   # the literature's protocol
@@ -18,8 +20,10 @@ from absl import flags
 from experiments import common
 from rnnlm_jax import backends
 from rnnlm_jax import evaluation
+from rnnlm_jax import figures
 from rnnlm_jax import rundir
 from rnnlm_jax import seqmetrics
+from rnnlm_jax import translation_figures
 
 
 def trained_labels(workdir: str) -> list[str]:
@@ -44,6 +48,9 @@ _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Corpus folder, if it moved since training."
 )
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead.")
+_FIGURE_DIR = flags.DEFINE_string(
+    "figure_dir", None, "A translator's BLEU-by-length figure; default: RUN."
+)
 _BACKEND = flags.DEFINE_enum(
     "backend",
     None,
@@ -70,6 +77,16 @@ def main(argv):
   else:
     if "path" in results:
       print(backends.summary(results.pop("path")))
+    for key in [k for k in results if k.endswith("_bleu_by_length")]:
+      split = key.removesuffix("_bleu_by_length")
+      by_length = {split: results.pop(key)}
+      print(f"{split} BLEU by source length:")
+      print(translation_figures.length_table(by_length))
+      fig = translation_figures.bleu_by_length_figure(by_length, _WORKDIR.value)
+      path = figures.save_figure(
+          _FIGURE_DIR.value or _WORKDIR.value, f"{split}_bleu_by_length", fig
+      )
+      print(f"wrote {path}")
     for key in [k for k in results if k.endswith("_confusion")]:
       labels = trained_labels(_WORKDIR.value)
       print(f"{key.removesuffix('_confusion')} confusion matrix:")

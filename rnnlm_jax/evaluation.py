@@ -46,7 +46,7 @@ def evaluate_run(
   trained = rundir.load_trained(workdir, slot)
   cfg = trained.cfg
   known = corpus_lib.SPLITS
-  if cfg.task != "lm":
+  if cfg.task in ("classify", "tag"):
     known = ("train", "valid", sentences.final_split(cfg))
   splits = splits or (known[1], known[2])
   for split in splits:

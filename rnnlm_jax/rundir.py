@@ -58,6 +58,7 @@ FROM_DATA = (
     "model.vocab_size",
     "model.num_classes",
     "model.num_features",
+    "model.target_vocab_size",
     "data.labels",
     "data.features",
 )

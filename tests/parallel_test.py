@@ -65,6 +65,8 @@ def _run_steps(model_kwargs: dict, mesh, trials: int = 1) -> dict:
     batches = parallel.shard_batches(batches, mesh)
     state = parallel.shard_state(state, mesh, batch_axis=int(trials > 1))
   step = step_fn.lower(state, batches).compile()
+  if jax.process_count() > 1:
+    _wait_for_other_processes("compiled")
   out = []
   for _ in range(STEPS):
     state, m = step(state, batches)
@@ -83,6 +85,15 @@ def _run_steps(model_kwargs: dict, mesh, trials: int = 1) -> dict:
       "losses": [float(v) for v in out],
       "params": np.concatenate(flat).tolist(),
   }
+
+
+def _wait_for_other_processes(name: str) -> None:
+  """A barrier of the coordination service (no collective). gloo connects
+  the processes at their first collective and gives up after 30 s: on a
+  loaded machine one process may still be compiling that long."""
+  from jax._src import distributed
+
+  distributed.global_state.client.wait_at_barrier(name, 600_000)
 
 
 def _worker_devices(num_devices: int) -> None:

@@ -14,6 +14,7 @@ from rnnlm_jax.vocab import Vocab
 from rnnlm_jax.config import Config
 from rnnlm_jax.tasks import lm
 from rnnlm_jax.tasks import sentences
+from rnnlm_jax.tasks import translation
 
 
 class Task(Protocol):
@@ -79,6 +80,8 @@ def make_tasks(
   resumed run's saved vocabulary)."""
   if cfgs[0].task == "lm":
     return lm.make_tasks(cfgs, saved_vocab)
+  if cfgs[0].task == "translate":
+    return translation.make_tasks(cfgs, saved_vocab)
   return sentences.make_tasks(cfgs, saved_vocab)
 
 
@@ -92,6 +95,8 @@ def make_task(
   (task,) = make_tasks([cfg], saved_vocab)
   if eval_batch_size and cfg.task == "lm":
     task = lm.LanguageModel(task.cfg, task.corpus, eval_batch_size)
+  elif eval_batch_size and cfg.task == "translate":
+    task = translation.TranslationTask(task.cfg, task.data, eval_batch_size)
   elif eval_batch_size:
     task = sentences.SentenceTask(task.cfg, task.data, eval_batch_size)
   return task
