@@ -5,6 +5,7 @@ import itertools
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rnnlm_jax import buckets
 from rnnlm_jax import steps
@@ -96,3 +97,92 @@ def test_the_step_selects_the_scheduled_batch():
     np.testing.assert_array_equal(
         got["buckets"][k]["x"], epoch["buckets"][k]["x"][s]
     )
+
+
+def sentence_pairs(n=29, seed=3, bos=1, eos=2):
+  rng = np.random.default_rng(seed)
+  src = [rng.integers(3, 40, l).astype(np.int32) for l in rng.integers(1, 9, n)]
+  tgt = [
+      np.concatenate([[bos], rng.integers(3, 40, l), [eos]]).astype(np.int32)
+      for l in rng.integers(0, 11, n)
+  ]
+  return src, tgt
+
+
+def test_every_pair_appears_once_with_its_exact_ids():
+  src, tgt = sentence_pairs()
+  bounds = buckets.bucket_bounds([len(s) for s in src], 3)
+  epoch = buckets.make_pair_batches(src, tgt, 4, bounds)
+  seen = []
+  for k, b in enumerate(epoch["buckets"]):
+    real = b["index"][b["index"] >= 0]
+    steps, batch = b["index"].shape
+    assert batch == 4 and steps == -(-len(real) // 4)
+    ts = max(len(src[e]) for e in real)
+    tt = max(len(tgt[e]) - 1 for e in real)
+    assert b["src"].shape == b["src_mask"].shape == (steps, 4, ts)
+    for key in ("tgt_in", "tgt_out", "tgt_mask"):
+      assert b[key].shape == (steps, 4, tt), key
+    assert all(len(src[e]) <= bounds[k] for e in real)  # bucketed by source
+    for s, row in zip(*np.nonzero(b["index"] >= 0)):
+      e = b["index"][s, row]
+      n, m = len(src[e]), len(tgt[e]) - 1
+      seen.append(e)
+      np.testing.assert_array_equal(b["src"][s, row, :n], src[e])
+      np.testing.assert_array_equal(b["tgt_in"][s, row, :m], tgt[e][:-1])
+      np.testing.assert_array_equal(b["tgt_out"][s, row, :m], tgt[e][1:])
+      assert b["src_mask"][s, row].tolist() == [True] * n + [False] * (ts - n)
+      assert b["tgt_mask"][s, row].tolist() == [True] * m + [False] * (tt - m)
+    for key in ("src", "tgt_in", "tgt_out"):
+      mask = b["tgt_mask" if key != "src" else "src_mask"]
+      assert not b[key][~mask].any(), key  # 0 at padding
+      assert b[key].dtype == np.int32
+    assert not b["src_mask"][b["index"] < 0].any()
+    assert not b["tgt_mask"][b["index"] < 0].any()
+  assert sorted(seen) == list(range(len(src)))
+  real = sum(map(len, src)) + sum(len(t) - 1 for t in tgt)
+  total = sum(b["src_mask"].size + b["tgt_mask"].size for b in epoch["buckets"])
+  assert buckets.padding_fraction(epoch) == 1 - real / total
+  assert sorted(map(tuple, epoch["schedule"])) == [
+      (k, s)
+      for k, b in enumerate(epoch["buckets"])
+      for s in range(b["index"].shape[0])
+  ]  # unshuffled: in bucket order, too
+  assert epoch["schedule"].dtype == np.int32
+
+
+def test_shuffled_pair_epochs_depend_on_the_rng_only():
+  src, tgt = sentence_pairs()
+  bounds = buckets.bucket_bounds([len(s) for s in src], 2)
+  make = lambda seed: buckets.make_pair_batches(
+      src, tgt, 3, bounds, rng=np.random.default_rng(seed)
+  )
+  a, b, c = make(0), make(0), make(1)
+  np.testing.assert_array_equal(a["schedule"], b["schedule"])
+  for x, y in zip(a["buckets"], b["buckets"]):
+    assert x.keys() == y.keys()
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key])
+  assert not np.array_equal(a["schedule"], c["schedule"])
+  assert not all(
+      np.array_equal(x["index"], y["index"])
+      for x, y in zip(a["buckets"], c["buckets"])
+  )
+  # The same pairs in each bucket, whatever the order.
+  members = lambda e: [
+      sorted(b["index"][b["index"] >= 0]) for b in e["buckets"]
+  ]
+  plain = buckets.make_pair_batches(src, tgt, 3, bounds)
+  assert members(a) == members(c) == members(plain)
+  for b in plain["buckets"]:  # None keeps the data's order
+    real = b["index"][b["index"] >= 0]
+    assert list(real) == sorted(real)
+
+
+def test_pair_batches_refuse_a_target_without_bos_and_eos():
+  src, tgt = sentence_pairs(5)
+  tgt[2] = np.array([1], np.int32)
+  with pytest.raises(ValueError, match="two"):
+    buckets.make_pair_batches(src, tgt, 2, (8,))
+  with pytest.raises(ValueError, match="4 sources but 5 targets"):
+    buckets.make_pair_batches(src[:4], sentence_pairs(5)[1], 2, (8,))
