@@ -109,7 +109,7 @@ def select_segment(batches, step):
   return {
       "bucket": bucket,
       "buckets": tuple(
-          _select(b, jnp.minimum(within, b["x"].shape[0] - 1))
+          _select(b, jnp.minimum(within, b["index"].shape[0] - 1))
           for b in batches["buckets"]
       ),
   }

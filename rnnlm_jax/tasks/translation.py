@@ -77,8 +77,7 @@ def split_vocab(vocab: Vocab) -> tuple[Vocab, Vocab]:
 class TranslationData:
   src_vocab: Vocab
   tgt_vocab: Vocab
-  pairs: dict  # split -> pairs.Pairs
-  dropped: dict  # split -> pairs over model.max_sentence_len, dropped
+  pairs: dict  # split -> pairs.Pairs (with the count of pairs dropped)
 
 
 def _source(cfg: Config) -> dict:
@@ -101,7 +100,7 @@ def load_data(cfg: Config, saved_vocab: Vocab | None = None) -> TranslationData:
   """The split, tokenised and length-filtered pairs, and the vocabularies of
   train's two sides (or a run's)."""
   d = cfg.data
-  splits, dropped = pairs_lib.load_pairs(
+  splits = pairs_lib.load_pairs(
       _source(cfg),
       d.src_lang,
       d.tgt_lang,
@@ -118,7 +117,7 @@ def load_data(cfg: Config, saved_vocab: Vocab | None = None) -> TranslationData:
     )
     src_vocab = build(splits["train"].src, SOURCE_SPECIALS)
     tgt_vocab = build(splits["train"].tgt, TARGET_SPECIALS)
-  return TranslationData(src_vocab, tgt_vocab, splits, dropped)
+  return TranslationData(src_vocab, tgt_vocab, splits)
 
 
 def complete_config(cfg: Config, data: TranslationData) -> Config:
@@ -367,7 +366,7 @@ class TranslationTask:
     d = self.data
     train = self._batches("train", self.cfg.data.batch_size)
     sizes = ", ".join(f"{s} {len(p.src):,}" for s, p in d.pairs.items())
-    dropped = sum(d.dropped.values())
+    dropped = sum(p.dropped for p in d.pairs.values())
     return (
         f"{self.cfg.data.src_lang}->{self.cfg.data.tgt_lang} pairs: {sizes} "
         f"({dropped:,} over {self.cfg.data.max_sentence_len} tokens "
