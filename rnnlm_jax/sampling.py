@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnlm_jax.vocab import EOS, Vocab
+from rnnlm_jax import decoding as decoding_lib
 from rnnlm_jax import models
 from rnnlm_jax import ngram
 from rnnlm_jax import rundir
@@ -103,6 +104,11 @@ def sample_ids(
   return jnp.concatenate([prompts[:, :1], toks.T], axis=1)
 
 
+def _lm_step(cfg: ModelConfig, params, carry, x_N):
+  logits_N1V, carry = models.apply_lm(params, cfg, carry, x_N[:, None])
+  return carry, jax.nn.log_softmax(logits_N1V[:, 0])
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "beam", "max_len"))
 def beam_search(
     params,
@@ -114,7 +120,9 @@ def beam_search(
     alpha: float = 0.0,
 ):
   """The ``beam`` most likely continuations of ``prefix_P`` (int [P], from
-  the boundary id) of up to max_len tokens, best first.
+  the boundary id) of up to max_len tokens, best first:
+  decoding.beam_search_batched for one sentence, whose state is the model's
+  carry after prefix_P[:-1].
 
   A hypothesis ends at its first stop_id (none when -1). Hypotheses are
   ranked by log p / length ** alpha (alpha 0: the raw log-probability,
@@ -124,48 +132,20 @@ def beam_search(
     (tokens [beam, max_len] (after a stop, stop_id repeated), lengths
     [beam], log-probabilities [beam], normalised scores [beam]).
   """
-  V = cfg.vocab_size
   carry = models.init_carry(cfg, 1)
-  logits, carry = models.apply_lm(params, cfg, carry, prefix_P[None])
-  carry = jax.tree.map(lambda c: jnp.repeat(c, beam, axis=0), carry)
-  logp_V = jax.nn.log_softmax(logits[0, -1])
-  # Beam slots 1.. start at -inf so that the first expansion comes from
-  # slot 0 alone (no duplicate hypotheses).
-  score_K = jnp.where(jnp.arange(beam) == 0, 0.0, -jnp.inf)
-  init = (
+  if prefix_P.shape[0] > 1:
+    _, carry = models.apply_lm(params, cfg, carry, prefix_P[None, :-1])
+  best = decoding_lib.beam_search_batched(
+      functools.partial(_lm_step, cfg),
+      params,
       carry,
-      jnp.broadcast_to(logp_V, (beam, V)),
-      score_K,
-      jnp.zeros((beam, max_len), jnp.int32),
-      jnp.zeros((beam,), bool),
-      jnp.zeros((beam,), jnp.int32),
+      prefix_P[-1:],
+      beam,
+      max_len,
+      stop_id,
+      alpha,
   )
-
-  def step(state, t):
-    carry, logp_KV, score_K, toks, done_K, len_K = state
-    # A finished hypothesis extends only by stop_id, at no cost.
-    ext = jnp.where(
-        done_K[:, None],
-        jnp.where(jnp.arange(V) == jnp.maximum(stop_id, 0), 0.0, -jnp.inf),
-        logp_KV,
-    )
-    total = (score_K[:, None] + ext).reshape(-1)
-    best, flat = jax.lax.top_k(total, beam)
-    src, tok = flat // V, flat % V
-    toks = toks[src].at[:, t].set(tok)
-    was_done = done_K[src]
-    len_K = len_K[src] + (~was_done).astype(jnp.int32)
-    done_K = was_done | (tok == stop_id)
-    carry = jax.tree.map(lambda c: c[src], carry)
-    logits, carry = models.apply_lm(params, cfg, carry, tok[:, None])
-    logp_KV = jax.nn.log_softmax(logits[:, 0])
-    return (carry, logp_KV, best, toks, done_K, len_K), None
-
-  state, _ = jax.lax.scan(step, init, jnp.arange(max_len))
-  _, _, score_K, toks, _, len_K = state
-  norm = score_K / jnp.maximum(len_K, 1).astype(jnp.float32) ** alpha
-  order = jnp.argsort(-norm)
-  return toks[order], len_K[order], score_K[order], norm[order]
+  return tuple(x[0] for x in best)
 
 
 def beam_search_counted(
