@@ -24,6 +24,9 @@ HEADLINE = (
     "test_acc",
     "valid_f1",
     "test_f1",
+    "valid_bleu",
+    "test_bleu",
+    "test_chrf",
 )
 
 

@@ -11,6 +11,7 @@ from experiments import common
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import encoder
 from rnnlm_jax import models
+from rnnlm_jax import seq2seq
 
 CONFIG_FILES = sorted(
     p
@@ -45,6 +46,7 @@ CORPUS_OF = {
     "shakespeare": ("files", "tinyshakespeare", "char"),
     "sst2": ("files", "sst-2", "word"),
     "conll2000": ("files", "conll2000", "word"),
+    "fra": ("files", "fra-eng", "word"),
 }
 
 
@@ -86,6 +88,16 @@ def test_config_loads_and_builds(path, variant):
   assert module.__doc__ and "python -m experiments.train" in module.__doc__
   assert hasattr(module, "RESULTS")
   model = config_lib.replace(cfg, model={"vocab_size": 100}).model
+  if cfg.task == "translate":
+    model = config_lib.replace(
+        cfg, model={"vocab_size": 100, "target_vocab_size": 90}
+    ).model
+    shapes = jax.eval_shape(
+        lambda k: seq2seq.init_params(k, model), jax.random.key(0)
+    )
+    assert len(shapes["encoder"]["layers"]) == cfg.model.num_layers
+    assert shapes["out"]["b"].shape == (90,)
+    return
   if cfg.task != "lm":
     model = config_lib.replace(
         cfg, model={"vocab_size": 100, "num_classes": 3, "num_features": 5}

@@ -83,5 +83,5 @@ def get_config(variant: str = "attention"):
   if variant == "smoke":
     base.sentence_smoke(c, embed_dim=16)
     c.model.beam_size = 3
-    c.data.max_sentence_len = 6
+    c.data.max_sentence_len = 10
   return c

@@ -30,8 +30,8 @@ import numpy as np
 
 from rnnlm_jax import buckets
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import decoding
 from rnnlm_jax import pairs as pairs_lib
-from rnnlm_jax import sampling
 from rnnlm_jax import seq2seq
 from rnnlm_jax.config import Config
 from rnnlm_jax.errors import DataError
@@ -270,19 +270,23 @@ class Translator:
 
 def _decode_batch(mcfg, bos, eos, params, src_BS, mask_BS, beam, max_len,
                   alpha):
-  """The best hypothesis of each source sentence."""
+  """The best hypothesis of each source sentence. The encoded source is a
+  constant of the step (repeated once per beam: a hypothesis's parent is
+  always of its own sentence), not part of the state the beam reorders."""
   memory = seq2seq.encode_source(params, mcfg, src_BS, mask_BS)
   state = seq2seq.init_decoder_state(params, mcfg, memory)
   first_B = jnp.full(src_BS.shape[:1], bos, jnp.int32)
+  if beam > 1:
+    memory = jax.tree.map(lambda a: jnp.repeat(a, beam, axis=0), memory)
+  step = functools.partial(_step, mcfg, memory)
   if beam == 1:
-    toks, lengths, logp = sampling.greedy_batched(
-        _step, (params, mcfg), (memory, state), first_B, max_len, eos
+    toks, lengths, logp = decoding.greedy_batched(
+        step, params, state, first_B, max_len, eos
     )
     score = logp / jnp.maximum(lengths, 1).astype(jnp.float32) ** alpha
     return {"tokens": toks, "lengths": lengths, "logp": logp, "score": score}
-  toks, lengths, logp, score = sampling.beam_search_batched(
-      _step, (params, mcfg), (memory, state), first_B, beam, max_len, eos,
-      alpha,
+  toks, lengths, logp, score = decoding.beam_search_batched(
+      step, params, state, first_B, beam, max_len, eos, alpha
   )
   return {
       "tokens": toks[:, 0],
@@ -292,14 +296,12 @@ def _decode_batch(mcfg, bos, eos, params, src_BS, mask_BS, beam, max_len,
   }
 
 
-def _step(model, carried, tokens_N):
-  """The decoder's step as the beam search drives it."""
-  params, mcfg = model
-  memory, state = carried
+def _step(mcfg, memory, params, state, tokens_N):
+  """The decoder's step as the searches drive it."""
   state, logits_NV, _ = seq2seq.decoder_step(
       params, mcfg, memory, state, tokens_N
   )
-  return (memory, state), jax.nn.log_softmax(logits_NV)
+  return state, jax.nn.log_softmax(logits_NV)
 
 
 class TranslationTask:
