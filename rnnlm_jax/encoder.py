@@ -90,7 +90,13 @@ def _run_direction(cell, params, cfg, path, x_TBI, lengths_B, reverse):
   if reverse:
     reset_TB = jnp.arange(steps)[:, None] == (lengths_B - 1)[None, :]
   dtypes = (params["w_ih"].dtype, jnp.float32)
-  carry = cells_lib.init_carry(cell, x_TBI.shape[1], cfg.hidden)
+  # float32 carries (for bfloat16 inputs too), float64 ones for float64
+  # inputs (gradient checks under jax.enable_x64).
+  carry_dtype = jnp.promote_types(jnp.float32, x_TBI.dtype)
+  carry = tuple(
+      a.astype(carry_dtype)
+      for a in cells_lib.init_carry(cell, x_TBI.shape[1], cfg.hidden)
+  )
   _, h_TBH = scan.run_layer(
       cell,
       params,
