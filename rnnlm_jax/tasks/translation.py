@@ -152,10 +152,7 @@ def make_loss(cfg: Config):
 
   def on_bucket(k):
     def loss(params, buckets_, key, rate):
-      return seq2seq.loss_sums(
-          params, cfg.model, buckets_[k], key, rate,
-          cfg.model.scheduled_sampling,
-      )
+      return seq2seq.loss_sums(params, cfg.model, buckets_[k], key, rate)
 
     return loss
 
