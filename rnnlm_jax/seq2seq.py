@@ -95,8 +95,10 @@ def _extra_input_dim(cfg: ModelConfig) -> int:
   return cfg.hidden if _feeds(cfg) else 0
 
 
-def _final_dim(cfg: ModelConfig) -> int:
-  return (2 if cfg.bidirectional else 1) * cfg.hidden
+def _ends(cfg: ModelConfig) -> ModelConfig:
+  """cfg whose encoder.pool gives the encoder's final states: the forward
+  state at the last token, with the backward one at the first."""
+  return dataclasses.replace(cfg, pooling="ends")
 
 
 def init_params(key, cfg: ModelConfig):
@@ -120,7 +122,7 @@ def init_params(key, cfg: ModelConfig):
   if cfg.attention == "luong_dot" and D != H:
     raise ValueError(f"luong_dot needs memory width {D} == hidden {H}")
   L = decoder_layers(cfg)
-  keys = iter(jax.random.split(key, 10 + 2 * L))
+  keys = iter(jax.random.split(key, 8 + 3 * L))
   scale = cfg.init_scale if cfg.init_scale > 0 else H**-0.5
   u = lambda shape: jax.random.uniform(
       next(keys), shape, jnp.float32, -scale, scale
@@ -132,7 +134,8 @@ def init_params(key, cfg: ModelConfig):
   params = {
       "encoder": {"embed": enc["embed"], "layers": enc["layers"]},
       "bridge": [
-          {"w": u((_final_dim(cfg), width)), "b": u((width,))} for _ in range(L)
+          {"w": u((encoder.pooled_dim(_ends(cfg)), width)), "b": u((width,))}
+          for _ in range(L)
       ],
       "tgt_embed": u((cfg.target_vocab_size, E)),
       "decoder": [
@@ -195,9 +198,7 @@ def encode_source(
   outs = encoder.encode(
       params["encoder"], cfg, src_BS, src_mask_BS, None, dropout_key, rate
   )
-  ends_BF = encoder.pool(
-      dataclasses.replace(cfg, pooling="ends"), outs, src_mask_BS
-  )
+  ends_BF = encoder.pool(_ends(cfg), outs, src_mask_BS)
   init = []
   for bridge in params["bridge"]:
     carry_BK = jnp.tanh(ends_BF @ bridge["w"] + bridge["b"])
@@ -455,7 +456,9 @@ def _scheduled_sampling(
 def token_losses(cfg: ModelConfig, logits_BTV, targets_BT):
   """(label-smoothed cross-entropy, unsmoothed nll), each [B, T]: the
   smoothed target is optax.smooth_labels' (1 - a) onehot + a / V."""
-  logp_BTV = jax.nn.log_softmax(logits_BTV.astype(jnp.float32))
+  # At least float32 (bfloat16 logits), float64 under x64.
+  dtype = jnp.promote_types(jnp.float32, logits_BTV.dtype)
+  logp_BTV = jax.nn.log_softmax(logits_BTV.astype(dtype))
   nll_BT = -jnp.take_along_axis(logp_BTV, targets_BT[..., None], -1)[..., 0]
   a = cfg.label_smoothing
   if a == 0:
@@ -492,7 +495,7 @@ def loss_sums(params, cfg, batch, key=None, rate=None, sampling_rate=None):
   count = mask_BT.sum().astype(jnp.float32)
   hits_BT = jnp.argmax(logits_BTV, axis=-1) == targets_BT
   sums = {
-      "nll": jnp.where(mask_BT, nll_BT, 0.0).sum(),
+      "nll": jnp.where(mask_BT, nll_BT, 0.0).sum().astype(jnp.float32),
       "count": count,
       "correct": (hits_BT & mask_BT).sum().astype(jnp.float32),
   }
