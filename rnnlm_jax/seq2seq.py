@@ -45,8 +45,10 @@ Parameters:
 The memory and the decoder state are dicts of arrays with the batch as the
 leading axis of every leaf, so a beam search may repeat their rows:
 
-  memory = {"values": [B, S, D], "mask": [B, S], "keys": [B, S, A] (bahdanau)
-            | [B, S, H] (luong: values @ W^T, or the values themselves),
+  memory = {"values": [B, S, D], "mask": [B, S] bool,
+            "keys": [B, S, A] (bahdanau: values @ W_key) | [B, S, H] (luong:
+            values @ W^T, or the values themselves for luong_dot); none
+            for attention "none",
             "init": [(h [B, H], c [B, H] (LSTM)), ...] per decoder layer}
   state = {"carry": [carry tuple per decoder layer],
            "feed": a_{t-1} [B, H] (luong with input feeding)}
@@ -168,8 +170,9 @@ def init_params(key, cfg: ModelConfig):
 
 
 def _dropout_fn(cfg: ModelConfig, key, rate):
-  """drop(i, x): dropout of x with the i-th of a few keys split from key,
-  or the identity (no key, or model.dropout 0: evaluation)."""
+  """drop(i, x): dropout of x with the i-th of L + 1 keys split from key
+  (0: the embedding, l: layer l's input, L: the output), or the identity
+  (no key, or model.dropout 0, as in encoder.encode: evaluation)."""
   if key is None or cfg.dropout <= 0:
     return lambda i, x: x
   rate = cfg.dropout if rate is None else rate

@@ -9,7 +9,6 @@ optimisation level, a third of the time) and draws its parameters without
 compiling (``params_of``)."""
 
 import dataclasses
-import functools
 
 import jax
 import jax.flatten_util
@@ -198,6 +197,37 @@ def test_teacher_forcing_draws_the_dropout_masks_of_the_steps():
   dropped, want, evaluation = runs(params_of(cfg, seed=5))
   _assert_close(dropped, want)
   assert not np.allclose(dropped[0], evaluation[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general"])
+def test_memory_and_state_rows_repeat_for_a_beam(attention):
+  """A search repeats each row of the memory and the state K times (every
+  leaf's leading axis is the batch): each copy decodes as its row does."""
+  cfg = model_cfg(attention=attention)
+  batch = padded_batch(seed=18)
+  beam = 3
+  repeat = lambda tree: jax.tree.map(lambda a: jnp.repeat(a, beam, 0), tree)
+
+  def decode(p, memory, state, token_B):
+    for _ in range(2):
+      state, logits_BV, attn_BS = seq2seq.decoder_step(
+          p, cfg, memory, state, token_B
+      )
+      token_B = jnp.argmax(logits_BV, -1)
+    return state, logits_BV, attn_BS
+
+  def run(p):
+    memory = seq2seq.encode_source(p, cfg, batch["src"], batch["src_mask"])
+    state = seq2seq.init_decoder_state(p, cfg, memory)
+    token_B = batch["tgt_in"][:, 0]
+    rows = decode(p, memory, state, token_B)
+    beams = decode(p, repeat(memory), repeat(state), repeat(token_B))
+    return memory, state, rows, beams
+
+  memory, state, rows, beams = jit(run)(params_of(cfg, seed=19))
+  for a in jax.tree.leaves((memory, state)):
+    assert a.shape[0] == len(SRC_LENGTHS)
+  _assert_close(repeat(rows), beams)
 
 
 def test_a_source_without_tokens_attends_to_nothing_without_nan():
