@@ -45,8 +45,10 @@ Parameters:
 The memory and the decoder state are dicts of arrays with the batch as the
 leading axis of every leaf, so a beam search may repeat their rows:
 
-  memory = {"values": [B, S, D], "mask": [B, S], "keys": [B, S, A] (bahdanau)
-            | [B, S, H] (luong: values @ W^T, or the values themselves),
+  memory = {"values": [B, S, D], "mask": [B, S] bool,
+            "keys": [B, S, A] (bahdanau: values @ W_key) | [B, S, H] (luong:
+            values @ W^T, or the values themselves for luong_dot); none
+            for attention "none",
             "init": [(h [B, H], c [B, H] (LSTM)), ...] per decoder layer}
   state = {"carry": [carry tuple per decoder layer],
            "feed": a_{t-1} [B, H] (luong with input feeding)}
@@ -95,8 +97,10 @@ def _extra_input_dim(cfg: ModelConfig) -> int:
   return cfg.hidden if _feeds(cfg) else 0
 
 
-def _final_dim(cfg: ModelConfig) -> int:
-  return (2 if cfg.bidirectional else 1) * cfg.hidden
+def _ends(cfg: ModelConfig) -> ModelConfig:
+  """cfg whose encoder.pool gives the encoder's final states: the forward
+  state at the last token, with the backward one at the first."""
+  return dataclasses.replace(cfg, pooling="ends")
 
 
 def init_params(key, cfg: ModelConfig):
@@ -120,7 +124,7 @@ def init_params(key, cfg: ModelConfig):
   if cfg.attention == "luong_dot" and D != H:
     raise ValueError(f"luong_dot needs memory width {D} == hidden {H}")
   L = decoder_layers(cfg)
-  keys = iter(jax.random.split(key, 10 + 2 * L))
+  keys = iter(jax.random.split(key, 8 + 3 * L))
   scale = cfg.init_scale if cfg.init_scale > 0 else H**-0.5
   u = lambda shape: jax.random.uniform(
       next(keys), shape, jnp.float32, -scale, scale
@@ -132,7 +136,8 @@ def init_params(key, cfg: ModelConfig):
   params = {
       "encoder": {"embed": enc["embed"], "layers": enc["layers"]},
       "bridge": [
-          {"w": u((_final_dim(cfg), width)), "b": u((width,))} for _ in range(L)
+          {"w": u((encoder.pooled_dim(_ends(cfg)), width)), "b": u((width,))}
+          for _ in range(L)
       ],
       "tgt_embed": u((cfg.target_vocab_size, E)),
       "decoder": [
@@ -165,8 +170,9 @@ def init_params(key, cfg: ModelConfig):
 
 
 def _dropout_fn(cfg: ModelConfig, key, rate):
-  """drop(i, x): dropout of x with the i-th of a few keys split from key,
-  or the identity (no key, or model.dropout 0: evaluation)."""
+  """drop(i, x): dropout of x with the i-th of L + 1 keys split from key
+  (0: the embedding, l: layer l's input, L: the output), or the identity
+  (no key, or model.dropout 0, as in encoder.encode: evaluation)."""
   if key is None or cfg.dropout <= 0:
     return lambda i, x: x
   rate = cfg.dropout if rate is None else rate
@@ -195,9 +201,7 @@ def encode_source(
   outs = encoder.encode(
       params["encoder"], cfg, src_BS, src_mask_BS, None, dropout_key, rate
   )
-  ends_BF = encoder.pool(
-      dataclasses.replace(cfg, pooling="ends"), outs, src_mask_BS
-  )
+  ends_BF = encoder.pool(_ends(cfg), outs, src_mask_BS)
   init = []
   for bridge in params["bridge"]:
     carry_BK = jnp.tanh(ends_BF @ bridge["w"] + bridge["b"])
@@ -455,7 +459,9 @@ def _scheduled_sampling(
 def token_losses(cfg: ModelConfig, logits_BTV, targets_BT):
   """(label-smoothed cross-entropy, unsmoothed nll), each [B, T]: the
   smoothed target is optax.smooth_labels' (1 - a) onehot + a / V."""
-  logp_BTV = jax.nn.log_softmax(logits_BTV.astype(jnp.float32))
+  # At least float32 (bfloat16 logits), float64 under x64.
+  dtype = jnp.promote_types(jnp.float32, logits_BTV.dtype)
+  logp_BTV = jax.nn.log_softmax(logits_BTV.astype(dtype))
   nll_BT = -jnp.take_along_axis(logp_BTV, targets_BT[..., None], -1)[..., 0]
   a = cfg.label_smoothing
   if a == 0:
@@ -492,7 +498,7 @@ def loss_sums(params, cfg, batch, key=None, rate=None, sampling_rate=None):
   count = mask_BT.sum().astype(jnp.float32)
   hits_BT = jnp.argmax(logits_BTV, axis=-1) == targets_BT
   sums = {
-      "nll": jnp.where(mask_BT, nll_BT, 0.0).sum(),
+      "nll": jnp.where(mask_BT, nll_BT, 0.0).sum().astype(jnp.float32),
       "count": count,
       "correct": (hits_BT & mask_BT).sum().astype(jnp.float32),
   }
