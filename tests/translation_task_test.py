@@ -51,6 +51,8 @@ def pairs_file(folder, n=500, seed=0):
 def tiny(folder, **train_overrides):
   c = fra_eng.get_config("smoke")
   c.data.dir = str(folder)
+  c.model.hidden = 32
+  c.data.batch_size = 16
   c.train.update(train_overrides)
   return config_lib.from_dict(c.to_dict())
 
@@ -63,7 +65,7 @@ def records(workdir):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
   root = tmp_path_factory.mktemp("translate")
-  cfg = tiny(pairs_file(root / "data"), num_epochs=4)
+  cfg = tiny(pairs_file(root / "data"), num_epochs=8)
   workdir = str(root / "run")
   results = train.train_and_evaluate(cfg, workdir, log=lambda s: None)
   return cfg, workdir, results

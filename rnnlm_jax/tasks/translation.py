@@ -217,6 +217,9 @@ class Translator:
     self.tgt_vocab = tgt_vocab
     self.bos = tgt_vocab.id(BOS)
     self.eos = tgt_vocab.id(EOS)
+    # Of the last translate call, without each bucket's first (compiling)
+    # batch; nan where every bucket had one batch.
+    self.sentences_per_second = math.nan
     self._decode = jax.jit(
         functools.partial(_decode_batch, cfg.model, self.bos, self.eos),
         static_argnames=("beam", "max_len"),
@@ -241,15 +244,20 @@ class Translator:
     bounds = buckets.bucket_bounds(lengths, self.cfg.data.num_buckets)
     batches = buckets.make_pair_batches(ids, dummy, batch_size, bounds)
     results = [None] * len(ids)
+    timed = [0, 0.0]  # Sentences and seconds of calls that did not compile.
     for b in batches["buckets"]:
       max_len = self.max_len(b["src"].shape[-1])
       for s in range(b["src"].shape[0]):
+        t0 = time.perf_counter()
         out = jax.device_get(
             self._decode(
                 params, b["src"][s], b["src_mask"][s], beam=beam,
                 max_len=max_len, alpha=alpha,
             )
         )
+        if s > 0:
+          timed[0] += int((b["index"][s] >= 0).sum())
+          timed[1] += time.perf_counter() - t0
         for row, e in enumerate(b["index"][s]):
           if e < 0:
             continue
@@ -262,6 +270,7 @@ class Translator:
               "logp": float(out["logp"][row]),
               "score": float(out["score"][row]),
           }
+    self.sentences_per_second = timed[0] / timed[1] if timed[1] else math.nan
     return results
 
 
@@ -395,17 +404,15 @@ class TranslationTask:
 
   def translate_split(self, params, split: str, beam: int) -> dict:
     """Hypotheses of a split's sources, detokenised, with the decoding
-    speed."""
+    speed (Translator.sentences_per_second)."""
     p = self.data.pairs[split]
-    t0 = time.perf_counter()
     out = self.translator.translate(
         params, p.src, beam, self.cfg.model.length_alpha, self.eval_batch_size
     )
-    seconds = time.perf_counter() - t0
     lang = self.cfg.data.tgt_lang
     return {
         "hyps": [pairs_lib.detokenize(o["tokens"], lang) for o in out],
-        "sentences_per_second": len(out) / max(seconds, 1e-9),
+        "sentences_per_second": self.translator.sentences_per_second,
     }
 
   def report(self, params, splits=None) -> dict:
@@ -425,9 +432,10 @@ class TranslationTask:
         suffix = "" if beam == m.beam_size else "_greedy"
         results[f"{split}_bleu{suffix}"] = scores["bleu"]
         results[f"{split}_chrf{suffix}"] = scores["chrf"]
-        results[f"{split}_sentences_per_second{suffix}"] = out[
-            "sentences_per_second"
-        ]
+        if math.isfinite(out["sentences_per_second"]):
+          results[f"{split}_sentences_per_second{suffix}"] = out[
+              "sentences_per_second"
+          ]
         results["bleu_signature"] = scores["signature"]
         if beam == m.beam_size:
           results[f"{split}_bleu_by_length"] = bleu_by_length(
