@@ -339,6 +339,20 @@ def one_line_errors():
     sys.exit(1)
 
 
+def read_lines(path: str) -> list[str]:
+  """The lines of a UTF-8 file, or of stdin for "-"; a missing or
+  undecodable file is a DataError."""
+  if path == "-":
+    return sys.stdin.read().splitlines()
+  try:
+    with open(path, encoding="utf-8") as f:
+      return f.read().splitlines()
+  except FileNotFoundError:
+    raise DataError(f"input file not found: {path}") from None
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path} is not UTF-8 ({e.reason})") from None
+
+
 def save_study(out: str, name: str, markdown: str, fig) -> None:
   """Writes <out>/<name>.md and the matplotlib figure <out>/<name>.png, each
   complete or not at all, and closes the figure."""

@@ -14,7 +14,6 @@ POS tags as input (conll2000.py:chunk_pos), write each token as WORD/POS.
 """
 
 import json
-import sys
 
 from absl import app
 from absl import flags
@@ -32,18 +31,6 @@ _INPUT = flags.DEFINE_string(
     "input", "-", "File of sentences, one per line; - for stdin."
 )
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object per line.")
-
-
-def _read(path: str) -> list[str]:
-  if path == "-":
-    return sys.stdin.read().splitlines()
-  try:
-    with open(path, encoding="utf-8") as f:
-      return f.read().splitlines()
-  except FileNotFoundError:
-    raise DataError(f"input file not found: {path}") from None
-  except UnicodeDecodeError as e:
-    raise DataError(f"{path} is not UTF-8 ({e.reason})") from None
 
 
 def _split_tags(lines: list[str]) -> tuple[list, list]:
@@ -69,7 +56,7 @@ def main(argv):
           f"{_WORKDIR.value} holds a language model: sample from it with "
           "experiments.sample"
       )
-    lines = [l for l in _read(_INPUT.value) if l.strip()]
+    lines = [l for l in common.read_lines(_INPUT.value) if l.strip()]
     tokens, features = [l.split() for l in lines], None
     if cfg.model.feature_dim:
       tokens, features = _split_tags(lines)

@@ -54,18 +54,6 @@ _ATTN_DIR = flags.DEFINE_string(
 )
 
 
-def _read(path: str) -> list[str]:
-  if path == "-":
-    return sys.stdin.read().splitlines()
-  try:
-    with open(path, encoding="utf-8") as f:
-      return f.read().splitlines()
-  except FileNotFoundError:
-    raise DataError(f"input file not found: {path}") from None
-  except UnicodeDecodeError as e:
-    raise DataError(f"{path} is not UTF-8 ({e.reason})") from None
-
-
 def _heatmaps(cfg, params, src_vocab, tgt_vocab, results, out: str):
   if cfg.model.attention == "none":
     raise DataError(
@@ -104,7 +92,7 @@ def main(argv):
           cfg, model={"length_alpha": _ALPHA.value}
       )
     src_vocab, tgt_vocab = translation.split_vocab(trained.vocab)
-    lines = [l.strip() for l in _read(_INPUT.value) if l.strip()]
+    lines = [l.strip() for l in common.read_lines(_INPUT.value) if l.strip()]
     results = translation.translate_sentences(
         cfg, src_vocab, tgt_vocab, trained.params, lines, _BEAM.value or None
     )

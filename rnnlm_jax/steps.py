@@ -115,6 +115,31 @@ def select_segment(batches, step):
   }
 
 
+def switch_buckets(bucket_loss):
+  """A task's ``loss(params, carry, batch, key, hparams)`` over a bucketed
+  epoch's scheduled batch (select_segment) from ``bucket_loss(params, b,
+  key, dropout_rate) -> (objective, sums)`` of one bucket's batch b:
+  lax.switch computes only the scheduled bucket's. No carry between
+  batches."""
+
+  def loss(params, carry, batch, key, hparams):
+    branches = [
+        lambda p, bs, k, r, i=i: bucket_loss(p, bs[i], k, r)
+        for i in range(len(batch["buckets"]))
+    ]
+    objective, sums = jax.lax.switch(
+        batch["bucket"],
+        branches,
+        params,
+        batch["buckets"],
+        key,
+        hparams["dropout"],
+    )
+    return objective, (carry, sums)
+
+  return loss
+
+
 def make_train_step(task, tx, loss_reduction: str = "mean"):
   """A jitted ``train_step(state, batches) -> (state, metrics)``.
 

@@ -28,6 +28,7 @@ from rnnlm_jax import labelled
 from rnnlm_jax import models
 from rnnlm_jax import pretrained
 from rnnlm_jax import seqmetrics
+from rnnlm_jax import steps
 from rnnlm_jax.config import Config
 from rnnlm_jax.errors import DataError
 from rnnlm_jax.tasks.lm import DIVERGED_MARGIN
@@ -49,7 +50,7 @@ def final_split(cfg: Config) -> str:
   return "dev" if cfg.task == "classify" else "test"
 
 
-def _source(cfg: Config) -> dict:
+def data_source(cfg: Config) -> dict:
   d = cfg.data
   if d.source == "hub":
     return {"hf_path": d.hf_path, "hf_name": d.hf_name}
@@ -66,9 +67,9 @@ def load_data(cfg: Config, saved_vocab: Vocab | None = None) -> SentenceData:
   same for every run), and the vocabulary of train's words (or a run's)."""
   d = cfg.data
   if cfg.task == "classify":
-    splits = labelled.load_classification(_source(cfg), d.holdout_fraction)
+    splits = labelled.load_classification(data_source(cfg), d.holdout_fraction)
   else:
-    splits = labelled.load_tagging(_source(cfg), d.target, d.holdout_fraction)
+    splits = labelled.load_tagging(data_source(cfg), d.target, d.holdout_fraction)
   final = final_split(cfg)
   splits[final] = splits.pop("test")
   vocab = saved_vocab or build_vocab(
@@ -177,38 +178,21 @@ def _weights(cfg: Config, b: dict):
 
 def make_loss(cfg: Config):
   """``loss(params, carry, batch, key, hparams)`` of one scheduled batch of
-  a bucketed epoch (rnnlm_jax.steps.select_segment): lax.switch computes
-  only its bucket's."""
+  a bucketed epoch (rnnlm_jax.steps.switch_buckets)."""
 
-  def on_bucket(k):
-    def loss(params, buckets_, key, rate):
-      b = buckets_[k]
-      nll, pred, _ = _bucket_outputs(params, cfg, b, key, rate)
-      weight = _weights(cfg, b)
-      count = weight.sum().astype(jnp.float32)
-      total = nll.sum()
-      sums = {"nll": total, "count": count}
-      if cfg.task == "classify":
-        sums["tokens"] = b["mask"].sum().astype(jnp.float32)
-      if pred is not None:
-        sums["correct"] = ((pred == b["y"]) & weight).sum().astype(jnp.float32)
-      return total / jnp.maximum(count, 1.0), sums
+  def bucket_loss(params, b, key, rate):
+    nll, pred, _ = _bucket_outputs(params, cfg, b, key, rate)
+    weight = _weights(cfg, b)
+    count = weight.sum().astype(jnp.float32)
+    total = nll.sum()
+    sums = {"nll": total, "count": count}
+    if cfg.task == "classify":
+      sums["tokens"] = b["mask"].sum().astype(jnp.float32)
+    if pred is not None:
+      sums["correct"] = ((pred == b["y"]) & weight).sum().astype(jnp.float32)
+    return total / jnp.maximum(count, 1.0), sums
 
-    return loss
-
-  def loss(params, carry, batch, key, hparams):
-    branches = [on_bucket(k) for k in range(len(batch["buckets"]))]
-    objective, sums = jax.lax.switch(
-        batch["bucket"],
-        branches,
-        params,
-        batch["buckets"],
-        key,
-        hparams["dropout"],
-    )
-    return objective, (carry, sums)
-
-  return loss
+  return steps.switch_buckets(bucket_loss)
 
 
 def make_predict(cfg: Config):

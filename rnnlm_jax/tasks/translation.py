@@ -33,8 +33,10 @@ from rnnlm_jax import config as config_lib
 from rnnlm_jax import decoding
 from rnnlm_jax import pairs as pairs_lib
 from rnnlm_jax import seq2seq
+from rnnlm_jax import steps
 from rnnlm_jax.config import Config
 from rnnlm_jax.errors import DataError
+from rnnlm_jax.tasks import sentences
 from rnnlm_jax.tasks.lm import DIVERGED_MARGIN
 from rnnlm_jax.vocab import EOS
 from rnnlm_jax.vocab import UNK
@@ -80,18 +82,6 @@ class TranslationData:
   pairs: dict  # split -> pairs.Pairs (with the count of pairs dropped)
 
 
-def _source(cfg: Config) -> dict:
-  d = cfg.data
-  if d.source == "hub":
-    return {"hf_path": d.hf_path, "hf_name": d.hf_name}
-  if d.source != "files" or not d.dir:
-    raise DataError(
-        "task='translate' reads data.source='files' with data.dir (or the "
-        "RNNLM_DATA environment variable), or data.source='hub'"
-    )
-  return {"dir": d.dir, "encoding_errors": d.encoding_errors}
-
-
 def fractions(cfg: Config) -> tuple:
   return tuple(cfg.data.split_fractions) or DEFAULT_FRACTIONS
 
@@ -101,7 +91,7 @@ def load_data(cfg: Config, saved_vocab: Vocab | None = None) -> TranslationData:
   train's two sides (or a run's)."""
   d = cfg.data
   splits = pairs_lib.load_pairs(
-      _source(cfg),
+      sentences.data_source(cfg),
       d.src_lang,
       d.tgt_lang,
       d.lowercase,
@@ -148,27 +138,12 @@ def encode_target(tgt_vocab: Vocab, tokens) -> np.ndarray:
 
 def make_loss(cfg: Config):
   """``loss(params, carry, batch, key, hparams)`` of one scheduled batch of
-  a bucketed epoch: lax.switch computes only its bucket's."""
-
-  def on_bucket(k):
-    def loss(params, buckets_, key, rate):
-      return seq2seq.loss_sums(params, cfg.model, buckets_[k], key, rate)
-
-    return loss
-
-  def loss(params, carry, batch, key, hparams):
-    branches = [on_bucket(k) for k in range(len(batch["buckets"]))]
-    objective, sums = jax.lax.switch(
-        batch["bucket"],
-        branches,
-        params,
-        batch["buckets"],
-        key,
-        hparams["dropout"],
-    )
-    return objective, (carry, sums)
-
-  return loss
+  a bucketed epoch (rnnlm_jax.steps.switch_buckets)."""
+  return steps.switch_buckets(
+      lambda params, b, key, rate: seq2seq.loss_sums(
+          params, cfg.model, b, key, rate
+      )
+  )
 
 
 def _eval_sums(params, cfg: Config, b: dict) -> dict:
