@@ -30,7 +30,18 @@ The run ends with valid and test BLEU and chrF (sacrebleu) of beam search
 
 from experiments.configs import base
 
-RESULTS = {}
+RESULTS = {
+    # The GRU, seed 0, sentences up to 15 tokens; two runs and the test
+    # suite sharing a 2-core CPU (docs/translation.md).
+    "no_attention": (
+        "test BLEU 28.43 (greedy 25.33), chrF 43.66, valid BLEU 28.22, test "
+        "ppl 4.98; 69 min, 805 tok/s"
+    ),
+    "attention": (
+        "test BLEU 39.63 (greedy 37.72), chrF 55.88, valid BLEU 39.31, test "
+        "ppl 4.06; 74 min, 721 tok/s"
+    ),
+}
 
 VARIANTS = {
     "no_attention": "none",
