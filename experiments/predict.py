@@ -51,10 +51,11 @@ def main(argv):
   with common.one_line_errors():
     trained = rundir.load_trained(_WORKDIR.value, _SLOT.value)
     cfg = trained.cfg
-    if cfg.task == "lm":
+    use = {"lm": "experiments.sample", "translate": "experiments.translate"}
+    if cfg.task in use:
       raise DataError(
-          f"{_WORKDIR.value} holds a language model: sample from it with "
-          "experiments.sample"
+          f"{_WORKDIR.value} holds a task={cfg.task!r} run: use "
+          f"{use[cfg.task]}"
       )
     lines = [l for l in common.read_lines(_INPUT.value) if l.strip()]
     tokens, features = [l.split() for l in lines], None
