@@ -86,7 +86,7 @@ def _padded(seqs, index_SB, lengths, width: int):
   return x.reshape(shape), mask.reshape(shape)
 
 
-def _epoch(buckets: list[dict], rng) -> dict:
+def epoch_of(buckets: list[dict], rng) -> dict:
   """The epoch of these buckets: every batch of each once, in bucket order,
   or shuffled by rng."""
   schedule = np.array(
@@ -136,7 +136,7 @@ def make_batches(
     if features is not None:
       bucket["features"] = _padded(features, index_SB, lengths, width)[0]
     buckets.append(bucket)
-  return _epoch(buckets, rng)
+  return epoch_of(buckets, rng)
 
 
 def make_pair_batches(
@@ -191,7 +191,7 @@ def make_pair_batches(
             "index": index_SB,
         }
     )
-  return _epoch(buckets, rng)
+  return epoch_of(buckets, rng)
 
 
 def padding_fraction(batches: dict) -> float:
