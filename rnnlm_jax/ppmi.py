@@ -165,14 +165,14 @@ def svd_vectors(
   given input gives the same vectors from call to call. The components come
   in decreasing order of singular value, and each column's sign makes its
   entry of largest magnitude (the first, on a tie) positive, so that
-  machines whose solvers land on opposite signs agree. Where singular values
+  machines whose solvers land on opposite signs agree (up to rounding). Where singular values
   repeat, the vectors of that subspace are not unique.
 
   Args:
     matrix: [V, W] sparse or dense matrix (``ppmi``).
     dim: the number of components, 0 < dim < min(V, W) (ARPACK's limit).
-    eig_power: p of S^p; 0 gives U, 1 gives U S, 0.5 (Levy et al.'s choice)
-      splits S between words and contexts.
+    eig_power: p of S^p; 0 gives U, 1 gives U S (Levy et al. find 0 and 0.5
+      better than 1).
     seed: seeds the solver's starting vector.
 
   Returns:
