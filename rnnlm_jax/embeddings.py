@@ -9,6 +9,9 @@ The benchmarks look words up case-insensitively: a word's row is that of
 the first word in ``words`` order with the same lowercased form (gensim's
 ``case_insensitive=True``, with the same first-occurrence rule), and
 analogy answers are searched over those first occurrences only.
+
+Shape letters beside the package's: Q questions, C candidate answers, U
+distinct question words, N words plotted.
 """
 
 import dataclasses
