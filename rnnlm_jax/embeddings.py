@@ -15,7 +15,6 @@ distinct question words, N words plotted.
 """
 
 import dataclasses
-import io
 import math
 import os
 import pathlib
@@ -35,8 +34,10 @@ SPECIAL_TOKENS = ("<unk>", "<eos>", "<bos>", "<pad>")
 # 3CosMul's epsilon (Levy & Goldberg 2014), against division by zero.
 COSMUL_EPS = 1e-3
 # Analogy questions scored together: their distinct words' cosines with
-# the vocabulary bound the memory (3 x 512 x V floats at most).
-_BLOCK = 512
+# the vocabulary, three tables of them, bound the memory (3 x 3 x 128 x V
+# floats at most, 150 MB for 33k words; the Google set's blocks have about
+# 40 distinct words).
+_BLOCK = 128
 # Elements of the score buffers of the questions scored at once (1 MiB).
 _CACHE_ELEMENTS = 1 << 18
 # The file a "ppmi_svd" run keeps its vectors in (word2vec binary).
@@ -361,7 +362,6 @@ class _Scorer:
   operations)."""
 
   def __init__(self, unit_VD, cands: _Candidates, abc_Q3: np.ndarray):
-    self.cands = cands
     uniq, inverse = np.unique(abc_Q3, return_inverse=True)
     self.inverse_Q3 = inverse.reshape(abc_Q3.shape)
     self.cos_UC = unit_VD[uniq] @ cands.unit_CD.T
@@ -536,14 +536,17 @@ def projection_figure(
     raise EmbeddingError(f"projection must be pca or tsne, got {method!r}")
   plt = figures.pyplot()
   fig, ax = plt.subplots(figsize=(7, 6))
-  ax.scatter(xy_N2[:, 0], xy_N2[:, 1], s=12)
-  for (word, _), (x, y) in zip(found, xy_N2):
-    ax.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points")
-  ax.set_title(f"{len(found)} words, {method.upper()}")
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=120)
-  plt.close(fig)
-  atomic_write(pathlib.Path(path), lambda f: f.write(buf.getvalue()))
+  try:
+    ax.scatter(xy_N2[:, 0], xy_N2[:, 1], s=12)
+    for (word, _), (x, y) in zip(found, xy_N2):
+      ax.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points")
+    name = {"pca": "PCA", "tsne": "t-SNE"}[method]
+    ax.set_title(f"{len(found)} words, {name}")
+    atomic_write(
+        pathlib.Path(path), lambda f: fig.savefig(f, format="png", dpi=120)
+    )
+  finally:
+    plt.close(fig)
   return missing
 
 
