@@ -10,6 +10,7 @@ Shape suffixes used throughout the package (``x_BT``, ``h_BH``, ...):
   I  input width of a recurrent layer (E for the first layer, H above it)
   G  fused gate width: H for Elman cells, 3H for the GRU, 4H for the LSTM
   L  number of stacked layers
+  D  width of a word vector (rnnlm_jax.embeddings: E, H, or a file's)
 """
 
 __version__ = "0.1.0"
