@@ -134,6 +134,21 @@ class ModelConfig:
   # greedy; hypotheses are ranked by log p / length ** length_alpha.
   beam_size: int = 5
   length_alpha: float = 1.0
+  # The embedding task (Config.task "embed"): kind "skipgram" or "cbow",
+  # word2vec with negative sampling (rnnlm_jax.word2vec), or "ppmi_svd",
+  # counted (rnnlm_jax.ppmi); embed_dim is the vectors' size. window: the
+  # context words on each side (word2vec draws each centre's from
+  # 1..window; ppmi_svd counts them all); negatives per positive pair, drawn
+  # from the unigram distribution raised to ns_exponent.
+  window: int = 5
+  negatives: int = 5
+  ns_exponent: float = 0.75
+  # ppmi_svd: the context distribution's smoothing exponent, the shift k of
+  # shifted PPMI (max(PMI - log k, 0)), and the singular values' exponent in
+  # the vectors U * S ** eig_power.
+  cds_alpha: float = 0.75
+  ppmi_shift: float = 1.0
+  eig_power: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +195,14 @@ class DataConfig:
   tgt_lang: str = "en"
   lowercase: bool = True
   split_seed: int = 0
+  # embed: each train word of count f among N is kept with word2vec's
+  # probability min(1, (sqrt(f / t) + 1) t / f), t = subsample * N, drawn
+  # afresh each epoch; 0 keeps every word. The evaluation sets of the final
+  # report: "" finds simlex-999/SimLex-999.txt and
+  # word-analogy/questions-words.txt beside data.dir.
+  subsample: float = 1e-3
+  simlex_file: str = ""
+  analogy_file: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,13 +215,15 @@ class OptimConfig:
   b2: float = 0.999
   eps: float = 1e-8
   clip_norm: float = 5.0  # Global-norm clipping; 0 disables it.
-  schedule: str = "constant"  # constant | epoch_decay | plateau | warmup_cosine
+  # constant | epoch_decay | plateau | warmup_cosine | linear (to
+  # lr * min_lr_ratio at the last step)
+  schedule: str = "constant"
   # epoch_decay: k epochs at the full rate, then lr * factor ** (epoch + 1 - k)
   # for epochs counted from 0 (TensorFlow's PTB recipe of Zaremba et al.).
   decay_factor: float = 0.5
   decay_after_epochs: int = 4
   warmup_steps: int = 0  # warmup_cosine
-  min_lr_ratio: float = 0.0  # warmup_cosine: final lr / peak lr
+  min_lr_ratio: float = 0.0  # warmup_cosine, linear: final lr / peak lr
   # plateau: multiply the lr by plateau_factor when the validation loss has
   # not improved for more than plateau_patience epochs.
   plateau_factor: float = 0.25
@@ -230,7 +255,9 @@ class TrainConfig:
 class Config:
   name: str = "default"
   # lm: language modelling (rnnlm_jax.tasks.lm); classify: one label per
-  # sentence; tag: one label per token (rnnlm_jax.tasks.sentences).
+  # sentence; tag: one label per token (rnnlm_jax.tasks.sentences);
+  # translate (rnnlm_jax.tasks.translation); embed: word vectors
+  # (rnnlm_jax.tasks.embed).
   task: str = "lm"
   model: ModelConfig = ModelConfig()
   data: DataConfig = DataConfig()
@@ -238,7 +265,8 @@ class Config:
   train: TrainConfig = TrainConfig()
 
 
-TASKS = ("lm", "classify", "tag", "translate")
+TASKS = ("lm", "classify", "tag", "translate", "embed")
+EMBEDDING_KINDS = ("skipgram", "cbow", "ppmi_svd")
 LANGUAGES = ("en", "fr")
 _CHOICES = {
     "task": TASKS,
@@ -249,7 +277,8 @@ _CHOICES = {
     "data.src_lang": LANGUAGES,
     "data.tgt_lang": LANGUAGES,
     "data.target": ("chunk", "pos"),
-    "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram"),
+    "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram")
+    + EMBEDDING_KINDS,
     "model.cell": tuple(cells_lib.CELLS),
     "model.backend": BACKENDS,
     "model.scan_impl": SCAN_IMPLS,
@@ -260,7 +289,13 @@ _CHOICES = {
     "data.encoding_errors": ("strict", "replace"),
     "data.mode": ("stream", "sentence"),
     "optim.name": ("sgd", "momentum", "adagrad", "adam", "adamw"),
-    "optim.schedule": ("constant", "epoch_decay", "plateau", "warmup_cosine"),
+    "optim.schedule": (
+        "constant",
+        "epoch_decay",
+        "plateau",
+        "warmup_cosine",
+        "linear",
+    ),
     "optim.loss_reduction": ("mean", "sum_time"),
 }
 _POSITIVE = (
@@ -445,8 +480,51 @@ def validate(cfg: Config) -> Config:
         "data.split_fractions must be empty or three fractions "
         f"summing to 1, got {list(fr)}"
     )
-  _check_sentence_task(cfg)
+  if cfg.task == "embed" or m.kind in EMBEDDING_KINDS:
+    _check_embed(cfg)
+  else:
+    _check_sentence_task(cfg)
   return cfg
+
+
+def _check_embed(cfg: Config) -> None:
+  m, d, o = cfg.model, cfg.data, cfg.optim
+  if (cfg.task == "embed") != (m.kind in EMBEDDING_KINDS):
+    raise ConfigError(
+        f"task='embed' goes with model.kind in {list(EMBEDDING_KINDS)}, got "
+        f"task={cfg.task!r} and model.kind={m.kind!r}"
+    )
+  if d.level != "word" or not m.embed_dim:
+    raise ConfigError(
+        "task='embed' needs data.level='word' and model.embed_dim > 0"
+    )
+  for key in ("model.window", "model.negatives"):
+    if _get(cfg, key) < 1:
+      raise ConfigError(f"{key} must be positive, got {_get(cfg, key)}")
+  if (
+      d.subsample < 0
+      or m.ns_exponent < 0
+      or m.cds_alpha <= 0
+      or m.ppmi_shift <= 0
+  ):
+    raise ConfigError(
+        "data.subsample and model.ns_exponent must be >= 0, model.cds_alpha "
+        "and model.ppmi_shift > 0"
+    )
+  if m.kind != "ppmi_svd" and (
+      o.name != "sgd"
+      or o.clip_norm
+      or o.weight_decay
+      or o.grad_accum_steps != 1
+      or cfg.train.num_devices != 1
+  ):
+    # The step is word2vec's sparse SGD (rnnlm_jax.word2vec): no dense
+    # gradient exists to clip, decay or accumulate.
+    raise ConfigError(
+        f"model.kind={m.kind!r} trains by plain sparse SGD on one device: "
+        "optim.name='sgd', optim.clip_norm=0, optim.weight_decay=0, "
+        "optim.grad_accum_steps=1, train.num_devices=1"
+    )
 
 
 def _check_sentence_task(cfg: Config) -> None:

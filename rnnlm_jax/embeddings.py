@@ -40,8 +40,6 @@ COSMUL_EPS = 1e-3
 _BLOCK = 128
 # Elements of the score buffers of the questions scored at once (1 MiB).
 _CACHE_ELEMENTS = 1 << 18
-# The file a "ppmi_svd" run keeps its vectors in (word2vec binary).
-PPMI_VECTORS_FILE = "vectors.bin"
 METHODS = ("add", "mul")
 
 
@@ -581,7 +579,7 @@ def run_vectors(
   if task == "embed" and kind == "ppmi_svd":
     if which == "output":
       raise EmbeddingError(f"{workdir}: model.kind=ppmi_svd has no output side")
-    return load_word2vec(os.path.join(workdir, PPMI_VECTORS_FILE), True)
+    return load_word2vec(os.path.join(workdir, rundir.VECTORS_FILE), True)
   lm_kinds = ("rnn", "neural_ngram")
   if (task == "lm" and kind not in lm_kinds) or (
       task == "embed" and kind not in ("skipgram", "cbow")

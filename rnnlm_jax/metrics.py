@@ -27,6 +27,8 @@ HEADLINE = (
     "valid_bleu",
     "test_bleu",
     "test_chrf",
+    "simlex_rho",
+    "analogy_acc",
 )
 
 

@@ -69,6 +69,13 @@ def make_schedule(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
         total,
         end_value=cfg.learning_rate * cfg.min_lr_ratio,
     )
+  if cfg.schedule == "linear":
+    # word2vec's: from the peak down to lr * min_lr_ratio over the run.
+    return optax.linear_schedule(
+        cfg.learning_rate,
+        cfg.learning_rate * cfg.min_lr_ratio,
+        max(per_epoch * num_epochs, 1),
+    )
   raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 

@@ -29,6 +29,8 @@ VOCAB_FILE = "vocab.json"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 NGRAM_FILE = "ngram.npz"
+# A PPMI-SVD run's vectors (word2vec binary format): its checkpoint.
+VECTORS_FILE = "vectors.bin"
 
 # Keys that may differ between a run directory's config and a resumed run.
 RESUMABLE_CHANGES = (

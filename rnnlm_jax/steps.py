@@ -151,7 +151,10 @@ def make_train_step(task, tx, loss_reduction: str = "mean"):
   segment through stop_gradient: truncated BPTT. The state is donated. The
   metrics are the task's sums for the segment and the gradient's norm.
   """
-  loss = _as_task(task, loss_reduction=loss_reduction).loss
+  task = _as_task(task, loss_reduction=loss_reduction)
+  if hasattr(task, "sgd_update"):
+    return _make_sparse_train_step(task, tx)
+  loss = task.loss
 
   def train_step(state: TrainState, batches):
     batch = select_segment(batches, state.step)
@@ -167,6 +170,31 @@ def make_train_step(task, tx, loss_reduction: str = "mean"):
         step=state.step + 1, params=params, opt_state=opt_state, carry=new_carry
     )
     return new_state, {**sums, "grad_norm": optax.tree.norm(grads)}
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def _make_sparse_train_step(task, tx):
+  """make_train_step for a task whose step is plain SGD written sparsely
+  (word2vec: ``task.sgd_update(params, batch, key, lr) -> (params,
+  sums)`` changes only the rows a batch touches; a dense gradient would
+  cost a pass over both tables per step). The learning rate is the run's
+  own optax chain applied to a unit gradient: every update allowed here is
+  SGD, linear in its gradient (config checks optim.name='sgd', no clipping,
+  decay or accumulation), so it gives -lr at this step, and the optimizer
+  state (the schedule's count, a trial's injected rate) advances as a dense
+  step's would."""
+
+  def train_step(state: TrainState, batches):
+    batch = select_segment(batches, state.step)
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+    unit, opt_state = tx.update(jnp.ones((), jnp.float32), state.opt_state)
+    lr = -unit * state.plateau.scale
+    params, sums = task.sgd_update(state.params, batch, key, lr)
+    new_state = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state
+    )
+    return new_state, sums
 
   return jax.jit(train_step, donate_argnums=0)
 

@@ -26,10 +26,12 @@ from rnnlm_jax import backends
 from rnnlm_jax import checkpoint
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
+from rnnlm_jax import embeddings
 from rnnlm_jax import evaluation
 from rnnlm_jax import metrics
 from rnnlm_jax import ngram
 from rnnlm_jax import optim
+from rnnlm_jax import ppmi
 from rnnlm_jax import rundir
 from rnnlm_jax import runs as runs_lib
 from rnnlm_jax import steps
@@ -120,6 +122,12 @@ def train_trials(
     corpus = corpus_lib.load_corpus(cfgs[0].data, saved_vocab)
     cfg = with_vocab_size(cfgs[0], len(corpus.vocab))
     return [count_and_evaluate(cfg, corpus, workdirs[0], log, commands[0])]
+  if cfgs[0].model.kind == "ppmi_svd":
+    return [
+        factorise_and_evaluate(
+            cfgs[0], saved_vocab, workdirs[0], log, commands[0]
+        )
+    ]
   *trial_tasks, task = tasks_lib.make_tasks([*cfgs, group], saved_vocab)
   runs = runs_lib.Runs(
       trial_tasks, task, workdirs, trials_lib.shared_batches(cfgs), log
@@ -219,6 +227,57 @@ def count_and_evaluate(
   return results
 
 
+def factorise_and_evaluate(
+    cfg: Config,
+    saved_vocab: Vocab | None,
+    workdir: str,
+    log: Callable[[str], None] = print,
+    command: str | None = None,
+) -> dict:
+  """train_and_evaluate for PPMI-SVD vectors (rnnlm_jax.ppmi): training is
+  counting and one truncated SVD; the vectors (word2vec binary format) are
+  the run's checkpoint, and a finished run's are loaded, not computed
+  again. Reports SimLex-999 and the analogies as word2vec's runs do."""
+  (task,) = tasks_lib.make_tasks([cfg], saved_vocab)
+  cfg, data, m = task.cfg, task.data, task.cfg.model
+  rundir.write_run_files(workdir, cfg, data.vocab, command)
+  path = os.path.join(workdir, rundir.VECTORS_FILE)
+  words = list(data.vocab.tokens)
+  t0 = time.perf_counter()
+  if os.path.exists(path):
+    words, vectors = embeddings.load_word2vec(path, binary=True)
+    stats = {}
+    log(f"loaded the vectors of {path}")
+  else:
+    vectors, stats = ppmi.fit(
+        data.ids["train"],
+        len(words),
+        m.embed_dim,
+        m.window,
+        doc_ids=data.lines["train"],
+        cds_alpha=m.cds_alpha,
+        shift=m.ppmi_shift,
+        eig_power=m.eig_power,
+        seed=cfg.train.seed,
+    )
+    embeddings.save_word2vec(path, words, vectors, binary=True)
+    log(
+        f"{cfg.name}: {len(words):,} words, {stats['ppmi_nonzeros']:,} "
+        f"positive PMI entries, SVD to {m.embed_dim} dimensions in "
+        f"{time.perf_counter() - t0:.1f}s"
+    )
+  results = {
+      "step": 0,
+      **embeddings.evaluate(
+          words, vectors, task.simlex_file, task.analogy_file
+      ),
+      **{f"ppmi_{k}": v for k, v in stats.items()},
+      "train_seconds_this_process": time.perf_counter() - t0,
+  }
+  rundir.write_json_atomic(os.path.join(workdir, rundir.RESULTS_FILE), results)
+  return results
+
+
 def init_run_from_params(
     cfg: Config,
     workdir: str,
@@ -248,8 +307,6 @@ def init_run_from_params(
   }
   for slot in checkpoint.SLOTS:
     checkpoint.save(workdir, slot, state, record)
-
-
 
 
 def summary_line(results: dict) -> str:

@@ -7,8 +7,8 @@ The vocabulary is in descending count order.
 What follows the original tool (word2vec.c, and gensim's Word2Vec):
 - words seen fewer than data.vocab_min_count times are removed from the text
   before windows are formed;
-- frequent words are subsampled: a word of count f among N words is kept
-  with probability keep_probability (below);
+- frequent words are subsampled: each occurrence of a word of count f
+  among N words is kept with probability keep_probability (below);
 - each centre's window is drawn uniformly from 1..window words on each side,
   within its line (a line is a sentence; windows never cross lines);
 - K negatives per positive pair are drawn from the unigram counts raised to
@@ -28,7 +28,10 @@ What differs, so that it is fast in JAX rather than a loop over pairs:
   draws them per pair. Each pair still has K negatives from the same
   distribution, so the expected gradient is the original's;
 - centres are shuffled and grouped by their drawn window size (buckets, each
-  padded only to its own width), rather than read in order.
+  padded only to its own width), rather than read in order;
+- an epoch keeps exactly round(f * keep_probability) occurrences of each
+  word, and exactly a window-th of its centres draw each window size, so
+  that every epoch has the same shape (subsample, epoch_batches).
 
 The update is written out (sparse: only the rows a batch touches change):
 ``skipgram_update`` and ``cbow_update`` are tested to equal
@@ -260,12 +263,33 @@ def _pack(centre, context, mask, batch_size: int) -> dict:
   }
 
 
+def subsample(ids, keep_prob, rng) -> np.ndarray:
+  """Which positions of ``ids`` an epoch keeps [N] bool: of a word of count
+  f, round(f * keep_prob) occurrences chosen uniformly at random, so each
+  occurrence is kept with probability keep_prob (to within 0.5 / f) and
+  every epoch keeps the same number of words (its arrays keep one shape,
+  and the train step compiles once). word2vec.c flips a coin per
+  occurrence instead."""
+  counts = np.bincount(ids, minlength=len(keep_prob))
+  quota = np.rint(counts * keep_prob).astype(np.int64)
+  order = np.lexsort((rng.random(len(ids)), ids))  # by word, then random
+  starts = np.cumsum(counts) - counts
+  rank = np.empty(len(ids), np.int64)
+  rank[order] = np.arange(len(ids)) - np.repeat(starts, counts)
+  return rank < quota[ids]
+
+
 def epoch_batches(
     ids, line_of, keep_prob, window: int, batch_size: int, rng
 ) -> dict:
   """One training epoch as bucketed batches (rnnlm_jax.buckets' format):
   the text subsampled, each kept centre's window size drawn from
   1..window, the centres shuffled and grouped by window size.
+
+  The window sizes are a random permutation of equal shares of 1..window
+  (each centre's is uniform on 1..window, as word2vec.c's; the shares are
+  fixed so that each bucket, and so the epoch, has the same shape every
+  epoch).
 
   Args:
     ids: the train words [N] (encode_lines), line_of their line numbers.
@@ -274,18 +298,18 @@ def epoch_batches(
     batch_size: B, centre words per batch.
     rng: a numpy Generator (seeded by the run's seed and the epoch).
   """
-  kept = rng.random(len(ids)) < keep_prob[ids]
+  kept = subsample(ids, keep_prob, rng)
   ids, line_of = ids[kept], line_of[kept]
-  size = rng.integers(1, window + 1, len(ids))
+  if not len(ids):
+    raise ValueError("no training words are left after subsampling")
+  size = rng.permutation(np.arange(len(ids)) % window) + 1
   batches = []
   for w in range(1, window + 1):
-    centres = rng.permutation(np.flatnonzero(size == w))
+    centres = np.flatnonzero(size == w)
     if not len(centres):
       continue
     context, mask = window_examples(ids, line_of, w, centres)
     batches.append(_pack(ids[centres], context, mask, batch_size))
-  if not batches:
-    raise ValueError("no training words are left after subsampling")
   return buckets.epoch_of(batches, rng)
 
 

@@ -47,6 +47,7 @@ CORPUS_OF = {
     "sst2": ("files", "sst-2", "word"),
     "conll2000": ("files", "conll2000", "word"),
     "fra": ("files", "fra-eng", "word"),
+    "word2vec": ("files", "wikitext-2", "word"),
 }
 
 

@@ -33,8 +33,12 @@ def _params(seed=0):
 
 
 TABLE = tuple(
-    map(jnp.asarray, word2vec.alias_table(word2vec.noise_distribution(
-        np.array([50, 20, 10, 5, 3, 2, 1]))))
+    map(
+        jnp.asarray,
+        word2vec.alias_table(
+            word2vec.noise_distribution(np.array([50, 20, 10, 5, 3, 2, 1]))
+        ),
+    )
 )
 KEY = jax.random.key(3)
 
@@ -46,7 +50,8 @@ def _log_sigmoid(x):
 def _numpy_skipgram(params, batch, out, valid):
   """Loss and gradients by the textbook formulas, pair by pair."""
   vin, vout = np.asarray(params["input"], np.float64), np.asarray(
-      params["output"], np.float64)
+      params["output"], np.float64
+  )
   loss, g_in, g_out = 0.0, np.zeros_like(vin), np.zeros_like(vout)
   for b in range(len(out)):
     for c, ctx in enumerate(np.asarray(batch["context"][b])):
@@ -69,7 +74,8 @@ def _numpy_cbow(params, batch, out, valid):
   """CBOW's loss, and word2vec.c's gradients: the window's mean predicts the
   centre, and each context word receives the mean's whole gradient."""
   vin, vout = np.asarray(params["input"], np.float64), np.asarray(
-      params["output"], np.float64)
+      params["output"], np.float64
+  )
   loss, g_in, g_out = 0.0, np.zeros_like(vin), np.zeros_like(vout)
   for b in range(len(out)):
     ctx = np.asarray(batch["context"][b])[np.asarray(batch["mask"][b])]
@@ -100,8 +106,7 @@ def test_loss_and_update_match_numpy(mode, reference):
   params, batch = _params(), _batch(rng)
   loss_fn = getattr(word2vec, f"{mode}_loss")
   update_fn = getattr(word2vec, f"{mode}_update")
-  out, valid = jax.device_get(
-      word2vec._outputs(KEY, TABLE, batch["centre"], K))
+  out, valid = jax.device_get(word2vec._outputs(KEY, TABLE, batch["centre"], K))
   want_loss, g_in, g_out = reference(params, batch, out, valid)
   loss, _ = loss_fn(params, batch, KEY, TABLE, K)
   np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
@@ -109,9 +114,11 @@ def test_loss_and_update_match_numpy(mode, reference):
   new, sums = update_fn(params, batch, KEY, TABLE, K, lr)
   np.testing.assert_allclose(sums["loss"], want_loss, rtol=1e-5)
   np.testing.assert_allclose(
-      new["input"], np.asarray(params["input"]) - lr * g_in, atol=1e-6)
+      new["input"], np.asarray(params["input"]) - lr * g_in, atol=1e-6
+  )
   np.testing.assert_allclose(
-      new["output"], np.asarray(params["output"]) - lr * g_out, atol=1e-6)
+      new["output"], np.asarray(params["output"]) - lr * g_out, atol=1e-6
+  )
   assert sums["tokens"] == 4  # the padding row is no centre
 
 
@@ -127,23 +134,31 @@ def test_sparse_update_is_sgd_on_the_loss(mode):
   new, _ = update_fn(params, batch, KEY, TABLE, K, 0.05)
   for name in ("input", "output"):
     np.testing.assert_allclose(
-        new[name], params[name] - 0.05 * grads[name], atol=1e-6)
+        new[name], params[name] - 0.05 * grads[name], atol=1e-6
+    )
 
 
 def test_gradient_matches_finite_differences():
   rng = np.random.default_rng(2)
   batch = _batch(rng)
-  params = jax.tree.map(lambda a: a.astype(np.float64), jax.device_get(_params()))
+  params = jax.tree.map(
+      lambda a: a.astype(np.float64), jax.device_get(_params())
+  )
   out, valid = jax.device_get(word2vec._outputs(KEY, TABLE, batch["centre"], K))
   _, g_in, _ = _numpy_skipgram(params, batch, out, valid)
   eps = 1e-6
-  for row, col in [(int(batch["context"][0, 0]), 1), (int(batch["context"][1, 2]), 3)]:
+  for row, col in [
+      (int(batch["context"][0, 0]), 1),
+      (int(batch["context"][1, 2]), 3),
+  ]:
     plus = {**params, "input": params["input"].copy()}
     minus = {**params, "input": params["input"].copy()}
     plus["input"][row, col] += eps
     minus["input"][row, col] -= eps
-    numeric = (_numpy_skipgram(plus, batch, out, valid)[0]
-               - _numpy_skipgram(minus, batch, out, valid)[0]) / (2 * eps)
+    numeric = (
+        _numpy_skipgram(plus, batch, out, valid)[0]
+        - _numpy_skipgram(minus, batch, out, valid)[0]
+    ) / (2 * eps)
     np.testing.assert_allclose(g_in[row, col], numeric, rtol=1e-5, atol=1e-8)
 
 
@@ -168,28 +183,58 @@ def test_keep_probability_is_word2vecs():
   sample = 1e-3
   t = sample * counts.sum()  # 11.11
   keep = word2vec.keep_probability(counts, sample)
-  want = [(np.sqrt(10_000 / t) + 1) * t / 10_000,
-          (np.sqrt(1_000 / t) + 1) * t / 1_000,
-          (np.sqrt(100 / t) + 1) * t / 100,  # 0.444
-          1.0, 1.0]  # 2.16 capped at 1; a word of count 0
+  want = [
+      (np.sqrt(10_000 / t) + 1) * t / 10_000,
+      (np.sqrt(1_000 / t) + 1) * t / 1_000,
+      (np.sqrt(100 / t) + 1) * t / 100,  # 0.444
+      1.0,
+      1.0,
+  ]  # 2.16 capped at 1; a word of count 0
   np.testing.assert_allclose(keep, want)
   assert np.all(word2vec.keep_probability(counts, 0.0) == 1.0)
 
 
-def test_epochs_subsample_at_the_documented_rate():
+def test_subsampling_keeps_each_word_at_the_documented_rate():
   rng = np.random.default_rng(0)
-  ids = rng.choice(4, size=100_000, p=[0.7, 0.2, 0.07, 0.03]).astype(np.int32)
-  lines = np.arange(len(ids), dtype=np.int32) // 20
+  ids = rng.choice(4, size=20_000, p=[0.7, 0.2, 0.07, 0.03]).astype(np.int32)
   counts = np.bincount(ids, minlength=4)
   keep = word2vec.keep_probability(counts, 1e-2)
-  epoch = word2vec.epoch_batches(
-      ids, lines, keep, 3, 64, np.random.default_rng(1))
-  kept = np.concatenate([
-      b["centre"][b["index"] >= 0] for b in epoch["buckets"]])
-  got = np.bincount(kept, minlength=4)
+  assert keep[0] < 0.2 < 0.9 < keep[3] < 1.0
+  hits = np.zeros(len(ids))
+  epochs = 200
+  for e in range(epochs):
+    kept = word2vec.subsample(ids, keep, np.random.default_rng(e))
+    # Exactly round(f * p) occurrences of each word, every epoch.
+    np.testing.assert_array_equal(
+        np.bincount(ids[kept], minlength=4), np.rint(counts * keep)
+    )
+    hits += kept
+  # Each occurrence is kept with probability p: its keep rate over the
+  # epochs is p within binomial error, for every word.
   for w in range(4):
-    sd = np.sqrt(counts[w] * keep[w] * (1 - keep[w])) + 1
-    assert abs(got[w] - counts[w] * keep[w]) < 5 * sd, (w, got[w])
+    rate = hits[ids == w] / epochs
+    assert abs(rate.mean() - keep[w]) < 1e-3
+    sd = np.sqrt(keep[w] * (1 - keep[w]) / epochs)
+    assert abs(rate.std() - sd) < 0.1 * sd
+
+
+def test_epochs_have_one_shape():
+  rng = np.random.default_rng(0)
+  ids = rng.choice(30, size=5_000).astype(np.int32)
+  lines = np.arange(len(ids), dtype=np.int32) // 11
+  keep = word2vec.keep_probability(np.bincount(ids, minlength=30), 1e-2)
+  shapes = {
+      str(
+          jax.tree.map(
+              np.shape,
+              word2vec.epoch_batches(
+                  ids, lines, keep, 5, 64, np.random.default_rng(e)
+              ),
+          )
+      )
+      for e in range(4)
+  }
+  assert len(shapes) == 1
 
 
 def test_windows_are_drawn_uniformly_and_stay_in_their_line():
@@ -197,13 +242,15 @@ def test_windows_are_drawn_uniformly_and_stay_in_their_line():
   lines = np.arange(2000, dtype=np.int32) // 7
   keep = np.ones(50)
   epoch = word2vec.epoch_batches(
-      ids, lines, keep, 4, 32, np.random.default_rng(0))
-  sizes = {b["context"].shape[2] // 2: (b["index"] >= 0).sum()
-           for b in epoch["buckets"]}
+      ids, lines, keep, 4, 32, np.random.default_rng(0)
+  )
+  sizes = {
+      b["context"].shape[2] // 2: (b["index"] >= 0).sum()
+      for b in epoch["buckets"]
+  }
   assert sorted(sizes) == [1, 2, 3, 4]
   assert sum(sizes.values()) == 2000  # every word a centre once
-  for n in sizes.values():
-    assert abs(n - 500) < 5 * np.sqrt(2000 * 0.25 * 0.75)
+  assert set(sizes.values()) == {500}  # equal shares of each size
   for b in epoch["buckets"]:
     w = b["context"].shape[2] // 2
     for centre_pos in np.flatnonzero(b["index"].ravel() >= 0)[:200]:

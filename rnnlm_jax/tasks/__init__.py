@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from rnnlm_jax.vocab import Vocab
 from rnnlm_jax.config import Config
+from rnnlm_jax.tasks import embed
 from rnnlm_jax.tasks import lm
 from rnnlm_jax.tasks import sentences
 from rnnlm_jax.tasks import translation
@@ -82,6 +83,8 @@ def make_tasks(
     return lm.make_tasks(cfgs, saved_vocab)
   if cfgs[0].task == "translate":
     return translation.make_tasks(cfgs, saved_vocab)
+  if cfgs[0].task == "embed":
+    return embed.make_tasks(cfgs, saved_vocab)
   return sentences.make_tasks(cfgs, saved_vocab)
 
 
@@ -97,6 +100,8 @@ def make_task(
     task = lm.LanguageModel(task.cfg, task.corpus, eval_batch_size)
   elif eval_batch_size and cfg.task == "translate":
     task = translation.TranslationTask(task.cfg, task.data, eval_batch_size)
+  elif eval_batch_size and cfg.task == "embed":
+    task = embed.EmbeddingTask(task.cfg, task.data, eval_batch_size)
   elif eval_batch_size:
     task = sentences.SentenceTask(task.cfg, task.data, eval_batch_size)
   return task
