@@ -39,6 +39,12 @@ _REPEATS = flags.DEFINE_integer("repeats", 1, "Repetitions, order alternating.")
 _WORKERS = flags.DEFINE_integer("workers", 0, "gensim's threads; 0: all cores.")
 _SEED = flags.DEFINE_integer("seed", 0, "Both implementations' seed.")
 _OUT = flags.DEFINE_string("out", None, "Write the report as JSON here.")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir",
+    None,
+    "Write each implementation's last vectors here as MODE_IMPL.bin "
+    "(word2vec binary; experiments.embeddings --vectors reads them).",
+)
 
 
 def _config(mode: str, data_dir: str):
@@ -117,6 +123,14 @@ def main(argv):
           g_words, vectors, seconds = train_gensim(task, mode)
           scores = embeddings.evaluate(
               g_words, vectors, task.simlex_file, task.analogy_file
+          )
+        if _EXPORT_DIR.value:
+          os.makedirs(_EXPORT_DIR.value, exist_ok=True)
+          embeddings.save_word2vec(
+              os.path.join(_EXPORT_DIR.value, f"{mode}_{impl}.bin"),
+              words if impl == "rnnlm_jax" else g_words,
+              vectors,
+              binary=True,
           )
         scores.pop("analogy_sections", None)
         rows.append(

@@ -229,11 +229,11 @@ class EmbeddingTask:
   def vectors(self, params, which: str = "input") -> np.ndarray:
     return np.asarray(jax.device_get(params[which]))
 
-  def report(self, params) -> dict:
+  def report(self, params, splits=("valid", "test")) -> dict:
     """The held-out losses, and the input vectors on SimLex-999 and the
     analogy questions."""
     results = {}
-    for split in ("valid", "test"):
+    for split in splits:
       results.update(self.evaluate(params, split)[0])
     scores = embeddings.evaluate(
         list(self.vocab.tokens),
