@@ -106,37 +106,6 @@ def _load():
   return embeddings.run_vectors(_WORKDIR.value, _WHICH.value, _SLOT.value)
 
 
-def _table(results: dict) -> str:
-  """SimLex's rho and the analogy accuracy per section, with coverage."""
-  lines = []
-  if "simlex_rho" in results:
-    lines.append(
-        f"SimLex-999: rho={results['simlex_rho']:.4f} over "
-        f"{results['simlex_pairs']} of {results['simlex_total']} pairs"
-    )
-  if "analogy_sections" in results:
-    rows = [
-        (name, s["acc_add"], s["acc_mul"], s["covered"], s["total"])
-        for name, s in results["analogy_sections"].items()
-    ]
-    rows.append(
-        (
-            "all",
-            results["analogy_acc"],
-            results["analogy_acc_mul"],
-            results["analogy_covered"],
-            results["analogy_total"],
-        )
-    )
-    width = max(len(r[0]) for r in rows)
-    lines.append(f"{'analogies':<{width}}  3CosAdd  3CosMul  covered")
-    for name, add, mul, covered, total in rows:
-      lines.append(
-          f"{name:<{width}}  {add:7.4f}  {mul:7.4f}  {covered}/{total}"
-      )
-  return "\n".join(lines)
-
-
 def _finite(obj):
   """nan as null: strict JSON."""
   if isinstance(obj, float) and not math.isfinite(obj):
@@ -188,7 +157,7 @@ def main(argv):
     print(json.dumps(_finite({**results, **extra}), sort_keys=True))
     return
   if results:
-    print(_table(results))
+    print(embeddings.results_table(results))
   for query, found in extra.get("neighbours", {}).items():
     print(f"{query}: " + " ".join(f"{w} ({s:.3f})" for w, s in found))
   for question, answers in extra.get("analogies", {}).items():

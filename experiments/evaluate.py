@@ -19,6 +19,7 @@ from absl import flags
 
 from experiments import common
 from rnnlm_jax import backends
+from rnnlm_jax import embeddings
 from rnnlm_jax import evaluation
 from rnnlm_jax import figures
 from rnnlm_jax import rundir
@@ -28,6 +29,7 @@ from rnnlm_jax import translation_figures
 
 def trained_labels(workdir: str) -> list[str]:
   return list(rundir.load_run_config(workdir).data.labels)
+
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
 _SLOT = flags.DEFINE_enum(
@@ -87,6 +89,9 @@ def main(argv):
           _FIGURE_DIR.value or _WORKDIR.value, f"{split}_bleu_by_length", fig
       )
       print(f"wrote {path}")
+    if "analogy_sections" in results:
+      print(embeddings.results_table(results))
+      results.pop("analogy_sections")
     for key in [k for k in results if k.endswith("_confusion")]:
       labels = trained_labels(_WORKDIR.value)
       print(f"{key.removesuffix('_confusion')} confusion matrix:")

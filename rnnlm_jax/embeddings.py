@@ -465,6 +465,38 @@ def evaluate(words, vectors_VD, simlex_path, analogy_path) -> dict:
   return out
 
 
+def results_table(results: dict) -> str:
+  """SimLex's rho and the analogy accuracy per section, with coverage, as
+  text (of evaluate's results)."""
+  lines = []
+  if "simlex_rho" in results:
+    lines.append(
+        f"SimLex-999: rho={results['simlex_rho']:.4f} over "
+        f"{results['simlex_pairs']} of {results['simlex_total']} pairs"
+    )
+  if "analogy_sections" in results:
+    rows = [
+        (name, s["acc_add"], s["acc_mul"], s["covered"], s["total"])
+        for name, s in results["analogy_sections"].items()
+    ]
+    rows.append(
+        (
+            "all",
+            results["analogy_acc"],
+            results["analogy_acc_mul"],
+            results["analogy_covered"],
+            results["analogy_total"],
+        )
+    )
+    width = max(len(r[0]) for r in rows)
+    lines.append(f"{'analogies':<{width}}  3CosAdd  3CosMul  covered")
+    for name, add, mul, covered, total in rows:
+      lines.append(
+          f"{name:<{width}}  {add:7.4f}  {mul:7.4f}  {covered}/{total}"
+      )
+  return "\n".join(lines)
+
+
 def neighbours(words, vectors_VD, query: str, k: int = 10):
   """The k words of highest cosine similarity to ``query`` (found as
   written, else case-insensitively), other than itself: [(word, cos)]."""

@@ -3,6 +3,7 @@
 from rnnlm_jax import backends
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
+from rnnlm_jax import embeddings
 from rnnlm_jax.errors import DataError
 from rnnlm_jax import ngram
 from rnnlm_jax import rundir
@@ -60,6 +61,11 @@ def evaluate_run(
     corpus = corpus_lib.load_corpus(cfg.data, trained.vocab)
     return counted_report(trained.counts, corpus, cfg.data.level, splits)
   task = tasks_lib.make_task(cfg, trained.vocab, batch_size)
+  if cfg.model.kind == "ppmi_svd":
+    words, vectors = embeddings.run_vectors(workdir)
+    return embeddings.evaluate(
+        words, vectors, task.simlex_file, task.analogy_file
+    )
   path = {}
   if cfg.model.kind == "rnn":
     path = {"path": backends.resolve(cfg.model).describe()}

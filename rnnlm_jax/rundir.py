@@ -72,9 +72,7 @@ class IncompatibleRun(ValueError):
 
 def write_text_atomic(path: str, text: str) -> None:
   """Writes a temp file beside ``path``, synced, then renames it over."""
-  atomic_write(
-      pathlib.Path(path), lambda f: f.write(text.encode("utf-8"))
-  )
+  atomic_write(pathlib.Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
 def write_json_atomic(path: str, obj) -> None:
@@ -212,7 +210,7 @@ class Trained:
 
   cfg: Config
   vocab: Vocab
-  params: Any  # neural models; None for a count-based model
+  params: Any  # neural models; None for a counted model (n-gram, PPMI-SVD)
   counts: ngram.NGramLM | None  # the count-based model; None otherwise
   record: dict  # the checkpoint's record (step, epoch, ...)
 
@@ -229,6 +227,8 @@ def load_trained(workdir: str, slot: str = "best") -> Trained:
   if cfg.model.kind == "count_ngram":
     counts = ngram.load(os.path.join(workdir, NGRAM_FILE))
     return Trained(cfg, vocab, None, counts, {"step": 0})
+  if cfg.model.kind == "ppmi_svd":  # its vectors are its checkpoint
+    return Trained(cfg, vocab, None, None, {"step": 0})
   if slot == "best" and checkpoint.latest_step(workdir, "best") is None:
     slot = "latest"
   params, record = checkpoint.restore_params(workdir, slot)
@@ -244,5 +244,7 @@ def make_writers(workdir: str, start_step: int, tensorboard: bool) -> list:
     return [jsonl]
   return [
       jsonl,
-      metrics.TensorBoardWriter(workdir, start_step + 1 if start_step else None),
+      metrics.TensorBoardWriter(
+          workdir, start_step + 1 if start_step else None
+      ),
   ]
