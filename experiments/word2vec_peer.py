@@ -58,17 +58,18 @@ def _config(mode: str, data_dir: str):
 def train_ours(task) -> tuple[np.ndarray, float]:
   """The input vectors after cfg's epochs, and the training's seconds."""
   cfg = task.cfg
-  steps_per_epoch = len(task.train_batches(0)["schedule"])
+  batches = task.train_batches(0)
+  steps_per_epoch = steps.num_segments(batches)
   tx, _ = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.num_epochs)
   state = steps.init_train_state(jax.random.key(cfg.train.seed), task, tx)
   step = steps.make_train_step(task, tx)
-  batches = jax.device_put(task.train_batches(0))
+  batches = jax.device_put(batches)
   step = step.lower(state, batches).compile()
   t0 = time.perf_counter()
   for epoch in range(cfg.train.num_epochs):
     if epoch:
       batches = jax.device_put(task.train_batches(epoch))
-    for _ in range(len(batches["schedule"])):
+    for _ in range(steps_per_epoch):
       state, _ = step(state, batches)
   jax.block_until_ready(state.params)
   return np.asarray(state.params["input"]), time.perf_counter() - t0

@@ -27,26 +27,22 @@ What differs, so that it is fast in JAX rather than a loop over pairs:
   window, so one centre's pairs are one small matrix product; the original
   draws them per pair. Each pair still has K negatives from the same
   distribution, so the expected gradient is the original's;
-- centres are shuffled and grouped by their drawn window size (buckets, each
-  padded only to its own width), rather than read in order;
-- an epoch keeps exactly round(f * keep_probability) occurrences of each
-  word, and exactly a window-th of its centres draw each window size, so
-  that every epoch has the same shape (subsample, epoch_batches).
+- an epoch's arrays are sized for the most words subsampling can keep
+  (epoch_capacity: the mean plus six standard deviations), so that every
+  epoch has the same shape.
 
 The update is written out (sparse: only the rows a batch touches change):
 ``skipgram_update`` and ``cbow_update`` are tested to equal
 ``params - lr * jax.grad`` of ``skipgram_loss`` / ``cbow_loss``.
 
-Shapes: B centre words per batch, C = 2w context slots (w the bucket's
-window), O = 1 + K output words (the centre, then the negatives), D the
-vector size.
+Shapes: B centre words per batch, C = 2 * window context slots (a mask
+marks the centre's drawn window), O = 1 + K output words (the centre, then
+the negatives), D the vector size.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from rnnlm_jax import buckets
 
 MODES = ("skipgram", "cbow")
 
@@ -146,10 +142,15 @@ def skipgram_loss(params, batch, key, table, negatives: int):
   return _nll(s_BCO, weight, _label(out_BO.shape[1])), batch["mask"].sum()
 
 
-def skipgram_update(params, batch, key, table, negatives: int, lr):
+def skipgram_update(params, batch, key, table, negatives: int, lr, kernel=None):
   """One SGD step on skipgram_loss, only the rows it touches written:
-  (params, {"loss", "count", "tokens", "grad_norm"})."""
+  (params, {"loss", "count", "tokens", "grad_norm"}). ``kernel``: a fast
+  implementation of the step once the outputs are drawn
+  (rnnlm_jax.backends.word2vec_kernel: checked to compute this), or None
+  for the code below."""
   out_BO, valid_BO = _outputs(key, table, batch["centre"], negatives)
+  if kernel is not None:
+    return _kernel_step(kernel, params, batch, out_BO, valid_BO, lr, False)
   s_BCO, v_BCD, u_BOD = skipgram_scores(params, batch, out_BO)
   label = _label(out_BO.shape[1])
   weight = batch["mask"][:, :, None] & valid_BO[:, None, :]
@@ -186,9 +187,12 @@ def cbow_loss(params, batch, key, table, negatives: int):
   return _nll(s_BO, weight, _label(out_BO.shape[1])), has_context.sum()
 
 
-def cbow_update(params, batch, key, table, negatives: int, lr):
-  """One SGD step on cbow_loss, only the rows it touches written."""
+def cbow_update(params, batch, key, table, negatives: int, lr, kernel=None):
+  """One SGD step on cbow_loss, only the rows it touches written (kernel:
+  as skipgram_update's)."""
   out_BO, valid_BO = _outputs(key, table, batch["centre"], negatives)
+  if kernel is not None:
+    return _kernel_step(kernel, params, batch, out_BO, valid_BO, lr, True)
   mask_BC = batch["mask"]
   v_BCD = params["input"][batch["context"]]
   u_BOD = params["output"][out_BO]
@@ -211,7 +215,20 @@ def cbow_update(params, batch, key, table, negatives: int, lr):
   )
 
 
+def _kernel_step(kernel, params, batch, out_BO, valid_BO, lr, cbow: bool):
+  params, loss, grad_sq = kernel(
+      params, batch["context"], batch["mask"], out_BO, valid_BO, lr, cbow
+  )
+  mask_BC = batch["mask"]
+  count = mask_BC.any(axis=1).sum() if cbow else mask_BC.sum()
+  return params, _metrics(loss, count, batch, grad_sq)
+
+
 def _sums(loss, count, batch, dv, du) -> dict:
+  return _metrics(loss, count, batch, jnp.sum(dv * dv) + jnp.sum(du * du))
+
+
+def _metrics(loss, count, batch, grad_sq) -> dict:
   """A step's metrics. grad_norm is the norm of the gradient's rows before
   they are summed into the tables (the step never forms the dense
   gradient); it is finite exactly when the gradient is."""
@@ -219,7 +236,7 @@ def _sums(loss, count, batch, dv, du) -> dict:
       "loss": loss,
       "count": count.astype(jnp.float32),
       "tokens": (batch["index"] >= 0).sum().astype(jnp.float32),
-      "grad_norm": jnp.sqrt(jnp.sum(dv * dv) + jnp.sum(du * du)),
+      "grad_norm": jnp.sqrt(grad_sq),
   }
 
 
@@ -234,21 +251,35 @@ def encode_lines(lines, index: dict) -> tuple[np.ndarray, np.ndarray]:
   return np.asarray(ids, np.int32), np.asarray(line_of, np.int32)
 
 
-def window_examples(ids, line_of, w: int, centres):
-  """For the positions ``centres`` of ``ids``: their contexts [n, 2w] (w
-  words on each side) and which of them exist within the same line."""
+def window_examples(ids, line_of, w: int, centres=None):
+  """For the positions ``centres`` of ``ids`` (None: all, in order): their
+  contexts [n, 2w] (w words on each side) and which of them exist within
+  the same line.
+  Built for every position by shifted copies, one offset at a time (each a
+  contiguous row), then the centres' columns taken."""
+  n = len(ids)
   offsets = np.concatenate([np.arange(-w, 0), np.arange(1, w + 1)])
-  pos = centres[:, None] + offsets[None, :]
-  inside = (pos >= 0) & (pos < len(ids))
-  pos = np.clip(pos, 0, len(ids) - 1)
-  mask = inside & (line_of[pos] == line_of[centres][:, None])
-  return np.where(mask, ids[pos], 0).astype(np.int32), mask
+  context = np.zeros((2 * w, n), np.int32)
+  mask = np.zeros((2 * w, n), bool)
+  for j, o in enumerate(offsets):
+    dst, src = (
+        (slice(-o, n), slice(0, n + o))
+        if o < 0
+        else (slice(0, n - o), slice(o, n))
+    )
+    context[j, dst] = ids[src]
+    mask[j, dst] = line_of[src] == line_of[dst]
+  if centres is None:
+    return np.ascontiguousarray(context.T), np.ascontiguousarray(mask.T)
+  take = lambda a: np.ascontiguousarray(a[:, centres].T)
+  return take(context), take(mask)
 
 
-def _pack(centre, context, mask, batch_size: int) -> dict:
-  """[n] centres into [S, B] batches; padding rows have no context."""
+def _pack(centre, context, mask, batch_size: int, rows: int = 0) -> dict:
+  """[n] centres into [S, B] batches, at least ``rows`` rows in all;
+  padding rows have no context."""
   n = len(centre)
-  steps = -(-n // batch_size)
+  steps = -(-max(n, rows) // batch_size)
   total = steps * batch_size
   index = np.full(total, -1, np.int32)
   index[:n] = np.arange(n)
@@ -263,33 +294,26 @@ def _pack(centre, context, mask, batch_size: int) -> dict:
   }
 
 
-def subsample(ids, keep_prob, rng) -> np.ndarray:
-  """Which positions of ``ids`` an epoch keeps [N] bool: of a word of count
-  f, round(f * keep_prob) occurrences chosen uniformly at random, so each
-  occurrence is kept with probability keep_prob (to within 0.5 / f) and
-  every epoch keeps the same number of words (its arrays keep one shape,
-  and the train step compiles once). word2vec.c flips a coin per
-  occurrence instead."""
-  counts = np.bincount(ids, minlength=len(keep_prob))
-  quota = np.rint(counts * keep_prob).astype(np.int64)
-  order = np.lexsort((rng.random(len(ids)), ids))  # by word, then random
-  starts = np.cumsum(counts) - counts
-  rank = np.empty(len(ids), np.int64)
-  rank[order] = np.arange(len(ids)) - np.repeat(starts, counts)
-  return rank < quota[ids]
+def epoch_capacity(ids, keep_prob) -> int:
+  """The centres an epoch has room for: the expected number subsampling
+  keeps plus six standard deviations (exceeded with probability about
+  1e-9; the surplus is then left out of that epoch)."""
+  p = keep_prob[ids]
+  return int(np.ceil(p.sum() + 6 * np.sqrt(np.sum(p * (1 - p))))) + 1
 
 
 def epoch_batches(
     ids, line_of, keep_prob, window: int, batch_size: int, rng
 ) -> dict:
-  """One training epoch as bucketed batches (rnnlm_jax.buckets' format):
-  the text subsampled, each kept centre's window size drawn from
-  1..window, the centres shuffled and grouped by window size.
-
-  The window sizes are a random permutation of equal shares of 1..window
-  (each centre's is uniform on 1..window, as word2vec.c's; the shares are
-  fixed so that each bucket, and so the epoch, has the same shape every
-  epoch).
+  """One training epoch as arrays [S, B, ...]: "centre" [S, B], "context"
+  and "mask" [S, B, 2 * window] (the window's words, and which of them are
+  in the centre's drawn window, within its line), "index" [S, B] (-1: a
+  padding row). As word2vec.c: each occurrence is kept with probability
+  keep_prob (a coin per occurrence), each kept centre's window size is
+  uniform on 1..window, and the centres come in the text's order. Every
+  epoch has one
+  shape, epoch_capacity rows rounded up to whole batches, so the step
+  compiles once.
 
   Args:
     ids: the train words [N] (encode_lines), line_of their line numbers.
@@ -298,19 +322,17 @@ def epoch_batches(
     batch_size: B, centre words per batch.
     rng: a numpy Generator (seeded by the run's seed and the epoch).
   """
-  kept = subsample(ids, keep_prob, rng)
+  rows = epoch_capacity(ids, keep_prob)
+  kept = rng.random(len(ids)) < keep_prob[ids]
   ids, line_of = ids[kept], line_of[kept]
-  if not len(ids):
-    raise ValueError("no training words are left after subsampling")
-  size = rng.permutation(np.arange(len(ids)) % window) + 1
-  batches = []
-  for w in range(1, window + 1):
-    centres = np.flatnonzero(size == w)
-    if not len(centres):
-      continue
-    context, mask = window_examples(ids, line_of, w, centres)
-    batches.append(_pack(ids[centres], context, mask, batch_size))
-  return buckets.epoch_of(batches, rng)
+  ids, line_of = ids[:rows], line_of[:rows]
+  size = rng.integers(1, window + 1, len(ids))
+  context, mask = window_examples(ids, line_of, window)
+  distance = np.abs(
+      np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+  )
+  mask &= distance[None, :] <= size[:, None]
+  return _pack(ids, context, mask, batch_size, rows)
 
 
 def eval_batches(ids, line_of, window: int, batch_size: int) -> dict:

@@ -7,8 +7,8 @@ the core imports from it:
 
   blas     the GEMM of a BLAS library (MKL, OpenBLAS) as an XLA custom call,
            and XLA's from bfloat16 operands ("bf16", a close function);
-  fused    LSTM, GRU and Elman layers, and the softmax loss, as one C++
-           custom call each on CPU (csrc/);
+  fused    LSTM, GRU and Elman layers, the softmax loss and word2vec's
+           sparse SGD step, as one C++ custom call each on CPU (csrc/);
   cudnn    the LSTM layer as cuDNN's kernel on a GPU;
   hostmem  malloc settings for the training process (used by experiments).
 
@@ -170,6 +170,78 @@ def fused_softmax(gemm: str) -> Callable:
     return fused.softmax_xent_grad(h_NH, w_HV, b_V, y_N, gemm)
 
   return run
+
+
+# The C++ word2vec step sums each row's updates in another order than XLA's
+# scatter: float32 rounding gave about 1e-7 of each output's largest value.
+WORD2VEC_TOLERANCE = 1e-4
+
+
+def word2vec_kernel(cfg: config_lib.ModelConfig) -> tuple[Callable | None, str]:
+  """The word2vec step a run takes: (fused.word2vec_update, or None for
+  rnnlm_jax.word2vec's JAX update, and the line that says which and why).
+  The C++ step runs on a single CPU device where the handlers' library
+  builds, unless model.backend is "reference"; before its first use in a
+  process it is run against the JAX update on a random problem, skip-gram
+  and CBOW, and a difference beyond WORD2VEC_TOLERANCE (of the largest
+  value of each output: the tables, the loss, the gradient norm) takes the
+  JAX update."""
+  if cfg.backend == "reference":
+    return None, "update=jax (model.backend='reference')"
+  if jax.default_backend() != "cpu" or jax.device_count() != 1:
+    return None, "update=jax (the C++ step runs on a single CPU device)"
+  reason = blas._handlers_error()  # pylint: disable=protected-access
+  if reason is not None:
+    return None, f"update=jax ({reason})"
+  diff = _word2vec_difference()
+  if not diff <= WORD2VEC_TOLERANCE:
+    return None, (
+        f"update=jax (the C++ step differs from the JAX update by {diff:.2g})"
+    )
+  return fused.word2vec_update, (
+      f"update=c++ (csrc/word2vec.cc; checked against the JAX update, "
+      f"largest difference {diff:.1e})"
+  )
+
+
+@functools.cache
+def _word2vec_difference() -> float:
+  """The C++ word2vec step's largest relative difference from the JAX
+  update on a random problem, over both modes and every output."""
+  from rnnlm_jax import word2vec  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  v, d, b, c, negatives = 40, 24, 12, 6, 3
+  params = {
+      name: jnp.asarray(rng.normal(size=(v, d)) * 0.3, jnp.float32)
+      for name in ("input", "output")
+  }
+  batch = {
+      "centre": jnp.asarray(rng.integers(0, v, b), jnp.int32),
+      "context": jnp.asarray(rng.integers(0, v, (b, c)), jnp.int32),
+      "mask": jnp.asarray(rng.random((b, c)) < 0.7),
+      "index": jnp.arange(b, dtype=jnp.int32),
+  }
+  table = tuple(map(jnp.asarray, word2vec.alias_table(np.full(v, 1 / v))))
+  key = jax.random.key(0)
+  worst = 0.0
+  for update in (word2vec.skipgram_update, word2vec.cbow_update):
+    runs = [
+        jax.jit(
+            lambda p, kernel=kernel: update(
+                p, batch, key, table, negatives, 0.1, kernel=kernel
+            )
+        )(params)
+        for kernel in (None, fused.word2vec_update)
+    ]
+    (ref, ref_sums), (fast, fast_sums) = jax.device_get(runs)
+    pairs = [(ref[n], fast[n]) for n in ("input", "output")] + [
+        (ref_sums[n], fast_sums[n]) for n in ("loss", "grad_norm")
+    ]
+    for want, got in pairs:
+      scale = max(float(np.max(np.abs(want))), 1e-30)
+      worst = max(worst, float(np.max(np.abs(got - want))) / scale)
+  return worst
 
 
 def summary(described: dict) -> str:

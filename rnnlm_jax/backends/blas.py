@@ -53,7 +53,7 @@ BACKENDS = ("xla", BF16) + LIBRARIES
 CHOICES = ("auto",) + BACKENDS
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 # Built into one library, with the headers.
-_SOURCES = ("gemm.cc", "recurrence.cc", "softmax.cc")
+_SOURCES = ("gemm.cc", "recurrence.cc", "softmax.cc", "word2vec.cc")
 _HEADERS = ("blas.h", "fastmath.h")
 # The cells whose whole layer the library runs (rnnlm_jax.fused).
 RECURRENCE_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_sigmoid", "rnn_relu")
@@ -65,6 +65,7 @@ _FFI_SYMBOLS = {
     "rnnlm_gemm_f64": "RnnlmGemmF64",
     "rnnlm_softmax_xent_f32": "RnnlmSoftmaxXentF32",
     "rnnlm_softmax_xent_f64": "RnnlmSoftmaxXentF64",
+    "rnnlm_word2vec_f32": "RnnlmWord2vecF32",
     **{
         f"rnnlm_{cell}_{way}_{t}":
             f"Rnnlm{cell.title().replace('_', '')}{way.title()}{t.upper()}"

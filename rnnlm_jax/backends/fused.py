@@ -1,5 +1,6 @@
 """LSTM, GRU and Elman layers as one custom call on CPU, forward and backward;
-the softmax layer's loss and gradient as one.
+the softmax layer's loss and gradient as one; word2vec's sparse SGD step as
+one (``word2vec_update``, csrc/word2vec.cc).
 
 On CPU, ``layer`` runs a whole layer over time in C++
 (``csrc/recurrence.cc``): each step is one product of the state with the
@@ -80,8 +81,9 @@ def _empty(dtype, *dims):
   return jnp.zeros(dims, dtype)
 
 
-def _forward(cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm,
-             save):
+def _forward(
+    cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm, save
+):
   steps, batch, gates = xw_TBG.shape
   hidden = w_hh.shape[0]
   lstm = cell_name == "lstm"
@@ -100,7 +102,13 @@ def _forward(cell_name, w_hh, b_hn, carry, xw_TBG, reset_TB, reverse, gemm,
   )
   c0 = carry[1] if lstm else _empty(xw_TBG.dtype, 0, 0)
   return call(
-      xw_TBG, w_hh, b_hn, carry[0], c0, reset_TB, reverse=reverse,
+      xw_TBG,
+      w_hh,
+      b_hn,
+      carry[0],
+      c0,
+      reset_TB,
+      reverse=reverse,
       library=np.int64(blas.recurrence_index(gemm)),
   )
 
@@ -144,12 +152,20 @@ def _layer_bwd(cell_name, reverse, gemm, res, cts):
       ),
       vmap_method="sequential",
   )
-  c0, dc_last = (
-      (carry[1], dcarry[1]) if lstm else (_empty(dtype, 0, 0),) * 2
-  )
+  c0, dc_last = (carry[1], dcarry[1]) if lstm else (_empty(dtype, 0, 0),) * 2
   dxw, dhw, dh0, dc0 = call(
-      w_hh, h0, c0, reset_TB, acts, h, c, dh, dcarry[0], dc_last,
-      reverse=reverse, library=np.int64(blas.recurrence_index(gemm)),
+      w_hh,
+      h0,
+      c0,
+      reset_TB,
+      acts,
+      h,
+      c,
+      dh,
+      dcarry[0],
+      dc_last,
+      reverse=reverse,
+      library=np.int64(blas.recurrence_index(gemm)),
   )
   if not gru:
     dhw = dxw  # The LSTM's and Elman gates take xw + hw.
@@ -213,6 +229,37 @@ def softmax_xent_grad(h_NH, w_HV, b_V, y_N, gemm: str):
       vmap_method="sequential",
   )
   return call(
-      h_NH, w_HV, b_V, y_N.astype(np.int32),
+      h_NH,
+      w_HV,
+      b_V,
+      y_N.astype(np.int32),
       library=np.int64(blas.library_index(gemm)),
   )
+
+
+def word2vec_update(params, context_BC, mask_BC, out_BO, weight_BO, lr, cbow):
+  """word2vec's SGD step on a batch whose output words are drawn, in one
+  custom call (``csrc/word2vec.cc``): what rnnlm_jax.word2vec's
+  skipgram_update (cbow False) or cbow_update computes, every score from
+  the tables before the step, then the summed updates added in place (the
+  tables are aliased to the results). Returns (params, summed loss, squared
+  norm of the gradient rows). float32 tables only."""
+  v, d = params["input"].shape
+  f32 = lambda *dims: jax.ShapeDtypeStruct(dims, jnp.float32)
+  call = jax.ffi.ffi_call(
+      "rnnlm_word2vec_f32",
+      (f32(v, d), f32(v, d), f32(), f32()),
+      input_output_aliases={0: 0, 1: 1},
+      vmap_method="sequential",
+  )
+  new_in, new_out, loss, grad_sq = call(
+      params["input"],
+      params["output"],
+      context_BC.astype(jnp.int32),
+      mask_BC.astype(jnp.float32),
+      out_BO.astype(jnp.int32),
+      weight_BO.astype(jnp.float32),
+      jnp.asarray(lr, jnp.float32),
+      cbow=np.int64(bool(cbow)),
+  )
+  return {"input": new_in, "output": new_out}, loss, grad_sq

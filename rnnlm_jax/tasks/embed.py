@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnlm_jax import backends
 from rnnlm_jax import embeddings
 from rnnlm_jax import sources
-from rnnlm_jax import steps
 from rnnlm_jax import word2vec
 from rnnlm_jax.config import Config
 from rnnlm_jax.errors import DataError
@@ -135,6 +135,9 @@ class EmbeddingTask:
     self._loss = (
         word2vec.skipgram_loss if m.kind == "skipgram" else word2vec.cbow_loss
     )
+    # The step's implementation: the C++ one where it runs and was checked
+    # to compute the JAX update (rnnlm_jax.backends), which the run says.
+    self.kernel, self.path = backends.word2vec_kernel(m)
     self._eval = {}
     self._eval_sums = jax.jit(self._batch_sums)
 
@@ -161,32 +164,26 @@ class EmbeddingTask:
   def batches_change_each_epoch(self) -> bool:
     return True
 
-  def _bucket_loss(self, params, batch, key, dropout_rate):
-    del dropout_rate
+  def loss(self, params, carry, batch, key, hparams):
+    """The summed negative-sampling loss of a batch: what sgd_update
+    descends (tests compare the two)."""
+    del hparams
     loss, count = self._loss(
         params, batch, key, self.table, self.cfg.model.negatives
     )
-    return loss, {"loss": loss, "count": count.astype(jnp.float32)}
-
-  def loss(self, params, carry, batch, key, hparams):
-    """The summed negative-sampling loss of a scheduled batch: what
-    sgd_update descends (tests compare the two)."""
-    return steps.switch_buckets(self._bucket_loss)(
-        params, carry, batch, key, hparams
-    )
+    return loss, (carry, {"loss": loss, "count": count.astype(jnp.float32)})
 
   def sgd_update(self, params, batch, key, lr):
-    """One SGD step of rate ``lr`` on a scheduled batch's loss, written only
-    to the rows the batch touches: (params, sums)."""
-    negatives = self.cfg.model.negatives
-    branches = [
-        lambda p, bs, k, r, i=i: self._update(
-            p, bs[i], k, self.table, negatives, r
-        )
-        for i in range(len(batch["buckets"]))
-    ]
-    return jax.lax.switch(
-        batch["bucket"], branches, params, batch["buckets"], key, lr
+    """One SGD step of rate ``lr`` on a batch's loss, written only to the
+    rows the batch touches: (params, sums)."""
+    return self._update(
+        params,
+        batch,
+        key,
+        self.table,
+        self.cfg.model.negatives,
+        lr,
+        kernel=self.kernel,
     )
 
   def summarise(self, sums: dict, split: str = "train") -> dict:
@@ -252,7 +249,7 @@ class EmbeddingTask:
         f"a vocabulary of {len(d.vocab):,} (min count "
         f"{self.cfg.data.vocab_min_count}), {kept:,} kept per epoch "
         f"by subsampling {self.cfg.data.subsample:g}; window {m.window}, "
-        f"{m.negatives} negatives"
+        f"{m.negatives} negatives; {self.path}"
     )
 
   def decode(self, params, word: str, k: int = 10):
