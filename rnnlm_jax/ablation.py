@@ -48,7 +48,16 @@ DEFAULT_METRICS = tuple(m for m in metrics.HEADLINE if m != "floor_ppl")
 # model, shown as a plain value (and a line in the figure).
 FLOOR = "floor_ppl"
 LOWER_IS_BETTER = ("_ppl", "_bpc", "_loss", "_error")
-HIGHER_IS_BETTER = ("_acc", "_f1", "_precision", "_recall", "_bleu", "_chrf")
+HIGHER_IS_BETTER = (
+    "_acc",
+    "_acc_mul",
+    "_f1",
+    "_precision",
+    "_recall",
+    "_bleu",
+    "_chrf",
+    "_rho",
+)
 CELL_KEY, BPTT_KEY = "model.cell", "data.bptt"
 # What the sweep launcher writes into a run directory before the run starts
 # (status, exit code): a folder with only this file is a run not yet begun.
