@@ -99,7 +99,7 @@ def notes(summary: Summary) -> list[str]:
   if any(best_mean(summary, m) is not None for m in summary.metrics):
     first.append(
         "Bold: the best mean of each column (the lowest perplexity or "
-        "loss, the highest accuracy, F1, BLEU or chrF)."
+        "loss, the highest accuracy, F1, BLEU, chrF or Spearman rho)."
     )
   if summary.has_floor:
     first.append(f"{FLOOR}: test perplexity of the true generator.")
