@@ -197,3 +197,89 @@ def sentence_batches(
       )
       for i in range(0, rows + pad, batch_size)
   ]
+
+
+def bptt_lengths(bptt: int, std: float, quantum: int) -> tuple[int, ...]:
+  """The segment lengths variable-length BPTT may draw: the multiples of
+  ``quantum`` from bptt / 2 - 3 std rounded down (at least 5, rounded up to
+  a multiple) to bptt + 3 std rounded up. Each is a branch of the compiled
+  step, so their number is its compile time."""
+  _check_positive(bptt=bptt, quantum=quantum)
+  low = quantum * int(np.floor((bptt / 2 - 3 * std) / quantum))
+  low = max(low, quantum * -(-max(5, quantum) // quantum))
+  high = max(low, quantum * -(-int(np.ceil(bptt + 3 * std)) // quantum))
+  return tuple(range(low, high + 1, quantum))
+
+
+def draw_bptt_lengths(
+    rng: np.random.Generator,
+    num: int,
+    bptt: int,
+    std: float,
+    half_prob: float,
+    quantum: int,
+) -> np.ndarray:
+  """``num`` segment lengths as AWD-LSTM draws them (Merity et al. 2018):
+  around bptt, or with probability ``half_prob`` around bptt / 2, normal
+  with standard deviation ``std``, then rounded to a length of
+  bptt_lengths (the nearest multiple of ``quantum``, clipped to its
+  range)."""
+  allowed = np.asarray(bptt_lengths(bptt, std, quantum))
+  mean = np.where(rng.random(num) < half_prob, bptt / 2, bptt)
+  drawn = rng.normal(mean, std)
+  rounded = quantum * np.round(drawn / quantum)
+  return np.clip(rounded, allowed[0], allowed[-1]).astype(np.int64)
+
+
+def variable_segments(
+    ids_BN: np.ndarray,
+    bptt: int,
+    std: float,
+    half_prob: float,
+    quantum: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+  """One epoch of variable-length BPTT over streams ``ids_BN``: as many
+  segments as fixed-length BPTT cuts (num_segments(ids_BN, bptt)), their
+  lengths drawn by draw_bptt_lengths, laid end to end from a random start
+  so the part left unread (about 2.5% at bptt 70) falls elsewhere each
+  epoch.
+
+  Returns:
+    (lengths [S], and per length of bptt_lengths, in order, (x [S_L, B, L],
+    y [S_L, B, L]): its segments in stream order, at least one row each
+    (a zero row where the epoch draws none, never scheduled)).
+  """
+  num = num_segments(ids_BN, bptt)
+  if num == 0:
+    raise ValueError(
+        f"a stream of {ids_BN.shape[1]} tokens has no segment of bptt={bptt}"
+    )
+  room = ids_BN.shape[1] - 1
+  for _ in range(100):
+    lengths = draw_bptt_lengths(rng, num, bptt, std, half_prob, quantum)
+    if lengths.sum() <= room:
+      break
+  else:  # Only for a stream of very few segments: shorten the longest.
+    low = bptt_lengths(bptt, std, quantum)[0]
+    while lengths.sum() > room:
+      longest = np.argmax(lengths)
+      if lengths[longest] - quantum < low:
+        raise ValueError(
+            f"streams of {room + 1} tokens are too short for variable-length "
+            f"BPTT around {bptt}"
+        )
+      lengths[longest] -= quantum
+  start = int(rng.integers(0, room - lengths.sum() + 1))
+  offsets = start + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+  per_length = []
+  for length in bptt_lengths(bptt, std, quantum):
+    at = offsets[lengths == length]
+    if not len(at):
+      zeros = np.zeros((1, ids_BN.shape[0], length), ids_BN.dtype)
+      per_length.append((zeros, zeros))
+      continue
+    x = np.stack([ids_BN[:, o : o + length] for o in at])
+    y = np.stack([ids_BN[:, o + 1 : o + length + 1] for o in at])
+    per_length.append((x, y))
+  return lengths, per_length

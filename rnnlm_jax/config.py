@@ -203,6 +203,17 @@ class DataConfig:
   subsample: float = 1e-3
   simlex_file: str = ""
   analogy_file: str = ""
+  # Stream mode: variable-length truncated BPTT (Merity et al. 2018): each
+  # training segment's length is drawn around bptt (with probability
+  # bptt_half_prob around bptt / 2) with standard deviation bptt_std,
+  # rounded to a multiple of bptt_quantum (each length is one branch of the
+  # compiled step) within [max(5, bptt_quantum), bptt + 3 * bptt_std], and
+  # the segment's learning rate scaled by length / bptt. An epoch keeps the
+  # fixed-length run's number of steps, read from a random start.
+  variable_bptt: bool = False
+  bptt_std: float = 5.0
+  bptt_half_prob: float = 0.05
+  bptt_quantum: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +243,15 @@ class OptimConfig:
   # mean: per-token mean; sum_time: summed over time, mean over batch (as in
   # Zaremba et al.'s code, which their lr 1 and clip 5 assume).
   loss_reduction: str = "mean"
+  # Iterate averaging (Polyak; AWD-LSTM's NT-ASGD when the base is sgd):
+  # "none"; "nt", non-monotonically triggered: averaging starts after the
+  # validation in which the selection metric is worse than the best of all
+  # validations but the last ``nonmono``; "always": from the first step (as
+  # AWD-LSTM's finetuning). Once averaging, validation, the 'best'
+  # checkpoint and the final report use the average of the iterates since
+  # it started; training goes on from the iterates.
+  averaging: str = "none"
+  nonmono: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +269,13 @@ class TrainConfig:
   eval_every: int = 0
   # TensorBoard event files beside metrics.jsonl (tensorboard --logdir runs).
   tensorboard: bool = True
+  # > 0: stop training after the validation that is worse than the best of
+  # all validations but the last early_stop (AWD-LSTM's finetuning rule);
+  # the final report follows. 0: train every epoch.
+  early_stop: int = 0
+  # A run directory whose 'best' parameters start this run (finetuning); its
+  # model must have the same shapes and its vocabulary must be this run's.
+  init_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,6 +324,7 @@ _CHOICES = {
         "linear",
     ),
     "optim.loss_reduction": ("mean", "sum_time"),
+    "optim.averaging": ("none", "nt", "always"),
 }
 _POSITIVE = (
     "model.hidden",
@@ -315,6 +343,8 @@ _POSITIVE = (
     "train.checkpoint_every",
     "data.num_buckets",
     "model.beam_size",
+    "optim.nonmono",
+    "data.bptt_quantum",
 )
 _NON_NEGATIVE = (
     "model.vocab_size",
@@ -336,6 +366,8 @@ _NON_NEGATIVE = (
     "model.attention_dim",
     "model.target_vocab_size",
     "model.length_alpha",
+    "train.early_stop",
+    "data.bptt_std",
 )
 
 
@@ -472,6 +504,7 @@ def validate(cfg: Config) -> Config:
       )
   if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
     raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
+  _check_awd_training(cfg)
   if cfg.data.source == "hub" and not cfg.data.hf_path:
     raise ConfigError("data.source='hub' needs data.hf_path")
   fr = cfg.data.split_fractions
@@ -485,6 +518,27 @@ def validate(cfg: Config) -> Config:
   else:
     _check_sentence_task(cfg)
   return cfg
+
+
+def _check_awd_training(cfg: Config) -> None:
+  d, o = cfg.data, cfg.optim
+  if o.averaging != "none" and o.schedule == "plateau":
+    raise ConfigError(
+        "optim.averaging averages the iterates the optimizer makes; "
+        "optim.schedule='plateau' rescales them afterwards: use another "
+        "schedule"
+    )
+  if d.variable_bptt:
+    if cfg.task != "lm" or d.mode != "stream":
+      raise ConfigError(
+          "data.variable_bptt is for language models in data.mode='stream'"
+      )
+    if o.grad_accum_steps != 1 or not 0.0 <= d.bptt_half_prob <= 1.0:
+      raise ConfigError(
+          "data.variable_bptt needs optim.grad_accum_steps=1 and "
+          f"data.bptt_half_prob in [0, 1], got {o.grad_accum_steps} and "
+          f"{d.bptt_half_prob}"
+      )
 
 
 def _check_embed(cfg: Config) -> None:

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from rnnlm_jax import batching
+from rnnlm_jax import buckets
 from rnnlm_jax import cache
 from rnnlm_jax import english
 from rnnlm_jax import pcfg
@@ -109,11 +110,49 @@ def _sentence_arrays(ids_N, start_id, batch_size, cfg: DataConfig, seed):
   return {"x": x, "y": y, "mask": mask.astype(np.float32), "reset": reset}
 
 
+def _variable_batches(ids_BN, cfg: DataConfig, start_id, epoch, seed):
+  """A variable-length BPTT epoch (batching.variable_segments) in the
+  bucketed layout (rnnlm_jax.buckets): one bucket per segment length, the
+  schedule in stream order."""
+  rng = np.random.default_rng(np.random.SeedSequence([seed, epoch]))
+  try:
+    lengths, per_length = batching.variable_segments(
+        ids_BN,
+        cfg.bptt,
+        cfg.bptt_std,
+        cfg.bptt_half_prob,
+        cfg.bptt_quantum,
+        rng,
+    )
+  except ValueError as e:
+    raise DataError(f"{e}; lower data.batch_size or data.bptt") from None
+  allowed = batching.bptt_lengths(cfg.bptt, cfg.bptt_std, cfg.bptt_quantum)
+  bucket = np.searchsorted(allowed, lengths)
+  within = np.zeros(len(lengths), np.int64)
+  for k in range(len(allowed)):
+    at = bucket == k
+    within[at] = np.arange(at.sum())
+  return {
+      buckets.SCHEDULE: np.stack([bucket, within], 1).astype(np.int32),
+      "buckets": tuple(
+          {
+              "x": x,
+              "y": y,
+              "mask": np.ones(x.shape, np.float32),
+              "reset": _reset_mask(x, cfg, start_id),
+          }
+          for x, y in per_length
+      ),
+  }
+
+
 def train_batches(corpus: Corpus, cfg: DataConfig, epoch: int, seed: int):
   """One epoch's batches as numpy arrays [S, B, T]: x, y, mask, reset.
 
   Stream mode: B contiguous streams cut into segments of bptt tokens, the
-  same every epoch. Sentence mode: independent padded sentences, shuffled
+  same every epoch; with data.variable_bptt, segments of lengths drawn
+  afresh each epoch (by seed and epoch), in the bucketed layout of
+  rnnlm_jax.buckets, one bucket per length. Sentence mode: independent padded sentences, shuffled
   by (seed, epoch) so that the order is a function of the epoch.
   """
   ids = corpus.ids["train"]
@@ -126,6 +165,8 @@ def train_batches(corpus: Corpus, cfg: DataConfig, epoch: int, seed: int):
         int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]),
     )
   ids_BN = batching.train_stream(ids, cfg.batch_size, corpus.start_id)
+  if cfg.variable_bptt:
+    return _variable_batches(ids_BN, cfg, corpus.start_id, epoch, seed)
   x, y = _stack_segments(ids_BN, cfg.bptt)
   return {
       "x": x,

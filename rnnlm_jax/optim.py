@@ -21,6 +21,7 @@ decoupled one.
 """
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -137,7 +138,109 @@ def skip_if_not_finite(inner, max_consecutive_errors: int):
   return optax.GradientTransformationExtraArgs(wrapped.init, update)
 
 
-def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
+def scale_by_lr_scale():
+  """Multiplies the updates by the extra argument ``lr_scale`` of each
+  update (a segment's learning-rate factor under variable-length BPTT)."""
+
+  def update(updates, state, params=None, *, lr_scale=1.0, **extra_args):
+    del params, extra_args
+    return jax.tree.map(lambda u: u * lr_scale, updates), state
+
+  return optax.GradientTransformationExtraArgs(
+      lambda params: optax.EmptyState(), update
+  )
+
+
+class AverageState(NamedTuple):
+  """Iterate averaging (average_iterates): whether it is on, how many
+  iterates the average holds, and the average (shaped as the parameters)."""
+
+  averaging: jax.Array
+  average_count: jax.Array
+  average: Any
+
+
+def average_iterates(start_on: bool):
+  """The last transformation of a chain: passes the updates through and
+  keeps the running mean of the iterates params + updates made while its
+  ``averaging`` flag is on (set at the start for ``start_on``, else by
+  start_averaging). The first iterate after the flag goes up replaces the
+  average: averaged SGD from that point (PyTorch's ASGD with t0=0 and
+  lambd=0, which AWD-LSTM's NT-ASGD uses)."""
+
+  def init(params):
+    return AverageState(
+        averaging=jnp.asarray(start_on),
+        average_count=jnp.zeros((), jnp.int32),
+        average=jax.tree.map(jnp.array, params),
+    )
+
+  def update(updates, state, params=None):
+    count = state.average_count + state.averaging.astype(jnp.int32)
+    weight = jnp.where(state.averaging, 1.0 / jnp.maximum(count, 1), 0.0)
+
+    def mean(a, p, u):
+      return a + weight.astype(a.dtype) * (p + u - a)
+
+    average = jax.tree.map(mean, state.average, params, updates)
+    return updates, AverageState(state.averaging, count, average)
+
+  return optax.GradientTransformation(init, update)
+
+
+def _average_state(opt_state) -> AverageState | None:
+  is_average = lambda x: isinstance(x, AverageState)
+  found = jax.tree.leaves(opt_state, is_leaf=is_average)
+  return next((x for x in found if is_average(x)), None)
+
+
+def is_averaging(opt_state):
+  """The averaging flag (one per trial of stacked states), or None for an
+  optimizer without averaging."""
+  state = _average_state(opt_state)
+  return None if state is None else state.averaging
+
+
+def start_averaging(opt_state, which):
+  """The optimizer state with averaging switched on where ``which`` (a
+  bool, or [K] bools over stacked trials) is true; the next update starts
+  the average afresh there."""
+
+  def switch(x):
+    if not isinstance(x, AverageState):
+      return x
+    on = jnp.asarray(which, bool).reshape(x.averaging.shape)
+    return x._replace(
+        averaging=x.averaging | on,
+        average_count=jnp.where(on & ~x.averaging, 0, x.average_count),
+    )
+
+  return jax.tree.map(
+      switch, opt_state, is_leaf=lambda x: isinstance(x, AverageState)
+  )
+
+
+def eval_params(params, opt_state):
+  """The parameters to validate, keep as 'best' and report: the average of
+  the iterates where averaging is on (and holds an iterate), else
+  ``params``. Stacked trials choose each their own."""
+  state = _average_state(opt_state)
+  if state is None:
+    return params
+  use = state.averaging & (state.average_count > 0)
+
+  def pick(a, p):
+    return jnp.where(use.reshape(use.shape + (1,) * (p.ndim - use.ndim)), a, p)
+
+  return jax.tree.map(pick, state.average, params)
+
+
+def make_optimizer(
+    cfg: OptimConfig,
+    steps_per_epoch: int,
+    num_epochs: int,
+    lr_scaled: bool = False,
+):
   """The full gradient transformation and its learning-rate schedule.
 
   Gradient accumulation (optax.MultiSteps) turns one update into the mean of
@@ -149,6 +252,8 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
     cfg: the optimizer config.
     steps_per_epoch: train steps per epoch.
     num_epochs: epochs (for schedules that need the total).
+    lr_scaled: each update takes an extra argument ``lr_scale`` that
+      multiplies the learning rate (variable-length BPTT).
 
   Returns:
     (optax.GradientTransformationExtraArgs, schedule(update_count) -> lr).
@@ -166,10 +271,14 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int, num_epochs: int):
   ]
   if cfg.weight_decay and cfg.name in L2_OPTIMIZERS:
     parts.append(optax.add_decayed_weights(cfg.weight_decay))
+  tail = [scale_by_lr_scale()] if lr_scaled else []
+  if cfg.averaging != "none":
+    tail.append(average_iterates(cfg.averaging == "always"))
   tx = optax.chain(
       *parts,
       _base(cfg, unit),
       optax.inject_hyperparams(optax.scale)(step_size=cfg.learning_rate),
+      *tail,
   )
   schedule = lambda count: cfg.learning_rate * unit(count)
   k = accum_steps(cfg, steps_per_epoch)

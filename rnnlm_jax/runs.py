@@ -174,6 +174,41 @@ def _restore(workdir: str, target, step: int):
     ) from None
 
 
+def _nonmono(history: list[float], value: float, n: int) -> bool:
+  """AWD-LSTM's non-monotone rule (Merity et al. 2018): more than n
+  validations so far and ``value`` worse than the best of all but the last
+  n. n = 0: never."""
+  return n > 0 and len(history) > n and value > min(history[:-n])
+
+
+def _init_from(state, task, tx):
+  """``state`` with the parameters of train.init_from's 'best' checkpoint
+  (finetuning) and a fresh optimizer state for them."""
+  source = task.cfg.train.init_from
+  try:
+    params, record = checkpoint.restore_params(source, "best")
+  except (FileNotFoundError, checkpoint.CheckpointError) as e:
+    raise IncompatibleRun(f"train.init_from: {e}") from None
+  if list(record.get("vocab", [])) != list(task.vocab.tokens):
+    raise IncompatibleRun(
+        f"train.init_from: {source} was trained with another vocabulary"
+    )
+  shapes = lambda t: jax.tree.map(lambda x: tuple(x.shape), t)
+  try:
+    params = jax.tree.map(
+        lambda new, old: jnp.asarray(new, old.dtype), params, state.params
+    )
+    same = shapes(params) == shapes(state.params)
+  except (ValueError, TypeError):
+    same = False
+  if not same:
+    raise IncompatibleRun(
+        f"train.init_from: the parameters of {source} do not fit this "
+        "model's (another model config)"
+    )
+  return state.replace(params=params, opt_state=tx.init(params))
+
+
 def _mesh(cfg: Config):
   """The device mesh for train.num_devices != 1, else None (one device)."""
   if cfg.train.num_devices == 1:
@@ -214,6 +249,10 @@ class Runs:
     self.mesh = _mesh(self.cfg)
     self.diverged = {}
     self.best = [float("inf")] * self.k
+    # Every validation's selection metric, per trial: the non-monotone
+    # rules of optim.averaging='nt' and train.early_stop read it.
+    self.history = [[] for _ in range(self.k)]
+    self.stopped = False  # train.early_stop has ended training.
     self.writers = []
     self.plan = None
     self.txs = None
@@ -279,7 +318,10 @@ class Runs:
     plan = self.plan
     self.txs = [
         optim.make_optimizer(
-            t.cfg.optim, plan.steps_per_epoch, t.cfg.train.num_epochs
+            t.cfg.optim,
+            plan.steps_per_epoch,
+            t.cfg.train.num_epochs,
+            lr_scaled=bool(getattr(t, "bptt_lengths", ())),
         )
         for t in self.tasks
     ]
@@ -294,7 +336,11 @@ class Runs:
       if start_step:
         state, record = _restore(w, state, start_step)
         self.best[i] = record["best_valid_loss"]
+        self.history[i] = list(record.get("valid_history", []))
+        self.stopped = bool(record.get("stopped", False))
         carried.append(record.get("pending", []))
+      elif t.cfg.train.init_from:
+        state = _init_from(state, t, tx)
       states.append(state)
       self.writers.append(
           rundir.make_writers(w, start_step, self.cfg.train.tensorboard)
@@ -419,8 +465,9 @@ class Runs:
     (an infinite perplexity, say), saves the improved ones as 'best' and
     steps the plateau schedule; returns the state."""
     task, epoch = self.task, done / self.plan.steps_per_epoch
-    valid = task.evaluate(self.on_one_device(state.params), "valid", self.k)
-    improved = []
+    params = optim.eval_params(state.params, state.opt_state)
+    valid = task.evaluate(self.on_one_device(params), "valid", self.k)
+    improved, trigger, stop = [], [False] * self.k, []
     for i in self.alive():
       bad = [k for k, v in valid[i].items() if not np.isfinite(v)]
       if bad:
@@ -438,9 +485,21 @@ class Runs:
           f"epoch {epoch:.2f} valid {_fmt_metrics(valid[i], 'valid')}"
           f"{self.label(i)}"
       )
-      if valid[i][task.selection_metric] < self.best[i]:
-        self.best[i] = valid[i][task.selection_metric]
+      value = valid[i][task.selection_metric]
+      if value < self.best[i]:
+        self.best[i] = value
         improved.append(i)
+      trigger[i] = _nonmono(self.history[i], value, self.cfg.optim.nonmono)
+      stop.append(_nonmono(self.history[i], value, self.cfg.train.early_stop))
+      self.history[i].append(value)
+    state = self._maybe_average(state, trigger, epoch)
+    if self.cfg.train.early_stop and stop and all(stop):
+      self.stopped = True
+      self.log(
+          f"epoch {epoch:.2f}: validation worse than the best before the "
+          f"last {self.cfg.train.early_stop}: training stops "
+          "(train.early_stop)"
+      )
     if self.cfg.optim.schedule == "plateau":
       selected = [v[task.selection_metric] for v in valid]
       state = steps.step_plateau(
@@ -452,11 +511,37 @@ class Runs:
     self.save(state, "best", done, improved)
     return state
 
+  def _maybe_average(self, state, trigger: list[bool], epoch: float):
+    """Switches iterate averaging on for the trials whose validation just
+    met optim.averaging='nt''s rule (rnnlm_jax.optim)."""
+    if self.cfg.optim.averaging != "nt":
+      return state
+    on = np.reshape(
+        jax.device_get(optim.is_averaging(state.opt_state)), (self.k,)
+    )
+    start = [t and not o for t, o in zip(trigger, on)]
+    if not any(start):
+      return state
+    for i in np.flatnonzero(start):
+      self.log(
+          f"epoch {epoch:.2f}: validation worse than the best before the "
+          f"last {self.cfg.optim.nonmono}: averaging the iterates from here "
+          f"(NT-ASGD){self.label(int(i))}"
+      )
+    which = start if self.k > 1 else start[0]
+    opt_state = optim.start_averaging(state.opt_state, np.asarray(which))
+    return self.place(state.replace(opt_state=opt_state))
+
   def save(self, state, slot: str, done: int, which=None, window=None):
     """Checkpoints the trials ``which`` (those alive) into ``slot``, with
     the per-step metrics of an unfinished log window (``window``,
-    fetched)."""
+    fetched). The 'best' slot holds the parameters validated
+    (optim.eval_params: the average of the iterates once averaging)."""
     which = self.alive() if which is None else which
+    if slot == "best":
+      state = state.replace(
+          params=optim.eval_params(state.params, state.opt_state)
+      )
     for i, s in enumerate(self.split(state)):
       if i in which:
         checkpoint.save(
@@ -470,6 +555,8 @@ class Runs:
                 "best_valid_loss": self.best[i],
                 "vocab": list(self.task.vocab.tokens),
                 "pending": window[i] if window else [],
+                "valid_history": self.history[i],
+                "stopped": self.stopped,
             },
             1 if self.k == 1 else 2,
         )
@@ -501,6 +588,9 @@ class Runs:
     for i in self.alive():
       w = self.workdirs[i]
       final = self.split(self.on_one_device(state))[i]
+      final = final.replace(
+          params=optim.eval_params(final.params, final.opt_state)
+      )
       if checkpoint.latest_step(w, "best") is not None:
         final, _ = checkpoint.restore(w, "best", final)
       results.append(

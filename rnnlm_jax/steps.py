@@ -109,7 +109,7 @@ def select_segment(batches, step):
   return {
       "bucket": bucket,
       "buckets": tuple(
-          _select(b, jnp.minimum(within, b["index"].shape[0] - 1))
+          _select(b, jnp.minimum(within, jax.tree.leaves(b)[0].shape[0] - 1))
           for b in batches["buckets"]
       ),
   }
@@ -155,6 +155,7 @@ def make_train_step(task, tx, loss_reduction: str = "mean"):
   if hasattr(task, "sgd_update"):
     return _make_sparse_train_step(task, tx)
   loss = task.loss
+  lr_scaled = bool(getattr(task, "bptt_lengths", ()))
 
   def train_step(state: TrainState, batches):
     batch = select_segment(batches, state.step)
@@ -163,7 +164,12 @@ def make_train_step(task, tx, loss_reduction: str = "mean"):
     grads, (new_carry, sums) = jax.grad(
         lambda p: loss(p, carry, batch, key, state.hparams), has_aux=True
     )(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    # A segment's own learning-rate factor (variable-length BPTT), applied
+    # after clipping as the rate itself (rnnlm_jax.optim).
+    extra = {"lr_scale": task.lr_scale(batch)} if lr_scaled else {}
+    updates, opt_state = tx.update(
+        grads, state.opt_state, state.params, **extra
+    )
     scale = state.plateau.scale
     params = jax.tree.map(lambda p, u: p + scale * u, state.params, updates)
     new_state = state.replace(

@@ -4,7 +4,9 @@ The loop (``_train``) reads top to bottom: restore or initialise, compile the
 step once, then per step: the train step; every ``log_every`` steps fetch the
 metrics (the only host syncs besides validation and checkpoints) and check
 them; every ``eval_every`` steps (0: at each epoch's end) validate, keep the
-best checkpoint and step the plateau schedule; checkpoints; the final report.
+best checkpoint, step the plateau schedule, start iterate averaging
+(optim.averaging='nt') and stop early (train.early_stop); checkpoints; the
+final report.
 It knows the task (rnnlm_jax.tasks) only through its protocol, and vectorised
 trials only through ``runs.Runs`` (their bookkeeping: states, writers,
 checkpoints, validation), of which one plain run is the case K = 1.
@@ -157,7 +159,8 @@ def _train(runs: runs_lib.Runs, preempted: Callable[[], bool]) -> list[dict]:
   train_step = runs.compile_step(state, batches)
 
   run_start = time.perf_counter()
-  for step in range(start_step, plan.total_steps):
+  last = start_step if runs.stopped else plan.total_steps
+  for step in range(start_step, last):
     if step % plan.steps_per_epoch == 0 and step > 0:
       state = runs.reset_carry(state)
       if runs.task.batches_change_each_epoch():
@@ -173,6 +176,8 @@ def _train(runs: runs_lib.Runs, preempted: Callable[[], bool]) -> list[dict]:
       state = runs.validate(state, done)
       runs.save(state, "latest", done)
       window.t0 = time.perf_counter()
+      if runs.stopped:  # train.early_stop
+        break
     elif plan.checkpoints(done):
       runs.check_params(state, done)
       runs.save(state, "latest", done)

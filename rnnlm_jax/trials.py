@@ -58,6 +58,11 @@ def template(cfgs: list[Config]) -> Config:
     raise config_lib.ConfigError(
         "model.kind='count_ngram' has nothing to vectorise"
     )
+  if cfgs[0].data.variable_bptt and len({c.train.seed for c in cfgs}) > 1:
+    # Each seed draws its own segment lengths: the epochs cannot be stacked.
+    raise config_lib.ConfigError(
+        "trials with data.variable_bptt must share train.seed"
+    )
   base = cfgs[0]
   return dataclasses.replace(
       base,

@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from rnnlm_jax import batching
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax.vocab import Vocab
@@ -47,6 +48,25 @@ def make_loss(cfg: ModelConfig, reduction: str = "mean"):
     objective = losses.training_loss(nll_BT, batch["mask"], reduction)
     total, count = losses.masked_sums(nll_BT, batch["mask"])
     return objective, (carry, {"nll": total, "count": count})
+
+  return loss
+
+
+def make_variable_loss(cfg: ModelConfig, reduction: str, num_lengths: int):
+  """make_loss over a variable-length BPTT epoch's scheduled segment
+  (rnnlm_jax.steps.select_segment of corpus.train_batches): lax.switch
+  runs only the scheduled length's branch, carrying the state as a fixed
+  length does."""
+  segment_loss = make_loss(cfg, reduction)
+
+  def loss(params, carry, batch, key, hparams):
+    branches = [
+        lambda p, c, bs, k, h, i=i: segment_loss(p, c, bs[i], k, h)
+        for i in range(num_lengths)
+    ]
+    return jax.lax.switch(
+        batch["bucket"], branches, params, carry, batch["buckets"], key, hparams
+    )
 
   return loss
 
@@ -128,6 +148,15 @@ class LanguageModel(Model):
     self.max_train_loss = math.log(len(corpus.vocab)) + DIVERGED_MARGIN
     super().__init__(cfg.model, cfg.data.batch_size, cfg.optim.loss_reduction)
     self._evaluate = make_evaluate(cfg.model)
+    d = cfg.data
+    self.bptt_lengths = ()
+    if d.variable_bptt and d.mode == "stream":
+      self.bptt_lengths = batching.bptt_lengths(
+          d.bptt, d.bptt_std, d.bptt_quantum
+      )
+      self.loss = make_variable_loss(
+          cfg.model, cfg.optim.loss_reduction, len(self.bptt_lengths)
+      )
     # Over K trials' stacked parameters, sharing the batches.
     self._evaluate_stacked = jax.jit(
         jax.vmap(self._evaluate, in_axes=(0, None, None))
@@ -140,17 +169,33 @@ class LanguageModel(Model):
     )
 
   def batches_change_each_epoch(self) -> bool:
-    """Sentence mode reshuffles every epoch; streams stay the same."""
-    return self.cfg.data.mode == "sentence"
+    """Sentence mode reshuffles every epoch, and variable-length BPTT
+    draws its lengths afresh; fixed-length streams stay the same."""
+    return self.cfg.data.mode == "sentence" or bool(self.bptt_lengths)
+
+  def lr_scale(self, batch):
+    """The learning rate's factor for a segment (rnnlm_jax.steps): its
+    length / bptt under variable-length BPTT (Merity et al. 2018), else 1."""
+    if not self.bptt_lengths:
+      return jnp.float32(1.0)
+    lengths = jnp.asarray(self.bptt_lengths, jnp.float32)
+    return lengths[batch["bucket"]] / self.cfg.data.bptt
 
   def summarise(self, sums: dict, split: str = "train") -> dict:
     nll = float(sums["nll"]) / max(float(sums["count"]), 1.0)
     return split_metrics(nll, split, self.cfg.data.level)
 
   def describe(self) -> str:
+    lengths = self.bptt_lengths
     return (
         f"vocab {len(self.vocab):,}, {len(self.corpus.ids['train']):,} "
         "train tokens"
+        + (
+            f", variable-length BPTT around {self.cfg.data.bptt} "
+            f"({lengths[0]}-{lengths[-1]} by {self.cfg.data.bptt_quantum})"
+            if lengths
+            else ""
+        )
     )
 
   def _batches(self, split: str):
