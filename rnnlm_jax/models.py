@@ -157,7 +157,9 @@ def _site_rate(own: float, cfg: ModelConfig, rate):
 
 def _folds_embedding(path, cfg: ModelConfig, tokens: int, use_dropout: bool):
   """Whether layer 0 gathers rows of embed @ w_ih (see
-  ModelConfig.fold_embedding): fewer FLOPs when V <= B * T."""
+  ModelConfig.fold_embedding): fewer FLOPs when V <= B * T. use_dropout:
+  whether the embeddings are dropped (model.dropout_input's rate or
+  model.dropout_embed), which the table cannot hold."""
   return (
       path.fold_embedding
       and cfg.vocab_size <= tokens
@@ -294,7 +296,9 @@ def activation_penalty(h_BTH, dropped_BTH, mask_BT, ar_alpha, tar_beta):
   (h_t - h_{t-1}) ** 2 (before it) over the consecutive positions of the
   segment. Means over positions and units; positions whose mask_BT is 0
   (padding; None: none) are left out, and so are the pairs they are in. A
-  weight of 0 builds nothing of its term."""
+  state reset (data.reset_at_eos) does not cut a pair: AWD-LSTM, which
+  never resets, has no such case. A weight of 0 builds nothing of its
+  term."""
   if mask_BT is None:
     mask_BT = jnp.ones(h_BTH.shape[:2], h_BTH.dtype)
   mask_BT = mask_BT.astype(h_BTH.dtype)
