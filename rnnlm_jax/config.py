@@ -44,11 +44,41 @@ class ModelConfig:
   embed_dim: int = 0  # 0: equal to hidden.
   hidden: int = 200
   num_layers: int = 2
-  dropout: float = (
-      0.0  # Zaremba-style: on embeddings, between layers, on output.
-  )
+  # Zaremba-style: on the embeddings, between layers and on the top layer's
+  # output; the first two may take rates of their own (dropout_input,
+  # dropout_hidden below).
+  dropout: float = 0.0
   tie_weights: bool = False
   init_scale: float = 0.1  # Uniform(-s, s); <= 0 for PyTorch's 1/sqrt(H).
+  # The AWD-LSTM regularisers (Merity, Keskar and Socher 2018), for a
+  # recurrent language model (task "lm", kind "rnn"); the defaults are
+  # Zaremba et al.'s dropout above and nothing more. dropout_mask: "step"
+  # draws a fresh mask at every time step; "locked" (variational dropout)
+  # one mask per sequence and forward pass, shared by all its time steps,
+  # at every dropout site (embeddings, between layers, output).
+  dropout_mask: str = "step"
+  # The rate on the embeddings (AWD's dropouti) and between layers
+  # (dropouth); -1: model.dropout, which stays the rate on the top layer's
+  # output.
+  dropout_input: float = -1.0
+  dropout_hidden: float = -1.0
+  # Whole words dropped from the embedding matrix (dropoute): a word dropped
+  # is dropped at every position of the batch, the rows kept are scaled by
+  # 1 / (1 - rate).
+  dropout_embed: float = 0.0
+  # DropConnect on every layer's recurrent weight w_hh (AWD's WeightDrop):
+  # one mask per forward pass, shared by all time steps and the batch,
+  # scaled by 1 / (1 - rate); the parameters themselves are not changed.
+  weight_drop: float = 0.0
+  # Added to the training objective only (never to the reported loss):
+  # ar_alpha * mean(h_drop ** 2) over the top layer's dropped outputs, and
+  # tar_beta * mean((h_t - h_{t-1}) ** 2) over its undropped outputs within
+  # the segment; means over positions and units, padding left out.
+  ar_alpha: float = 0.0
+  tar_beta: float = 0.0
+  # The top layer's width; 0: hidden. AWD's 400/1150/400 stack with tied
+  # weights is hidden=1150, last_hidden=400, embed_dim=400.
+  last_hidden: int = 0
   unroll: int = 1
   # "auto": fast paths (rnnlm_jax.backends) where they apply, each checked
   # at the start of the run to compute what the reference computes for this
@@ -307,6 +337,7 @@ _CHOICES = {
     "model.kind": ("rnn", "neural_ngram", "maxent", "count_ngram")
     + EMBEDDING_KINDS,
     "model.cell": tuple(cells_lib.CELLS),
+    "model.dropout_mask": ("step", "locked"),
     "model.backend": BACKENDS,
     "model.scan_impl": SCAN_IMPLS,
     "model.gemm": GEMMS,
@@ -502,8 +533,13 @@ def validate(cfg: Config) -> Config:
           "model.scan_impl='cudnn' takes no model.remat_chunk and no "
           "data.reset_at_eos (cuDNN resets the state only at a segment's start)"
       )
-  if m.tie_weights and (m.embed_dim or m.hidden) != m.hidden:
-    raise ConfigError("model.tie_weights needs model.embed_dim == model.hidden")
+  if m.tie_weights and (m.embed_dim or m.hidden) != (m.last_hidden or m.hidden):
+    raise ConfigError(
+        "model.tie_weights needs model.embed_dim (0: hidden) equal to the top "
+        "layer's width, model.last_hidden (0: hidden), got "
+        f"{m.embed_dim or m.hidden} and {m.last_hidden or m.hidden}"
+    )
+  _check_regularisers(cfg)
   _check_awd_training(cfg)
   if cfg.data.source == "hub" and not cfg.data.hf_path:
     raise ConfigError("data.source='hub' needs data.hf_path")
@@ -539,6 +575,51 @@ def _check_awd_training(cfg: Config) -> None:
           f"data.bptt_half_prob in [0, 1], got {o.grad_accum_steps} and "
           f"{d.bptt_half_prob}"
       )
+
+
+# The ModelConfig keys of the AWD-LSTM regularisers and per-layer widths,
+# which only the recurrent language model (rnnlm_jax.models) implements.
+_LM_ONLY = (
+    "dropout_mask",
+    "dropout_input",
+    "dropout_hidden",
+    "dropout_embed",
+    "weight_drop",
+    "ar_alpha",
+    "tar_beta",
+    "last_hidden",
+)
+
+
+def _check_regularisers(cfg: Config) -> None:
+  m = cfg.model
+  for name in ("dropout_input", "dropout_hidden"):
+    rate = getattr(m, name)
+    if rate != -1.0 and not 0.0 <= rate < 1.0:
+      raise ConfigError(
+          f"model.{name} must be in [0, 1), or -1 for model.dropout's rate, "
+          f"got {rate}"
+      )
+  for name in ("dropout_embed", "weight_drop"):
+    if not 0.0 <= getattr(m, name) < 1.0:
+      raise ConfigError(
+          f"model.{name} must be in [0, 1), got {getattr(m, name)}"
+      )
+  for name in ("ar_alpha", "tar_beta", "last_hidden"):
+    if getattr(m, name) < 0:
+      raise ConfigError(f"model.{name} must be >= 0, got {getattr(m, name)}")
+  default = ModelConfig()
+  changed = [n for n in _LM_ONLY if getattr(m, n) != getattr(default, n)]
+  if changed and (cfg.task != "lm" or m.kind != "rnn"):
+    raise ConfigError(
+        f"model.{changed[0]} is for the recurrent language model (task='lm', "
+        f"model.kind='rnn'), not task={cfg.task!r}, model.kind={m.kind!r}"
+    )
+  if m.weight_drop and not cells_lib.get_cell(m.cell).recurrent:
+    raise ConfigError(
+        f"model.weight_drop drops the recurrent weight, which "
+        f"model.cell={m.cell!r} does not have"
+    )
 
 
 def _check_embed(cfg: Config) -> None:

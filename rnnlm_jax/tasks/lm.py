@@ -31,11 +31,15 @@ DIVERGED_MARGIN = 20.0
 
 def make_loss(cfg: ModelConfig, reduction: str = "mean"):
   """``loss(params, carry, batch, key, hparams) -> (objective, (carry,
-  sums))`` for one segment: the mean (or time-summed) token NLL, the next
-  segment's carry, and {"nll": summed NLL, "count": tokens}."""
+  sums))`` for one segment: the mean (or time-summed) token NLL, plus the
+  activation penalties where model.ar_alpha or model.tar_beta are set
+  (models.activation_penalty, the same whichever the reduction), the next
+  segment's carry, and {"nll": summed NLL, "count": tokens}, which never
+  include the penalties."""
+  penalised = cfg.ar_alpha > 0 or cfg.tar_beta > 0
 
   def loss(params, carry, batch, key, hparams):
-    nll_BT, carry = models.token_nll(
+    args = (
         params,
         cfg,
         carry,
@@ -45,7 +49,15 @@ def make_loss(cfg: ModelConfig, reduction: str = "mean"):
         key,
         hparams["dropout"],
     )
+    if penalised:
+      nll_BT, carry, h_BTH, dropped_BTH = models.token_nll_with_states(*args)
+    else:
+      nll_BT, carry = models.token_nll(*args)
     objective = losses.training_loss(nll_BT, batch["mask"], reduction)
+    if penalised:
+      objective += models.activation_penalty(
+          h_BTH, dropped_BTH, batch["mask"], cfg.ar_alpha, cfg.tar_beta
+      )
     total, count = losses.masked_sums(nll_BT, batch["mask"])
     return objective, (carry, {"nll": total, "count": count})
 
