@@ -33,6 +33,7 @@ from absl import flags
 from experiments import common
 from rnnlm_jax import backends
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import dynamic_eval
 from rnnlm_jax import embeddings
 from rnnlm_jax import evaluation
 from rnnlm_jax import figures
@@ -118,6 +119,12 @@ _DYNAMIC_MS_TOKENS = flags.DEFINE_integer(
     lower_bound=0,
 )
 
+_DYNAMIC_EPSILON = flags.DEFINE_float(
+    "dynamic_epsilon",
+    dynamic_eval.EPSILON,
+    "rmsprop: added to the root mean square in the update's denominator.",
+)
+
 
 def floats(flag) -> list[float]:
   """A comma list flag's values as floats; a ConfigError names the flag."""
@@ -155,6 +162,7 @@ def evaluate(batch_size: int | None) -> dict:
         floats(_DYNAMIC_DECAY),
         _DYNAMIC_BPTT.value or None,
         _DYNAMIC_MS_TOKENS.value,
+        eps=_DYNAMIC_EPSILON.value,
         **common_args,
     )
   return evaluation.evaluate_run(

@@ -10,6 +10,8 @@ cache is a ring buffer per stream of the last N states and their next
 tokens, carried from segment to segment with the RNN's carry; an empty slot
 carries no weight, and while a stream's cache is empty its distribution is
 p_vocab alone. Position t is scored before (h_t, y_t) enters the cache.
+A state reset (data.reset_at_eos) leaves the cache as it is: like the
+paper's, it reaches back across sentence boundaries.
 
 Shapes follow the package's letters, plus N (cache slots), K (values of
 theta) and J (values of lambda): one pass computes the states once and
