@@ -118,7 +118,6 @@ _DYNAMIC_MS_TOKENS = flags.DEFINE_integer(
     "rmsprop: training tokens its mean squared gradients come from; 0: all.",
     lower_bound=0,
 )
-
 _DYNAMIC_EPSILON = flags.DEFINE_float(
     "dynamic_epsilon",
     dynamic_eval.EPSILON,
