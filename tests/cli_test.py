@@ -450,10 +450,14 @@ def summary(stdout: str) -> dict:
             ["--dynamic=sgd", "--dynamic_lr=0,0.1", "--dynamic_bptt=5"],
             {"dynamic_lr", "dynamic_decay"},
         ),
+        (
+            ["--dynamic=rmsprop", "--dynamic_decay=0,0.01"],
+            {"dynamic_lr", "dynamic_decay"},
+        ),
     ],
 )
 def test_evaluate_with_the_cache_or_dynamic_evaluation(smoke_run, args, chosen):
-  """Both modes search two values on valid: a line for each, and the
+  """Each mode searches two values on valid: a line for each, and the
   summary line with the static and the mode's perplexities and the values
   chosen; the static model's is training's."""
   workdir, out = smoke_run

@@ -158,3 +158,17 @@ def test_each_stream_has_its_own_cache():
         params, x_BT[b : b + 1], y_BT[b : b + 1], mask_BT[b : b + 1], N
     )
     np.testing.assert_allclose(together[:, :, b], alone[:, :, 0], rtol=1e-5)
+
+
+def test_search_picks_the_best_on_valid():
+  params = models.init_lm(jax.random.key(6), CFG)
+  valid, test = eval_data(7, 2, 7), eval_data(8, 2, 7)
+  found = neural_cache.search(params, CFG, valid, test, N, THETAS, [0.1, 0.5])
+  grid = {(t, l): n for t, l, n in found["grid"]}
+  assert len(grid) == 4
+  assert found["valid_nll"] == min(grid.values())
+  assert grid[(found["theta"], found["lambda"])] == found["valid_nll"]
+  static, _ = neural_cache.grid_nll(
+      neural_cache.make_evaluate(CFG), params, CFG, test, N, [1.0], [0.0]
+  )
+  np.testing.assert_allclose(found["static_test_nll"], static[0, 0], rtol=1e-6)
