@@ -13,8 +13,9 @@ parameters:
                    + min(decay sqrt(MS) / mean(sqrt(MS)), 1) (theta_0 - theta)
 
 Krause's "RMS with a global prior": MS is the mean of the squared gradients
-of the same segment loss over (part of) the training data, computed once
-with the trained parameters; the mean in the decay's factor is over every
+of the same segment loss (segments of the evaluation's B streams and T
+tokens) over (part of) the training data, computed once with the trained
+parameters; the mean in the decay's factor is over every
 parameter element, and the factor is clipped at 1 (as in their code, so the
 decay never overshoots theta_0).
 
@@ -35,7 +36,9 @@ from rnnlm_jax import models
 from rnnlm_jax.config import ModelConfig
 
 VARIANTS = ("sgd", "rmsprop")
-# Krause et al.'s default for the RMS variant's denominator.
+# Added to the RMS variant's denominator, which is 0 where a parameter had
+# no gradient on the training data (Krause et al.'s code adds one too; 2e-5
+# is our recollection of its default, not a checked value).
 EPSILON = 2e-5
 
 
