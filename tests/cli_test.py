@@ -433,3 +433,60 @@ def test_trials_that_differ_in_shape_are_one_line_and_nonzero(tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and "differ in model.hidden" in lines[0], proc.stderr
   assert not (tmp_path / "a").exists()
+
+
+def summary(stdout: str) -> dict:
+  return dict(kv.split("=") for kv in stdout.strip().splitlines()[-1].split())
+
+
+@pytest.mark.parametrize(
+    "args, chosen",
+    [
+        (
+            ["--cache=pointer", "--cache_size=50", "--cache_theta=0.3,1"],
+            {"cache_theta", "cache_lambda"},
+        ),
+        (
+            ["--dynamic=sgd", "--dynamic_lr=0,0.1", "--dynamic_bptt=5"],
+            {"dynamic_lr", "dynamic_decay"},
+        ),
+        (
+            ["--dynamic=rmsprop", "--dynamic_decay=0,0.01"],
+            {"dynamic_lr", "dynamic_decay"},
+        ),
+    ],
+)
+def test_evaluate_with_the_cache_or_dynamic_evaluation(smoke_run, args, chosen):
+  """Each mode searches two values on valid: a line for each, and the
+  summary line with the static and the mode's perplexities and the values
+  chosen; the static model's is training's."""
+  workdir, out = smoke_run
+  proc = run("experiments.evaluate", f"--workdir={workdir}", *args)
+  assert proc.returncode == 0, proc.stderr
+  lines = proc.stdout.strip().splitlines()
+  assert len(lines) == 4  # the path, the two searched, the summary
+  got, trained = summary(proc.stdout), summary(out)
+  mode = args[0].split("=")[0].removeprefix("--")
+  for split in ("valid", "test"):
+    assert f"{mode}_{split}_ppl" in got
+    static = float(got[f"static_{split}_ppl"])
+    assert abs(static - float(trained[f"{split}_ppl"])) < 1e-3 * static
+  assert chosen <= set(got)
+  # The search chose the lower of the two on valid.
+  valid = [float(l.split("valid_ppl=")[1]) for l in lines[1:3]]
+  assert abs(float(got[f"{mode}_valid_ppl"]) - min(valid)) < 1e-3
+
+
+def test_evaluation_modes_refuse_other_models(smoke_run, tmp_path):
+  workdir, _ = smoke_run
+  with open(os.path.join(workdir, "config.json")) as f:
+    values = json.load(f)
+  values["model"]["kind"] = "count_ngram"
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(values, f)
+  for mode in ("--cache=pointer", "--dynamic=rmsprop"):
+    proc = run("experiments.evaluate", f"--workdir={tmp_path}", mode)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "needs a recurrent language model" in proc.stderr
