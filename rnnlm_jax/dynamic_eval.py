@@ -10,14 +10,14 @@ parameters:
 
   sgd:      theta <- theta - lr g + decay (theta_0 - theta)
   rmsprop:  theta <- theta - lr g / (sqrt(MS) + eps)
-                   + min(decay sqrt(MS) / mean(sqrt(MS)), 1) (theta_0 - theta)
+                   + min(decay sqrt(MS) / S, 1) (theta_0 - theta)
 
 Krause's "RMS with a global prior": MS is the mean of the squared gradients
 of the same segment loss (segments of the evaluation's B streams and T
 tokens) over (part of) the training data, computed once with the trained
-parameters; the mean in the decay's factor is over every
-parameter element, and the factor is clipped at 1 (as in their code, so the
-decay never overshoots theta_0).
+parameters; S, the decay's normaliser, is the sum over parameter arrays of
+each one's mean sqrt(MS) (their code's ``gsum``), and the factor is clipped
+at 1 (as in their code, so the decay never overshoots theta_0).
 
 A segment's loss is the sum over streams of each stream's mean NLL over the
 segment's T positions (Krause's, with one stream), so with B streams the
@@ -79,11 +79,11 @@ def make_mean_squared_grads(cfg: ModelConfig):
 
 
 def decay_rates(ms):
-  """sqrt(MS) / mean(sqrt(MS)), the mean over every parameter element."""
+  """sqrt(MS) / the sum over parameter arrays of each one's mean sqrt(MS),
+  as Krause et al.'s code normalises it (their ``gsum``)."""
   rms = jax.tree.map(jnp.sqrt, ms)
-  leaves = jax.tree.leaves(rms)
-  mean = sum(l.sum() for l in leaves) / sum(l.size for l in leaves)
-  return jax.tree.map(lambda r: r / mean, rms)
+  total = sum(l.mean() for l in jax.tree.leaves(rms))
+  return jax.tree.map(lambda r: r / total, rms)
 
 
 def sgd_update(params, grads, params0, lr, decay):
@@ -98,7 +98,7 @@ def sgd_update(params, grads, params0, lr, decay):
 
 def rmsprop_update(params, grads, params0, ms, lr, decay, eps=EPSILON):
   """theta - lr g / (sqrt(MS) + eps) + min(decay rate, 1) (theta_0 - theta),
-  rate = sqrt(MS) / mean(sqrt(MS))."""
+  rate = decay_rates(MS)."""
   rates = decay_rates(ms)
   return jax.tree.map(
       lambda p, g, p0, m, r: (
