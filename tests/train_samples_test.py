@@ -10,6 +10,7 @@ import pytest
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import errors
 from rnnlm_jax import rundir
+from rnnlm_jax import sampling
 from rnnlm_jax import train
 from rnnlm_jax.vocab import Vocab
 from tests.train_test import tiny_config, train_records
@@ -191,7 +192,18 @@ def test_a_prompt_outside_the_vocabulary_stops_the_run_before_it_starts(
   assert not os.path.exists(tmp_path / "config.json")
 
 
-def test_vectorised_trials_each_write_their_samples(tmp_path):
+def test_vectorised_trials_each_write_their_samples(tmp_path, monkeypatch):
+  """Each trial its own samples, from one sampler compiled once."""
+  lowered = []
+  compiled = sampling.sample_ids
+
+  class Counted:
+
+    def lower(self, *args):
+      lowered.append(args[3].shape)
+      return compiled.lower(*args)
+
+  monkeypatch.setattr(sampling, "sample_ids", Counted())
   cfgs = [
       sampled_config(seed=seed, max_steps=20, sample_count=1) for seed in (0, 1)
   ]
@@ -201,3 +213,4 @@ def test_vectorised_trials_each_write_their_samples(tmp_path):
   for i, w in enumerate(workdirs):
     assert [r["step"] for r in sample_records(w)] == [10, 20]
     assert sum(line.startswith(f"[{i}] sample at step") for line in logs) == 2
+  assert len(lowered) == 1
