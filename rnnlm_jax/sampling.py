@@ -237,8 +237,8 @@ def encode_prompt(
   """[boundary id] + the prompt's ids (unknown words become <unk>; with
   ``strict``, a DataError naming the first)."""
   tokens = list(prompt) if level == "char" else prompt.split()
-  unknown = [t for t in tokens if t not in vocab]
-  if strict and unknown:
+  unknown = [t for t in tokens if t not in vocab] if strict else []
+  if unknown:
     raise DataError(
         f"the prompt {prompt!r} has {unknown[0]!r}, which is not in the "
         "run's vocabulary"
