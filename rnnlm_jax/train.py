@@ -173,10 +173,13 @@ def _train(runs: runs_lib.Runs, preempted: Callable[[], bool]) -> list[dict]:
       runs.log_train(state, window, done)
       window = runs_lib.Window(done, time.perf_counter())
     # Samples come before the checkpoint of their step: a run resumed from
-    # it has them all, and redraws any written after it.
+    # it has them all, and redraws any written after it. Their time is left
+    # out of the window's throughput.
     sampled = plan.samples(done)
     if sampled:
+      t0 = time.perf_counter()
       runs.sample(state, done)
+      window.t0 += time.perf_counter() - t0
     if plan.validates(done):
       runs.check_params(state, done)
       state = runs.validate(state, done)
