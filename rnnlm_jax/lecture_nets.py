@@ -183,20 +183,13 @@ def score_by_length(
 
 
 def target_rms(lengths, num: int = 512, seed: int = 1) -> dict[int, float]:
-  """The rms of the running total itself: the error of predicting 0."""
-  return {
-      int(n): float(
-          jnp.sqrt(
-              jnp.mean(
-                  running_sum_targets(
-                      random_numbers(jax.random.key(seed + n), num, n)
-                  )
-                  ** 2
-              )
-          )
-      )
-      for n in lengths
-  }
+  """The rms of the running total itself (the error of predicting 0), on
+  the strings ``score_by_length`` draws."""
+  out = {}
+  for n in lengths:
+    x = random_numbers(jax.random.key(seed + n), num, n)
+    out[int(n)] = float(_rms_error(running_sum_targets(x), 0.0))
+  return out
 
 
 def split_strings(length: int, train_size: int, test_size: int, seed: int):
