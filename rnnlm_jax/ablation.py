@@ -24,9 +24,9 @@ from rnnlm_jax import provenance
 from rnnlm_jax import rundir
 
 # Keys that say nothing about what a run is: the seed (averaged over), how
-# often it logs and checkpoints, how many devices share its batches (the
-# losses of one device), the vocabulary size (taken from the data) and where
-# token ids are cached. Not all of rundir.RESUMABLE_CHANGES: a run of more
+# often it logs, checkpoints and samples, how many devices share its batches
+# (the losses of one device), the vocabulary size (taken from the data) and
+# where token ids are cached. Not all of rundir.RESUMABLE_CHANGES: a run of more
 # epochs or steps is another configuration, though it may resume from one of
 # fewer.
 IGNORED_KEYS = (
@@ -40,6 +40,11 @@ IGNORED_KEYS = (
     "train.log_every",
     "train.checkpoint_every",
     "train.num_devices",
+    "train.sample_every",
+    "train.sample_prompt",
+    "train.sample_temperature",
+    "train.sample_length",
+    "train.sample_count",
 )
 SEED_KEY = "train.seed"
 # The metrics shown when none is asked for, where every run has them.

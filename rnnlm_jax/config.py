@@ -306,6 +306,18 @@ class TrainConfig:
   # A run directory whose 'best' parameters start this run (finetuning); its
   # model must have the same shapes and its vocabulary must be this run's.
   init_from: str = ""
+  # Samples while training (a language model of a neural kind): every
+  # sample_every steps and at the end of training (0: never), sample_count
+  # texts of sample_length tokens continuing sample_prompt ("": from the
+  # boundary token; every token must be in the vocabulary) at
+  # sample_temperature, from the parameters validation would score. Written
+  # to the log and to the run directory's samples.txt (rnnlm_jax.rundir);
+  # they leave the training's keys, data order and losses as they are.
+  sample_every: int = 0
+  sample_prompt: str = ""
+  sample_temperature: float = 1.0
+  sample_length: int = 200
+  sample_count: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,6 +335,9 @@ class Config:
 
 
 TASKS = ("lm", "classify", "tag", "translate", "embed")
+# The language models train.sample_every samples as they train (the count-
+# based n-gram model is counted, not trained in steps).
+SAMPLED_KINDS = ("rnn", "neural_ngram", "maxent")
 EMBEDDING_KINDS = ("skipgram", "cbow", "ppmi_svd")
 LANGUAGES = ("en", "fr")
 _CHOICES = {
@@ -376,6 +391,9 @@ _POSITIVE = (
     "model.beam_size",
     "optim.nonmono",
     "data.bptt_quantum",
+    "train.sample_temperature",
+    "train.sample_length",
+    "train.sample_count",
 )
 _NON_NEGATIVE = (
     "model.vocab_size",
@@ -399,6 +417,7 @@ _NON_NEGATIVE = (
     "model.length_alpha",
     "train.early_stop",
     "data.bptt_std",
+    "train.sample_every",
 )
 
 
@@ -541,6 +560,14 @@ def validate(cfg: Config) -> Config:
     )
   _check_regularisers(cfg)
   _check_awd_training(cfg)
+  if cfg.train.sample_every and (
+      cfg.task != "lm" or m.kind not in SAMPLED_KINDS
+  ):
+    raise ConfigError(
+        "train.sample_every samples a language model of model.kind in "
+        f"{list(SAMPLED_KINDS)} as it trains, not task={cfg.task!r}, "
+        f"model.kind={m.kind!r}"
+    )
   if cfg.data.source == "hub" and not cfg.data.hf_path:
     raise ConfigError("data.source='hub' needs data.hf_path")
   fr = cfg.data.split_fractions

@@ -5,6 +5,9 @@ config may continue a directory.
   cmd.sh         the command that made the run
   vocab.json     the vocabulary
   metrics.jsonl  metrics (see metrics.JsonlWriter)
+  samples.txt    samples drawn while training (train.sample_every), one
+                 block per sampling; rendered whole from samples.jsonl, its
+                 records, which a resumed run cuts as metrics.jsonl
   results.json   final metrics
   ngram.npz      the counts of a count-based n-gram model (its "checkpoint")
 """
@@ -27,6 +30,8 @@ CONFIG_FILE = "config.json"
 COMMAND_FILE = "cmd.sh"
 VOCAB_FILE = "vocab.json"
 METRICS_FILE = "metrics.jsonl"
+SAMPLES_FILE = "samples.txt"
+SAMPLE_RECORDS_FILE = "samples.jsonl"
 RESULTS_FILE = "results.json"
 NGRAM_FILE = "ngram.npz"
 # A PPMI-SVD run's vectors (word2vec binary format): its checkpoint.
@@ -40,6 +45,12 @@ RESUMABLE_CHANGES = (
     "train.checkpoint_every",
     "train.num_devices",  # Data parallelism gives the losses of one device.
     "train.tensorboard",  # Where metrics are written too.
+    # What is sampled while training, which the training does not read.
+    "train.sample_every",
+    "train.sample_prompt",
+    "train.sample_temperature",
+    "train.sample_length",
+    "train.sample_count",
     # How the same function is computed (rnnlm_jax.backends): a run may be
     # continued on another path, the reference among them; the losses then
     # differ from an uninterrupted run's by float rounding. (model.gemm is
@@ -248,3 +259,50 @@ def make_writers(workdir: str, start_step: int, tensorboard: bool) -> list:
           workdir, start_step + 1 if start_step else None
       ),
   ]
+
+
+def format_samples(record: dict) -> str:
+  """samples.txt's block of one sampling: a header line with its step,
+  epoch and temperature, then each text (as it is, newlines and all),
+  samples separated by '--' lines, and a blank line."""
+  header = (
+      f"== step {record['step']}, epoch {record['epoch']:.2f}, temperature "
+      f"{record['temperature']:g} =="
+  )
+  return header + "\n" + "\n--\n".join(record["samples"]) + "\n\n"
+
+
+class SampleWriter:
+  """A run directory's samples, continuing from ``start_step``: each
+  sampling is a record of samples.jsonl (a metrics.JsonlWriter, so a
+  resumed run drops the records a killed one wrote after its checkpoint,
+  and a half-written last line), and samples.txt is rewritten from those
+  records, atomically, after each: it never holds a half-written block,
+  nor one past the step the run resumed from."""
+
+  def __init__(self, workdir: str, start_step: int):
+    self.records = metrics.JsonlWriter(
+        os.path.join(workdir, SAMPLE_RECORDS_FILE)
+    )
+    self.records.truncate_after(start_step)
+    self.path = os.path.join(workdir, SAMPLES_FILE)
+    self._render()
+
+  def write(self, record: dict) -> None:
+    self.records.write(record)
+    self._render()
+
+  def _render(self) -> None:
+    text = "".join(format_samples(r) for r in self.records.read())
+    write_text_atomic(self.path, text)
+
+
+def make_sample_writer(
+    workdir: str, start_step: int, sampling: bool
+) -> SampleWriter | None:
+  """The run's SampleWriter where it samples, or sampled before (its
+  records are then cut to ``start_step``); else None."""
+  records = os.path.join(workdir, SAMPLE_RECORDS_FILE)
+  if not sampling and not os.path.exists(records):
+    return None
+  return SampleWriter(workdir, start_step)

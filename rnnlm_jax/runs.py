@@ -20,6 +20,7 @@ from rnnlm_jax import optim
 from rnnlm_jax import parallel
 from rnnlm_jax import provenance
 from rnnlm_jax import rundir
+from rnnlm_jax import sampling
 from rnnlm_jax import steps
 from rnnlm_jax.config import Config
 
@@ -81,13 +82,14 @@ def _fmt_metrics(metrics: dict, split: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  """When the loop logs, validates and checkpoints."""
+  """When the loop logs, validates, samples and checkpoints."""
 
   steps_per_epoch: int
   total_steps: int
   log_every: int
   eval_every: int
   checkpoint_every: int
+  sample_every: int = 0
 
   @classmethod
   def of(cls, cfg: Config, steps_per_epoch: int) -> "Plan":
@@ -100,6 +102,7 @@ class Plan:
         cfg.train.log_every,
         cfg.train.eval_every or steps_per_epoch,
         cfg.train.checkpoint_every,
+        cfg.train.sample_every,
     )
 
   def validates(self, done: int) -> bool:
@@ -112,6 +115,11 @@ class Plan:
     return (
         done % self.log_every == 0 or epoch_end or last or self.validates(done)
     )
+
+  def samples(self, done: int) -> bool:
+    """train.sample_every's steps, and the last."""
+    every = self.sample_every
+    return bool(every) and (done % every == 0 or done == self.total_steps)
 
   def checkpoints(self, done: int) -> bool:
     return done % self.checkpoint_every == 0 or done == self.total_steps
@@ -226,6 +234,21 @@ def _mesh(cfg: Config):
   return mesh
 
 
+def _make_sampler(task):
+  """train.sample_every's sampler of a language-model task
+  (sampling.make_sampler)."""
+  t = task.cfg.train
+  return sampling.make_sampler(
+      task.cfg.model,
+      task.vocab,
+      task.cfg.data.level,
+      t.sample_prompt,
+      t.sample_length,
+      t.sample_count,
+      sampling.Decoding(temperature=t.sample_temperature),
+  )
+
+
 class Runs:
   """K runs trained as one program. K = 1 is a plain run; K > 1 are
   vectorised trials (rnnlm_jax.trials): one compiled step vmapped over K
@@ -254,6 +277,10 @@ class Runs:
     self.history = [[] for _ in range(self.k)]
     self.stopped = False  # train.early_stop has ended training.
     self.writers = []
+    self.sample_writers = []
+    # train.sample_every's compiled sampler; made here, so that a prompt
+    # the vocabulary cannot encode stops the run before it starts.
+    self.sampler = _make_sampler(task) if self.cfg.train.sample_every else None
     self.plan = None
     self.txs = None
     self.plateau_tx = optim.make_plateau(self.cfg.optim)
@@ -344,6 +371,9 @@ class Runs:
       states.append(state)
       self.writers.append(
           rundir.make_writers(w, start_step, self.cfg.train.tensorboard)
+      )
+      self.sample_writers.append(
+          rundir.make_sample_writer(w, start_step, self.sampler is not None)
       )
       extra = {"trial": i, "trials": self.k} if self.k > 1 else {}
       provenance.append(
@@ -443,6 +473,33 @@ class Runs:
         raise TrainingDiverged(
             f"non-finite {k} over steps {first + 1}-{done}{self.label(i)}"
         )
+
+  def sample(self, state, done: int) -> None:
+    """Draws train.sample_count samples from each trial's parameters (those
+    validation scores), with a key of its train.seed and the step only (a
+    resumed run draws what an uninterrupted one did; training's keys are
+    untouched), and writes them to the log (newlines as '\\n', one line a
+    sample) and to its samples.txt."""
+    t = self.cfg.train
+    params = optim.eval_params(state.params, state.opt_state)
+    per_trial = self.split(self.on_one_device(params))
+    for i in self.alive():
+      seed = self.tasks[i].cfg.train.seed
+      key = jax.random.fold_in(jax.random.key(seed), done)
+      texts = self.sampler(per_trial[i], key)
+      prefix = f"[{i}] " if self.k > 1 else ""
+      for text in texts:
+        escaped = text.replace("\n", "\\n")
+        self.log(f"{prefix}sample at step {done}: {escaped}")
+      self.sample_writers[i].write(
+          {
+              "step": done,
+              "epoch": done / self.plan.steps_per_epoch,
+              "temperature": t.sample_temperature,
+              "prompt": t.sample_prompt,
+              "samples": texts,
+          }
+      )
 
   # Validation and checkpoints.
   def check_params(self, state, done: int) -> None:

@@ -19,11 +19,13 @@ least p).
 import dataclasses
 import functools
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnlm_jax.errors import DataError
 from rnnlm_jax.vocab import EOS, Vocab
 from rnnlm_jax import decoding as decoding_lib
 from rnnlm_jax import models
@@ -229,10 +231,79 @@ def detokenize(tokens: list[str], level: str) -> str:
   return " ".join(t for t in tokens if t != EOS)
 
 
-def encode_prompt(vocab: Vocab, level: str, prompt: str) -> list[int]:
-  """[boundary id] + the prompt's ids (unknown words become <unk>)."""
+def encode_prompt(
+    vocab: Vocab, level: str, prompt: str, strict: bool = False
+) -> list[int]:
+  """[boundary id] + the prompt's ids (unknown words become <unk>; with
+  ``strict``, a DataError naming the first)."""
   tokens = list(prompt) if level == "char" else prompt.split()
+  unknown = [t for t in tokens if t not in vocab] if strict else []
+  if unknown:
+    raise DataError(
+        f"the prompt {prompt!r} has {unknown[0]!r}, which is not in the "
+        "run's vocabulary"
+    )
   return [vocab.boundary_id, *vocab.encode(tokens).tolist()]
+
+
+def _drawn(stream, encoded: list[list[int]], max_len: int) -> list[list[int]]:
+  """The max_len drawn ids of each row of sample_ids' stream (on the host)."""
+  stream = np.asarray(stream)
+  return [
+      stream[b, len(p) : len(p) + max_len].tolist()
+      for b, p in enumerate(encoded)
+  ]
+
+
+def _texts(encoded, drawn, vocab: Vocab, level: str) -> list[str]:
+  """Each prompt with its drawn ids as text, cut after the first <eos> at
+  word level."""
+  stop = vocab.eos_id if level == "word" else None
+  return [
+      detokenize(vocab.decode(p[1:] + cut_at(row, stop)), level)
+      for p, row in zip(encoded, drawn)
+  ]
+
+
+def _padded(encoded: list[list[int]]):
+  """Prompts as sample_ids takes them: int32 [B, P] (zero-padded) and their
+  lengths [B]."""
+  lens = np.array([len(p) for p in encoded], np.int32)
+  padded = np.zeros((len(encoded), lens.max()), np.int32)
+  for b, p in enumerate(encoded):
+    padded[b, : len(p)] = p
+  return jnp.asarray(padded), jnp.asarray(lens)
+
+
+def make_sampler(
+    cfg: ModelConfig,
+    vocab: Vocab,
+    level: str,
+    prompt: str,
+    max_len: int,
+    num_samples: int,
+    decoding: Decoding,
+) -> Callable[[Any, jax.Array], list[str]]:
+  """A function (params, key) -> num_samples texts continuing ``prompt``
+  by max_len tokens (as sample_run's), for a neural model's parameters:
+  sample_ids compiled at the first call, once. The prompt is checked now:
+  a token not in the vocabulary is a DataError."""
+  decoding.check()
+  encoded = [encode_prompt(vocab, level, prompt, strict=True)] * num_samples
+  prompts_BP, lens_B = _padded(encoded)
+  compiled = []
+
+  def sample(params, key) -> list[str]:
+    if not compiled:
+      compiled.append(
+          sample_ids.lower(
+              params, cfg, key, prompts_BP, lens_B, max_len, decoding
+          ).compile()
+      )
+    stream = jax.device_get(compiled[0](params, key, prompts_BP, lens_B))
+    return _texts(encoded, _drawn(stream, encoded, max_len), vocab, level)
+
+  return sample
 
 
 def sample_run(
@@ -267,32 +338,19 @@ def sample_run(
   if t.counts is not None:
     drawn = sample_counted(t.counts, seed, encoded, max_len, decoding)
   else:
-    lens = np.array([len(p) for p in encoded], np.int32)
-    padded = np.zeros((len(encoded), lens.max()), np.int32)
-    for b, p in enumerate(encoded):
-      padded[b, : len(p)] = p
-    stream = np.asarray(
-        jax.device_get(
-            sample_ids(
-                t.params,
-                t.cfg.model,
-                jax.random.key(seed),
-                jnp.asarray(padded),
-                jnp.asarray(lens),
-                max_len,
-                decoding,
-            )
-        )
+    prompts_BP, lens_B = _padded(encoded)
+    stream = sample_ids(
+        t.params,
+        t.cfg.model,
+        jax.random.key(seed),
+        prompts_BP,
+        lens_B,
+        max_len,
+        decoding,
     )
-    drawn = [
-        stream[b, n : n + max_len].tolist() for b, n in enumerate(lens.tolist())
-    ]
+    drawn = _drawn(jax.device_get(stream), encoded, max_len)
   seconds = time.perf_counter() - t0
-  stop = vocab.eos_id if level == "word" else None
-  texts = [
-      detokenize(vocab.decode(p[1:] + cut_at(row, stop)), level)
-      for p, row in zip(encoded, drawn)
-  ]
+  texts = _texts(encoded, drawn, vocab, level)
   count = len(encoded) * max_len
   return texts, {
       "tokens": count,

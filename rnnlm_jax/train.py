@@ -2,8 +2,9 @@
 
 The loop (``_train``) reads top to bottom: restore or initialise, compile the
 step once, then per step: the train step; every ``log_every`` steps fetch the
-metrics (the only host syncs besides validation and checkpoints) and check
-them; every ``eval_every`` steps (0: at each epoch's end) validate, keep the
+metrics (the only host syncs besides validation, samples and checkpoints)
+and check them; every ``sample_every`` steps draw samples; every
+``eval_every`` steps (0: at each epoch's end) validate, keep the
 best checkpoint, step the plateau schedule, start iterate averaging
 (optim.averaging='nt') and stop early (train.early_stop); checkpoints; the
 final report.
@@ -171,9 +172,19 @@ def _train(runs: runs_lib.Runs, preempted: Callable[[], bool]) -> list[dict]:
     if plan.logs(done):
       runs.log_train(state, window, done)
       window = runs_lib.Window(done, time.perf_counter())
+    # Samples come before the checkpoint of their step: a run resumed from
+    # it has them all, and redraws any written after it. Their time is left
+    # out of the window's throughput.
+    sampled = plan.samples(done)
+    if sampled:
+      t0 = time.perf_counter()
+      runs.sample(state, done)
+      window.t0 += time.perf_counter() - t0
     if plan.validates(done):
       runs.check_params(state, done)
       state = runs.validate(state, done)
+      if runs.stopped and runs.sampler and not sampled:
+        runs.sample(state, done)  # The end of training.
       runs.save(state, "latest", done)
       window.t0 = time.perf_counter()
       if runs.stopped:  # train.early_stop

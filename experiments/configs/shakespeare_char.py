@@ -4,7 +4,9 @@
       --config.data.dir=../shared/data/tinyshakespeare
 
 The single file is split by characters 90% / 5% / 5% into train / valid /
-test. Reports bits per character. For comparison, nanoGPT's character-level
+test. Reports bits per character. Every 500 steps (and at the end) it
+samples 300 characters after "ROMEO:" at temperature 0.8, into the log and
+the run directory's samples.txt. For comparison, nanoGPT's character-level
 baseline (a 6-layer Transformer, 90/10 split) reports a validation loss of
 about 1.47 nats (2.12 bits per character). Measured result: see RESULTS.
 """
@@ -39,4 +41,9 @@ def get_config():
   c.train.num_epochs = 10
   c.train.log_every = 50
   c.train.checkpoint_every = 250
+  # Samples improving over training, in the log and in samples.txt.
+  c.train.sample_every = 500
+  c.train.sample_prompt = "ROMEO:"
+  c.train.sample_temperature = 0.8
+  c.train.sample_length = 300
   return c
