@@ -1,5 +1,8 @@
 """Agreement probes: sentences of the built-in language whose main verb
-agrees in number with a distant subject, with the verb's wrong form.
+agrees in number with a distant subject, with the verb's wrong form
+(``sample_probes``), and sentences whose pronoun refers back to a distant
+subject, with the pronouns of the other agreement classes
+(``sample_pronoun_probes``).
 
 A model that prefers the correct form over the wrong one at the verb has
 learnt the dependency; the distance and the attractors (nouns of the other
@@ -84,6 +87,76 @@ def _count_nouns(node: _Node, number: str, start: int, end: int) -> int:
     if not node.symbol.startswith("NOM"):
       return 1
   return sum(_count_nouns(c, number, start, end) for c in node.children)
+
+
+def _pronoun_probe(grammar: Grammar, words: list[str], root: _Node):
+  # Conventions of the default grammar: the pronoun is the one word among
+  # CLAUSE_x's children (CLAUSE_x -> SUBJ_x PRED_n CONJ pronoun PRED2_n), and
+  # the same alternative of every other CLAUSE_y holds y's pronoun at the
+  # same place. Clauses without a pronoun give None.
+  clause = _child(root, "CLAUSE_")
+  places = [i for i, c in enumerate(clause.children) if c.rule == -1]
+  if not places:
+    return None
+  (i,) = places
+  pronoun = clause.children[i]
+  noun = _child(_child(_child(clause, "SUBJ_"), "NOM_"), "N_")
+  correct = words[pronoun.start]
+  classes = [
+      s[len("CLAUSE_") :] for s in grammar.rules if s.startswith("CLAUSE_")
+  ]
+  wrong = sorted(
+      {grammar.rules[f"CLAUSE_{y}"][clause.rule][1][i] for y in classes}
+      - {correct}
+  )
+  own = clause.symbol[len("CLAUSE_") :]
+  others = {
+      rhs[0] for y in classes if y != own for _, rhs in grammar.rules[f"N_{y}"]
+  } - {rhs[0] for _, rhs in grammar.rules[f"N_{own}"]}
+  return {
+      "prefix": words[: pronoun.start],
+      "correct": correct,
+      "wrong": wrong,
+      "distance": pronoun.start - noun.start - 1,
+      "attractors": sum(w in others for w in words[noun.end : pronoun.start]),
+      "suffix": words[pronoun.start + 1 :],
+  }
+
+
+def sample_pronoun_probes(
+    grammar: Grammar, n: int, seed: int, min_distance: int = 0
+) -> list[dict]:
+  """Sentences whose pronoun refers back to the subject.
+
+  Sentences are sampled in turn; those without a pronoun clause (60% of the
+  default grammar's) or whose distance falls short of ``min_distance`` are
+  skipped.
+
+  Args:
+    grammar: the default grammar, or one that follows its naming conventions
+      (CLAUSE_x with one alternative holding x's pronoun as its only word
+      child, SUBJ_x, NOM_x, and N_x for the subject's head noun).
+    n: number of probes.
+    seed: the seed of the sampler.
+    min_distance: the least distance kept.
+
+  Returns:
+    n dicts with "prefix" (the words before the pronoun), "correct" (the
+    pronoun used), "wrong" (the sorted list of the other classes'
+    pronouns), "distance" (words strictly between the subject's head noun
+    and the pronoun), "attractors" (nouns among those words that a subject
+    of another agreement class would have as its head: another number or
+    gender; nouns no subject can have, such as "house", are not counted)
+    and "suffix" (the words after the pronoun).
+  """
+  rng = np.random.default_rng(seed)
+  probes = []
+  while len(probes) < n:
+    words, _, choices = pcfg.sample_derivation(grammar, rng)
+    probe = _pronoun_probe(grammar, words, _tree(grammar, choices))
+    if probe is not None and probe["distance"] >= min_distance:
+      probes.append(probe)
+  return probes
 
 
 def sample_probes(
