@@ -21,7 +21,6 @@ import pathlib
 import warnings
 
 import numpy as np
-import scipy.stats
 
 from rnnlm_jax import figures
 from rnnlm_jax import models
@@ -325,6 +324,8 @@ def evaluate_simlex(words, vectors_VD, pairs) -> dict:
       cosine.append(float(unit_VD[i] @ unit_VD[j]))
   rho = math.nan
   if len(gold) >= 2:
+    import scipy.stats  # pylint: disable=g-import-not-at-top  (seconds)
+
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")  # Constant input: rho is nan.
       rho = float(scipy.stats.spearmanr(gold, cosine).statistic)

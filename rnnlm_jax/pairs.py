@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import sacremoses
 
 from rnnlm_jax import sources
 from rnnlm_jax.errors import DataError
@@ -86,12 +85,17 @@ def read_pairs(
 
 
 @functools.lru_cache(maxsize=None)
-def _tokenizer(lang: str) -> sacremoses.MosesTokenizer:
+def _tokenizer(lang: str):
+  """sacremoses' tokenizer (imported here: it takes a second or two)."""
+  import sacremoses  # pylint: disable=g-import-not-at-top
+
   return sacremoses.MosesTokenizer(lang=lang)
 
 
 @functools.lru_cache(maxsize=None)
-def _detokenizer(lang: str) -> sacremoses.MosesDetokenizer:
+def _detokenizer(lang: str):
+  import sacremoses  # pylint: disable=g-import-not-at-top
+
   return sacremoses.MosesDetokenizer(lang=lang)
 
 

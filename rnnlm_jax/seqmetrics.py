@@ -5,10 +5,10 @@ scikit-learn; this module only checks inputs, flattens tag lists and formats.
 Chunk scores follow CoNLL-2000's conlleval: a chunk counts as correct only when
 its span and type both match, and an I-X that does not continue an X chunk
 (after O, or after a chunk of another type) starts a new one.
-"""
 
-from seqeval.metrics import sequence_labeling
-from sklearn import metrics
+seqeval and scikit-learn are imported where they are used: they take seconds
+to import, and every script imports this module through the task registry.
+"""
 
 
 def _check_lengths(true_tags, pred_tags) -> None:
@@ -41,6 +41,8 @@ def chunk_scores(
   Returns:
     ``{"precision", "recall", "f1"}``, each in [0, 100]; 0 where undefined.
   """
+  from seqeval.metrics import sequence_labeling  # pylint: disable=g-import-not-at-top
+
   _check_lengths(true_tags, pred_tags)
   p, r, f, _ = sequence_labeling.precision_recall_fscore_support(
       [list(s) for s in true_tags],  # seqeval splits sentences only if lists
@@ -57,11 +59,15 @@ def chunk_scores(
 
 def accuracy(true, pred) -> float:
   """Percent of equal items; lists of tag lists are flattened first."""
+  from sklearn import metrics  # pylint: disable=g-import-not-at-top
+
   return 100 * float(metrics.accuracy_score(*_flat(true, pred)))
 
 
 def confusion(true, pred, labels) -> list[list[int]]:
   """Counts with rows the true label, columns the predicted, in ``labels``."""
+  from sklearn import metrics  # pylint: disable=g-import-not-at-top
+
   matrix = metrics.confusion_matrix(*_flat(true, pred), labels=list(labels))
   return matrix.tolist()
 

@@ -34,7 +34,6 @@ from rnnlm_jax import evaluation
 from rnnlm_jax import metrics
 from rnnlm_jax import ngram
 from rnnlm_jax import optim
-from rnnlm_jax import ppmi
 from rnnlm_jax import rundir
 from rnnlm_jax import runs as runs_lib
 from rnnlm_jax import steps
@@ -254,6 +253,9 @@ def factorise_and_evaluate(
   counting and one truncated SVD; the vectors (word2vec binary format) are
   the run's checkpoint, and a finished run's are loaded, not computed
   again. Reports SimLex-999 and the analogies as word2vec's runs do."""
+  # scipy.sparse takes seconds to import; only this kind of run needs it.
+  from rnnlm_jax import ppmi  # pylint: disable=g-import-not-at-top
+
   (task,) = tasks_lib.make_tasks([cfg], saved_vocab)
   cfg, data, m = task.cfg, task.data, task.cfg.model
   rundir.write_run_files(workdir, cfg, data.vocab, command)
