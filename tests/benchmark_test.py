@@ -63,18 +63,33 @@ def _check_row_median(m: dict) -> None:
     assert m[key] > 0, key
 
 
-def test_tiny_benchmark_rnnlm_jax_and_flax(tmp_path):
-  report = _run(
+def test_tiny_benchmark_rnnlm_jax_and_flax_beside_a_failing_peer(tmp_path):
+  # A "torch" that imports and a peer script that dies: its measurements
+  # fail, the others' stand, and the run ends with one error line. (A peer
+  # with no script is skipped with its reason: benchmark_runner_test.)
+  (tmp_path / "torch.py").write_text("")
+  peer = tmp_path / "peer.py"
+  peer.write_text("raise SystemExit('no CUDA here')\n")
+  report, stderr = _run(
       tmp_path,
       "--impls=rnnlm_jax,flax,torch",
-      "--peer_script=",
+      f"--peer_script={peer}",
+      f"--torch_python={sys.executable}",
       "--variants=bf16:gemm=bf16+unroll=2",
+      env_extra={"PYTHONPATH": str(tmp_path)},
+      rc=1,
   )
   assert report["gemm"]["peak_flops"] > 0
-  assert report["skipped"]["torch"]  # No peer script: skipped, with a reason.
+  assert "torch" not in report["skipped"]
+  (failure,) = report["failed"]
+  assert failure["measurement"].endswith("torch")
+  assert "no CUDA here" in failure["error"]
+  (line,) = stderr.strip().splitlines()
+  assert line.startswith("error: 1 measurement(s) failed")
   assert report["variants"] == {"rnnlm_jax[bf16]": "gemm=bf16+unroll=2"}
   (row,) = report["rows"]
-  assert set(row["runs"]) == {"rnnlm_jax", "flax", "rnnlm_jax[bf16]"}
+  assert row["runs"]["torch"] == []
+  assert set(row["median"]) == {"rnnlm_jax", "flax", "rnnlm_jax[bf16]"}
   assert row["runs"]["rnnlm_jax[bf16]"][0]["gemm"] == "bf16"
   # Whether the recurrent layers ran as the fused custom call is recorded:
   # the dispatcher's decision for the run's model and resolved GEMM.
@@ -190,29 +205,6 @@ def test_bad_backend_is_one_error_line():
 )
 def test_bad_variant_is_one_error_line(flag, start):
   assert _one_error_line(flag).startswith(start)
-
-
-def test_a_failing_implementation_leaves_the_others_and_exits_1(tmp_path):
-  # A "torch" that imports and a peer script that dies: its measurements
-  # fail, rnnlm_jax's stand, and the run ends with one error line.
-  (tmp_path / "torch.py").write_text("")
-  peer = tmp_path / "peer.py"
-  peer.write_text("raise SystemExit('no CUDA here')\n")
-  report, stderr = _run(
-      tmp_path,
-      "--impls=rnnlm_jax,torch",
-      f"--peer_script={peer}",
-      f"--torch_python={sys.executable}",
-      env_extra={"PYTHONPATH": str(tmp_path)},
-      rc=1,
-  )
-  (row,) = report["rows"]
-  assert list(row["median"]) == ["rnnlm_jax"] and row["vs_torch"] == {}
-  (failure,) = report["failed"]
-  assert failure["measurement"].endswith("torch")
-  assert "no CUDA here" in failure["error"]
-  (line,) = stderr.strip().splitlines()
-  assert line.startswith("error: 1 measurement(s) failed")
 
 
 def test_the_deadline_kills_a_hung_measurement_and_writes_the_report(

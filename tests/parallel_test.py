@@ -3,7 +3,8 @@
 jax fixes its device count when the backend starts, so each check runs this
 file as a script in a fresh process (``python tests/parallel_test.py ROLE``)
 with 8 CPU devices, or as two cooperating processes (gloo collectives over
-localhost), and compares the losses and parameters they write.
+localhost), and compares the losses and parameters they write with those
+of one device (computed by the 8-device process).
 """
 
 import json
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 5
@@ -192,9 +194,17 @@ def _wait(procs_outs) -> list[dict]:
   return results
 
 
-def test_eight_devices_give_the_losses_of_one(tmp_path):
-  out = tmp_path / "devices.json"
+@pytest.fixture(scope="module")
+def eight_devices(tmp_path_factory):
+  """The 8-device worker's results; its one-device runs are also the
+  reference of the two processes."""
+  out = tmp_path_factory.mktemp("devices") / "devices.json"
   (result,) = _wait([(_worker(out, "devices", 8), out)])
+  return result
+
+
+def test_eight_devices_give_the_losses_of_one(eight_devices):
+  result = eight_devices
   for name in [*MODELS, "trials"]:
     _same(result[name]["mesh"], result[name]["one"])
   assert len(result["trials"]["one"]["losses"]) == 2 * STEPS
@@ -207,14 +217,13 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_give_the_losses_of_one(tmp_path):
+def test_two_processes_give_the_losses_of_one(eight_devices, tmp_path):
   port = _free_port()
-  outs = [tmp_path / f"process{i}.json" for i in range(2)] + [
-      tmp_path / "single.json"
-  ]
+  outs = [tmp_path / f"process{i}.json" for i in range(2)]
   procs = [_worker(outs[i], "process", i, 2, port) for i in range(2)]
-  procs.append(_worker(outs[2], "single"))
-  *processes, reference = _wait(list(zip(procs, outs)))
+  processes = _wait(list(zip(procs, outs)))
+  # The same steps on one device (of the 8-device worker's process).
+  reference = eight_devices["lstm"]["one"]
   for result in processes:
     assert result["devices"] == 4  # 2 processes x 2 local devices.
     _same(result["lstm"], reference)
@@ -224,8 +233,6 @@ if __name__ == "__main__":
   role, *args = sys.argv[1:]
   if role == "devices":
     _worker_devices(int(args[0]))
-  elif role == "single":
-    _emit(_run_steps(MODELS["lstm"], None))
   elif role == "process":
     _worker_process(*map(int, args))
   else:

@@ -37,7 +37,7 @@ VARIED = [
 
 def base_config(**overrides):
   c = smoke.get_config()
-  c.data.synthetic_sentences = (150, 30, 30)
+  c.data.synthetic_sentences = (100, 20, 20)
   c.train.log_every = 5
   c.train.checkpoint_every = 10
   cfg = config_lib.from_dict(c.to_dict())
@@ -102,11 +102,30 @@ def test_each_trial_directory_is_a_complete_run(group):
     assert prov["seed"] == cfg.train.seed and prov["trials"] == len(cfgs)
 
 
-def test_a_group_resumes_exactly_even_with_one_trial_behind(group, tmp_path):
-  cfgs, full_dirs, results = group
-  dirs = [str(tmp_path / f"t{i}") for i in range(len(cfgs))]
+@pytest.fixture(scope="module")
+def stopped_group(group, tmp_path_factory):
+  """The group stopped at step 20 (checkpoints at 10 and 20), trained once;
+  each test resumes its own copy (see copies)."""
+  cfgs, _, _ = group
+  root = tmp_path_factory.mktemp("stopped")
+  dirs = [str(root / f"t{i}") for i in range(len(cfgs))]
   stopped = [config_lib.replace(c, train={"max_steps": 20}) for c in cfgs]
   train.train_trials(stopped, dirs, log=quiet)
+  return dirs
+
+
+def copies(dirs, tmp_path):
+  out = [str(tmp_path / f"t{i}") for i in range(len(dirs))]
+  for src, dst in zip(dirs, out):
+    shutil.copytree(src, dst)
+  return out
+
+
+def test_a_group_resumes_exactly_even_with_one_trial_behind(
+    group, stopped_group, tmp_path
+):
+  cfgs, full_dirs, results = group
+  dirs = copies(stopped_group, tmp_path)
   # A kill between two trials' checkpoints leaves trial 1 one behind.
   shutil.rmtree(os.path.join(dirs[1], "checkpoints", "latest", "20"))
   assert checkpoint.latest_step(dirs[1], "latest") == 10
@@ -162,24 +181,23 @@ def test_sentence_mode_trials_equal_their_separate_runs(tmp_path):
                 "decay_after_epochs": 1,
             }
         },
+        # Accumulation (updates every second step) in the same groups: the
+        # schedule then counts updates.
         {
             "optim": {
                 "name": "adamw",
                 "weight_decay": 0.01,
                 "schedule": "warmup_cosine",
                 "warmup_steps": 10,
+                "grad_accum_steps": 2,
             }
         },
         {"optim": {"schedule": "plateau", "plateau_factor": 0.5}},
-        {"optim": {"grad_accum_steps": 2}},
     ],
-    ids=["sgd_epoch_decay", "adamw_warmup_cosine", "plateau", "accumulation"],
+    ids=["sgd_epoch_decay", "adamw_warmup_cosine_accumulation", "plateau"],
 )
 def test_schedules_and_accumulation_equal_separate_runs(overrides, tmp_path):
-  cfgs = [
-      config_lib.replace(c, **overrides)
-      for c in trial_configs(train={"num_epochs": 3})[:2]
-  ]
+  cfgs = [config_lib.replace(c, **overrides) for c in trial_configs()[:2]]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
   train.train_trials(cfgs, dirs, log=quiet)
   for i, cfg in enumerate(cfgs):
@@ -219,11 +237,9 @@ def test_a_diverging_trial_stops_alone(tmp_path):
   )
 
 
-def test_a_trial_resumes_alone(group, tmp_path):
+def test_a_trial_resumes_alone(group, stopped_group, tmp_path):
   cfgs, full_dirs, _ = group
-  dirs = [str(tmp_path / f"t{i}") for i in range(len(cfgs))]
-  stopped = [config_lib.replace(c, train={"max_steps": 20}) for c in cfgs]
-  train.train_trials(stopped, dirs, log=quiet)
+  dirs = copies(stopped_group, tmp_path)
   logs = []
   train.train_and_evaluate(cfgs[1], dirs[1], log=logs.append)
   assert any("resumed from step 20" in line for line in logs)
@@ -234,12 +250,14 @@ def test_a_trial_resumes_alone(group, tmp_path):
   )
 
 
-def test_trials_too_far_apart_are_refused(group, tmp_path):
+def test_trials_too_far_apart_are_refused(group, stopped_group, tmp_path):
   cfgs, _, _ = group
-  dirs = [str(tmp_path / f"t{i}") for i in range(2)]
-  for i, steps in enumerate((30, 10)):
-    stopped = config_lib.replace(cfgs[i], train={"max_steps": steps})
-    train.train_and_evaluate(stopped, dirs[i], log=quiet)
+  dirs = copies(stopped_group[:2], tmp_path)
+  # Trial 0 keeps only its checkpoint at step 20, trial 1 only that at 10.
+  shutil.rmtree(os.path.join(dirs[0], "checkpoints", "latest", "10"))
+  shutil.rmtree(os.path.join(dirs[1], "checkpoints", "latest", "20"))
+  assert checkpoint.latest_step(dirs[0], "latest") == 20
+  assert checkpoint.latest_step(dirs[1], "latest") == 10
   with pytest.raises(train.IncompatibleRun, match="no checkpoint at step 10"):
     train.train_trials(cfgs[:2], dirs, log=quiet)
 
