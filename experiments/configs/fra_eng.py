@@ -35,11 +35,16 @@ RESULTS = {
     # suite sharing a 2-core CPU (docs/translation.md).
     "no_attention": (
         "test BLEU 28.43 (greedy 25.33), chrF 43.66, valid BLEU 28.22, test "
-        "ppl 4.98; 69 min, 805 tok/s"
+        "ppl 4.98; 69 min, 805 tok/s. With --config.model.cell=lstm "
+        "(2026-12-07): test BLEU 22.92 (greedy 19.88), chrF 38.67, valid "
+        "BLEU 22.91, test ppl 5.86; 86 min on a loaded CPU, 694 tok/s"
     ),
     "attention": (
         "test BLEU 39.63 (greedy 37.72), chrF 55.88, valid BLEU 39.31, test "
-        "ppl 4.06; 74 min, 721 tok/s"
+        "ppl 4.06; 74 min, 721 tok/s. With --config.model.cell=lstm "
+        "(2026-12-07): test BLEU 45.35 (greedy 43.60), chrF 61.40, valid "
+        "BLEU 44.27, test ppl 3.15; two processes (resumed once) on a "
+        "loaded CPU, 350 tok/s"
     ),
     "bahdanau": (
         "test BLEU 46.72 (greedy 44.69), chrF 62.09, valid BLEU "
