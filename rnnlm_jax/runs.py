@@ -26,6 +26,20 @@ from rnnlm_jax.config import Config
 
 IncompatibleRun = rundir.IncompatibleRun
 
+# The keys of metrics records and results that measure time: a resumed run
+# repeats every other value of an uninterrupted one exactly.
+TIMING_KEYS = (
+    "tokens_per_s",
+    "window_s",
+    "eta_s",
+    "train_seconds_this_process",
+)
+
+
+def without_timings(records) -> list[dict]:
+  """The records (metrics.jsonl rows, results) with TIMING_KEYS left out."""
+  return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
 
 class TrainingDiverged(FloatingPointError):
   """The loss, the gradients, the parameters or a validation metric became
@@ -452,6 +466,9 @@ class Runs:
           "grad_norm": per_trial[i][-1]["grad_norm"],
           # The tokens read ("tokens"), where the task counts examples.
           "tokens_per_s": sums.get("tokens", sums["count"]) / elapsed,
+          # This window's training seconds (no evaluation, sampling or
+          # checkpointing): their sum is the run's training time so far.
+          "window_s": elapsed,
           "eta_s": (self.plan.total_steps - done) / max(rate, 1e-9),
       }
       self._write(i, record)

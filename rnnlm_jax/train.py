@@ -157,6 +157,7 @@ def _train(runs: runs_lib.Runs, preempted: Callable[[], bool]) -> list[dict]:
     batches = runs.batches(epoch)
   state, window = runs.restore_or_init(start_step, path)
   train_step = runs.compile_step(state, batches)
+  window.t0 = time.perf_counter()  # Compilation is not training time.
 
   run_start = time.perf_counter()
   last = start_step if runs.stopped else plan.total_steps

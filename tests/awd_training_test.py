@@ -39,9 +39,7 @@ def tiny_config(**overrides):
 def records(workdir):
   """metrics.jsonl's rows without their timings."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  timing = ("eta_s", "tokens_per_s")
-  return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+    return runs_lib.without_timings(json.loads(line) for line in f)
 
 
 def latest_state(workdir, cfg):

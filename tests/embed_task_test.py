@@ -19,6 +19,7 @@ from rnnlm_jax import embeddings
 from rnnlm_jax import evaluation
 from rnnlm_jax import optim
 from rnnlm_jax import rundir
+from rnnlm_jax import runs as runs_lib
 from rnnlm_jax import steps
 from rnnlm_jax import tasks as tasks_lib
 from rnnlm_jax import train
@@ -207,15 +208,9 @@ def test_resume_continues_exactly(skipgram_run, tmp_path):
   logs = []
   results = train.train_and_evaluate(cfg, resumed, log=logs.append)
   assert any(f"resumed from step {stop}" in l for l in logs), logs
-  timeless = lambda r: {
-      k: v for k, v in r.items() if k != "train_seconds_this_process"
-  }
-  assert timeless(results) == timeless(full_results)
-  strip = lambda rs: [
-      {k: v for k, v in r.items() if k not in ("tokens_per_s", "eta_s")}
-      for r in rs
-  ]
-  assert strip(records(resumed)) == strip(records(full))
+  untimed = runs_lib.without_timings
+  assert untimed([results]) == untimed([full_results])
+  assert untimed(records(resumed)) == untimed(records(full))
   params = lambda w: rundir.load_trained(w, "latest").params
   for a, b in zip(
       jax.tree.leaves(params(resumed)), jax.tree.leaves(params(full))

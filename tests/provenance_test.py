@@ -11,9 +11,8 @@ import pytest
 from experiments.configs import smoke
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import provenance
+from rnnlm_jax import runs as runs_lib
 from rnnlm_jax import train
-
-TIMING = {"tokens_per_s", "eta_s", "train_seconds_this_process"}
 
 
 def tiny_config(seed):
@@ -24,13 +23,9 @@ def tiny_config(seed):
   return config_lib.from_dict(c.to_dict())
 
 
-def without_timing(rows):
-  return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
-
-
 def metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return without_timing(json.loads(line) for line in f)
+    return runs_lib.without_timings(json.loads(line) for line in f)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,7 @@ def runs(tmp_path_factory):
 def test_same_config_and_seed_give_identical_metrics(runs):
   (a, ra), (b, rb) = runs["a"], runs["b"]
   assert metrics(a) == metrics(b)
-  assert without_timing([ra]) == without_timing([rb])
+  assert runs_lib.without_timings([ra]) == runs_lib.without_timings([rb])
 
 
 def test_another_seed_gives_other_metrics(runs):
