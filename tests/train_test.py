@@ -14,9 +14,11 @@ from rnnlm_jax import backends
 from rnnlm_jax import checkpoint
 from rnnlm_jax import models
 from rnnlm_jax import config as config_lib
+from rnnlm_jax import curves
 from rnnlm_jax import corpus as corpus_lib
 from rnnlm_jax import optim
 from rnnlm_jax import provenance
+from rnnlm_jax import runs as runs_lib
 from rnnlm_jax import steps
 from rnnlm_jax import train
 
@@ -72,6 +74,21 @@ def test_training_lowers_the_loss_and_writes_the_run_directory(uninterrupted):
   assert results["test_tokens"] == sum(
       len(s.split()) + 1 for s in _synthetic_split(cfg, "test")
   )
+
+
+def test_validation_curves_count_updates_tokens_and_training_seconds(
+    uninterrupted,
+):
+  cfg, workdir, results = uninterrupted
+  c = curves.read_curve(workdir, "run")
+  epochs = np.arange(1, cfg.train.num_epochs + 1)
+  # One validation per epoch; every epoch makes the same updates and reads
+  # the same tokens.
+  np.testing.assert_array_equal(c.updates, c.updates[0] * epochs)
+  np.testing.assert_allclose(c.tokens, c.tokens[0] * epochs, rtol=1e-6)
+  assert c.tokens[0] >= c.updates[0] * cfg.data.batch_size
+  assert (np.diff(c.seconds) > 0).all()
+  assert c.seconds[-1] <= results["train_seconds_this_process"]
 
 
 def _synthetic_split(cfg, split):
@@ -332,9 +349,7 @@ def test_character_level_run_reports_bits_per_character(tmp_path):
 
 def all_records(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  timing = ("tokens_per_s", "eta_s")
-  return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+    return runs_lib.without_timings(json.loads(line) for line in f)
 
 
 def test_eval_every_validates_between_epoch_ends_and_resumes_exactly(tmp_path):

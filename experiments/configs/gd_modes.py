@@ -50,5 +50,8 @@ def get_config(variant: str = "minibatch"):
   c.optim.grad_accum_steps = accum
   c.train.num_epochs = epochs
   c.train.log_every = 50
+  # About 50 validation points for the 5,235 online updates; one per epoch
+  # for the others.
+  c.train.eval_every = 100 if batch == 1 else 0
   c.train.checkpoint_every = 500
   return c
