@@ -192,7 +192,12 @@ def test_sentence_mode_trials_equal_their_separate_runs(tmp_path):
                 "grad_accum_steps": 2,
             }
         },
-        {"optim": {"schedule": "plateau", "plateau_factor": 0.5}},
+        # Validation every 3 steps: often enough to stall, so that the
+        # rate is cut mid-run (checked below).
+        {
+            "optim": {"schedule": "plateau", "plateau_factor": 0.5},
+            "train": {"eval_every": 3},
+        },
     ],
     ids=["sgd_epoch_decay", "adamw_warmup_cosine_accumulation", "plateau"],
 )
@@ -200,6 +205,12 @@ def test_schedules_and_accumulation_equal_separate_runs(overrides, tmp_path):
   cfgs = [config_lib.replace(c, **overrides) for c in trial_configs()[:2]]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
   train.train_trials(cfgs, dirs, log=quiet)
+  if cfgs[0].optim.schedule == "plateau":
+    cut = [
+        min(v for _, v in records(d, "lr")) < cfg.optim.learning_rate
+        for d, cfg in zip(dirs, cfgs)
+    ]
+    assert any(cut), "no trial's plateau cut its learning rate"
   for i, cfg in enumerate(cfgs):
     alone = str(tmp_path / f"alone{i}")
     train.train_and_evaluate(cfg, alone, log=quiet)
