@@ -8,8 +8,17 @@ Writes into --out (default <first --runs>/tables) the tables and figures of
 rnnlm_jax.tables.build_tables: table.md, table.csv, table.tex,
 valid_curves.png, and, where they apply, ppl_vs_bptt.png and pivot.md.
 Prints the markdown table.
+
+  python -m experiments.tables --results --runs=runs
+
+writes instead the results table of every finished run under --runs
+(<out>/results.md; rnnlm_jax.results_table): config, corpus, test figure,
+the published figure of the config file's PUBLISHED, training time and
+command.
 """
 
+import importlib
+import os
 import sys
 
 from absl import app
@@ -17,6 +26,9 @@ from absl import flags
 
 from experiments import common
 from rnnlm_jax import ablation
+from rnnlm_jax import config as config_lib
+from rnnlm_jax import results_table
+from rnnlm_jax import rundir
 from rnnlm_jax import tables
 
 FLAGS = flags.FLAGS
@@ -41,12 +53,46 @@ def define_flags():
       "Config keys (full or short names) that define the rows; default: the "
       "keys that vary.",
   )
+  flags.DEFINE_bool(
+      "results",
+      False,
+      "Write the results table of the finished runs (results.md) instead.",
+  )
+
+
+def published(entry: results_table.Entry) -> str:
+  """The PUBLISHED figure of the entry's config file, for its variant (a
+  dict) or for all of them (a string); "" where the file claims none."""
+  try:
+    module = importlib.import_module(f"experiments.configs.{entry.config_file}")
+  except ImportError:
+    return ""
+  claimed = getattr(module, "PUBLISHED", "")
+  if isinstance(claimed, dict):
+    return claimed.get(entry.variant, "")
+  return claimed
+
+
+def write_results(roots: list[str], out: str | None) -> str:
+  found = [e for root in roots for e in results_table.entries(root)]
+  if not found:
+    raise config_lib.ConfigError(
+        f"no finished run under {', '.join(roots)} has a test figure"
+    )
+  table = results_table.to_markdown(found, published)
+  out = out or os.path.join(roots[0], "tables")
+  os.makedirs(out, exist_ok=True)
+  rundir.write_text_atomic(os.path.join(out, "results.md"), table)
+  return table
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
+    if FLAGS.results:
+      print(write_results(FLAGS.runs, FLAGS.out), end="")
+      return
     summary, written = tables.build_tables(
         FLAGS.runs, FLAGS.out, FLAGS.metric, FLAGS.group_by
     )

@@ -51,6 +51,16 @@ RESULTS = {
     ),
 }
 
+# Test perplexities of Mikolov's thesis (2012) and Mikolov et
+# al. (2011).
+PUBLISHED = {
+    "kn5": "141.2 (Mikolov 2012)",
+    "kn3": "148.3 (Mikolov et al. 2011)",
+    "katz3": "165.2 (Good-Turing trigram, Mikolov et al. 2011)",
+    "maxent5": "142.1 (Mikolov 2012)",
+    "neural5": "140.2 (Mikolov 2012)",
+}
+
 # variant -> (order, smoothing) of the count-based models.
 COUNTED = {
     "kn5": (5, "modified_kneser_ney"),

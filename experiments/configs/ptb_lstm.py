@@ -30,6 +30,13 @@ RESULTS = {
     "large": "not yet run",
 }
 
+# Test perplexity, Zaremba, Sutskever and Vinyals (2014).
+PUBLISHED = {
+    "small": "114.5 (Zaremba et al. 2014)",
+    "medium": "82.7 (Zaremba et al. 2014)",
+    "large": "78.4 (Zaremba et al. 2014)",
+}
+
 VARIANTS = {
     #         hidden dropout bptt epochs init  clip  decay      after
     "small": (200, 0.0, 20, 13, 0.1, 5.0, 0.5, 4),

@@ -15,6 +15,10 @@ from experiments.configs import base
 
 RESULTS = "not yet run"
 
+# Not the same split or model: nanoGPT's 6-layer Transformer, validation
+# loss 1.47 nats, that is 2.12 bits per character.
+PUBLISHED = "2.12 valid bpc (nanoGPT's Transformer)"
+
 
 def get_config():
   c = base.get_base_config()
