@@ -192,6 +192,9 @@ class DataConfig:
   hf_name: str = ""  # hub: e.g. "wikitext-2-v1".
   text_column: str = "text"
   level: str = "word"  # word | char
+  # Bits per character (valid_bpc, test_bpc) at word level too: for files
+  # that write characters as space-separated tokens (PTB char).
+  report_bpc: bool = False
   split_fractions: (
       tuple
   ) = ()  # (train, valid, test) cut of a single-file corpus.

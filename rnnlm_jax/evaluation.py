@@ -26,7 +26,7 @@ split_metrics = lm.split_metrics
 def counted_report(
     model: ngram.NGramLM,
     corpus: corpus_lib.Corpus,
-    level: str,
+    bpc: bool,
     splits=("valid", "test"),
 ) -> dict:
   """The language model's report for a count-based n-gram model: the same
@@ -37,7 +37,7 @@ def counted_report(
     total, count = model.score(corpus.ids[split], corpus.start_id)
     return -total / count, count
 
-  return lm.report(nll, corpus, level, splits)
+  return lm.report(nll, corpus, bpc, splits)
 
 
 def evaluate_run(
@@ -68,7 +68,9 @@ def evaluate_run(
     cfg = config_lib.replace(cfg, model={"backend": backend})
   if trained.counts is not None:
     corpus = corpus_lib.load_corpus(cfg.data, trained.vocab)
-    return counted_report(trained.counts, corpus, cfg.data.level, splits)
+    return counted_report(
+        trained.counts, corpus, lm.reports_bpc(cfg.data), splits
+    )
   task = tasks_lib.make_task(cfg, trained.vocab, batch_size)
   if cfg.model.kind == "ppmi_svd":
     words, vectors = embeddings.run_vectors(workdir)
@@ -122,13 +124,13 @@ def _split_batches(corpus, cfg, split, batch_size, bptt=None):
   )
 
 
-def _mode_report(found: dict, prefix: str, names: dict, level: str) -> dict:
+def _mode_report(found: dict, prefix: str, names: dict, bpc: bool) -> dict:
   """The flat report of a search: static and the mode's valid and test
   metrics, and the chosen hyperparameters ({report key: found key})."""
   out = {}
   for split in ("valid", "test"):
-    static = split_metrics(found[f"static_{split}_nll"], split, level)
-    mode = split_metrics(found[f"{split}_nll"], split, level)
+    static = split_metrics(found[f"static_{split}_nll"], split, bpc)
+    mode = split_metrics(found[f"{split}_nll"], split, bpc)
     out.update({f"static_{k}": v for k, v in static.items()})
     out.update({f"{prefix}_{k}": v for k, v in mode.items()})
   out.update({key: found[name] for key, name in names.items()})
@@ -172,7 +174,7 @@ def evaluate_cache(
       "step": int(trained.record["step"]),
       "eval_batch_size": batch_size,
       "cache_size": size,
-      **_mode_report(found, "cache", names, cfg.data.level),
+      **_mode_report(found, "cache", names, lm.reports_bpc(cfg.data)),
       "grid": [
           {"theta": t, "lambda": l, "valid_ppl": metrics_lib.perplexity(n)}
           for t, l, n in found["grid"]
@@ -235,7 +237,7 @@ def evaluate_dynamic(
       "eval_batch_size": batch_size,
       "dynamic": variant,
       "dynamic_bptt": bptt,
-      **_mode_report(found, "dynamic", names, cfg.data.level),
+      **_mode_report(found, "dynamic", names, lm.reports_bpc(cfg.data)),
       "grid": [
           {"lr": l, "decay": d, "valid_ppl": metrics_lib.perplexity(n)}
           for l, d, n in found["grid"]

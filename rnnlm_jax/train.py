@@ -235,7 +235,7 @@ def count_and_evaluate(
   )
   results = {
       "step": 0,
-      **evaluation.counted_report(model, corpus, cfg.data.level),
+      **evaluation.counted_report(model, corpus, lm.reports_bpc(cfg.data)),
       "train_seconds_this_process": time.perf_counter() - t0,
       "ngram_mib": model.nbytes() / 2**20,
   }

@@ -2,6 +2,8 @@
 real corpora when present."""
 
 
+import math
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from rnnlm_jax import batching
 from rnnlm_jax import cache
 from rnnlm_jax import sources
 from rnnlm_jax.errors import DataError
+from rnnlm_jax.tasks import lm
 from rnnlm_jax.vocab import EOS, UNK, Vocab
 
 
@@ -95,6 +98,23 @@ def test_ptb_word_counts_and_cache(tmp_path, monkeypatch):
   )
   x, y, mask = batching.eval_stream(ids["test"], 10, 35, vocab.eos_id)
   assert mask.sum() == 82_430
+
+
+def test_ptb_char_reads_as_the_usual_character_counts(tmp_path):
+  folder = corpus_files.need("ptb_char")
+  vocab, ids = cache.load_corpus(
+      {"dir": str(folder), "hf_cache_dir": str(tmp_path / "hf")}, "word"
+  )
+  # The 49 characters (word boundaries as "_") and <eos>: the counts cited
+  # for PTB char, and bits per character reported at word level.
+  assert {s: len(a) for s, a in ids.items()} == {
+      "train": 5_017_483,
+      "valid": 393_043,
+      "test": 442_424,
+  }
+  assert len(vocab) == 50 and vocab.unk_id is None
+  assert lm.split_metrics(math.log(2.0), "test", True)["test_bpc"] == 1.0
+  assert "test_bpc" not in lm.split_metrics(1.0, "test", False)
 
 
 def test_wikitext2_word_counts(tmp_path):

@@ -39,8 +39,10 @@ CASES = [case for path in CONFIG_FILES for case in variants(path)]
 
 
 # The corpus a config's file name promises: (data.source, data.local_name,
-# data.level) by the name's first word; any other config is synthetic.
+# data.level) by the whole name, else its first word; any other config is
+# synthetic.
 CORPUS_OF = {
+    "ptb_char": ("files", "ptb_char", "word"),
     "ptb": ("files", "ptb", "word"),
     "wikitext2": ("files", "wikitext-2", "word"),
     "shakespeare": ("files", "tinyshakespeare", "char"),
@@ -73,8 +75,10 @@ def test_shipped_configs_have_unique_names_and_read_their_corpus():
   # Tables and run directories tell runs apart by config name.
   assert len(set(names)) == len(names), names
   for path, cfg in configs:
-    first = os.path.basename(path)[: -len(".py")].split("_")[0]
-    want = CORPUS_OF.get(first, ("synthetic", "", "word"))
+    stem = os.path.basename(path)[: -len(".py")]
+    want = CORPUS_OF.get(stem) or CORPUS_OF.get(
+        stem.split("_")[0], ("synthetic", "", "word")
+    )
     got = (cfg.data.source, cfg.data.local_name, cfg.data.level)
     assert got == want, (cfg.name, got)
 

@@ -103,20 +103,27 @@ def make_evaluate(cfg: ModelConfig):
   return jax.jit(evaluate)
 
 
-def split_metrics(nll: float, split: str, level: str) -> dict:
+def reports_bpc(data) -> bool:
+  """Whether the metrics of a run on this data (a DataConfig) include bits
+  per character: at character level, or where data.report_bpc says that
+  the tokens are characters."""
+  return data.level == "char" or data.report_bpc
+
+
+def split_metrics(nll: float, split: str, bpc: bool) -> dict:
   out = {f"{split}_loss": nll, f"{split}_ppl": metrics_lib.perplexity(nll)}
-  if level == "char":
+  if bpc:
     out[f"{split}_bpc"] = metrics_lib.bits(nll)
   return out
 
 
-def report(nll_fn, corpus: corpus_lib.Corpus, level: str, splits) -> dict:
+def report(nll_fn, corpus: corpus_lib.Corpus, bpc: bool, splits) -> dict:
   """Each split's metrics and token count from ``nll_fn(split) -> (mean
   nll, count)``, and the synthetic corpus's floor."""
   results = {}
   for split in splits:
     nll, count = nll_fn(split)
-    results.update(split_metrics(nll, split, level))
+    results.update(split_metrics(nll, split, bpc))
     results[f"{split}_tokens"] = count
   if corpus.floor_ppl:
     results["floor_ppl"] = corpus.floor_ppl["test"]
@@ -195,7 +202,7 @@ class LanguageModel(Model):
 
   def summarise(self, sums: dict, split: str = "train") -> dict:
     nll = float(sums["nll"]) / max(float(sums["count"]), 1.0)
-    return split_metrics(nll, split, self.cfg.data.level)
+    return split_metrics(nll, split, reports_bpc(self.cfg.data))
 
   def describe(self) -> str:
     lengths = self.bptt_lengths
@@ -253,7 +260,7 @@ class LanguageModel(Model):
     return report(
         lambda split: self.nll(params, split),
         self.corpus,
-        self.cfg.data.level,
+        reports_bpc(self.cfg.data),
         splits,
     )
 
