@@ -50,15 +50,15 @@ def test_table_rows_read_the_run_directories(tmp_path):
   )
   fake_run(
       tmp_path / "b",
-      cmd.replace("runs/a", "runs/b"),
-      {"test_ppl": 1.0, "train_seconds_this_process": 12.0},
+      cmd.replace("ptb_lstm.py:small", "default.py").replace("runs/a", "b"),
+      {"test_ppl": 13.1, "floor_ppl": 12.49, "train_seconds_this_process": 12},
   )
   os.makedirs(tmp_path / "unfinished")
   with open(tmp_path / "unfinished" / rundir.CONFIG_FILE, "w") as f:
     f.write("{}")
   found = results_table.entries(str(tmp_path))
-  assert [e.path for e in found] == [str(tmp_path / "a"), str(tmp_path / "b")]
-  a, b = found
+  assert [e.path for e in found] == [str(tmp_path / "b"), str(tmp_path / "a")]
+  b, a = found
   assert (a.config, a.corpus, a.metric, a.value) == (
       "ptb_lstm:small",
       "ptb",
@@ -68,8 +68,9 @@ def test_table_rows_read_the_run_directories(tmp_path):
   assert a.seconds == 180.0  # The sum of its training windows.
   assert b.seconds == 12.0  # No windows recorded: its last process's time.
   table = tables_script.write_results([str(tmp_path)], str(tmp_path / "t"))
-  row = table.splitlines()[2]
-  assert "| 115.30 ppl | 114.5 (Zaremba et al. 2014) | 3 min |" in row
-  assert f"`{cmd}`" in row
+  rows = table.splitlines()[2:]
+  assert "| 13.10 ppl | true floor 12.49 | 12 s |" in rows[0]
+  assert "| 115.30 ppl | 114.5 (Zaremba et al. 2014) | 3 min |" in rows[1]
+  assert f"`{cmd}`" in rows[1]
   with open(tmp_path / "t" / "results.md") as f:
     assert f.read() == table
