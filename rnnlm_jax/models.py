@@ -289,16 +289,19 @@ def apply_lm(
   return output_logits(params, h_BTH), carry
 
 
-def activation_penalty(h_BTH, dropped_BTH, mask_BT, ar_alpha, tar_beta):
+def activation_penalty(
+    h_BTH, dropped_BTH, mask_BT, ar_alpha, tar_beta, reset_BT=None
+):
   """AWD-LSTM's activation regularisation (AR) and temporal activation
   regularisation (TAR) of the top layer's outputs: ar_alpha * the mean of
   dropped_BTH ** 2 (after output dropout), plus tar_beta * the mean of
   (h_t - h_{t-1}) ** 2 (before it) over the consecutive positions of the
   segment. Means over positions and units; positions whose mask_BT is 0
-  (padding; None: none) are left out, and so are the pairs they are in. A
-  state reset (data.reset_at_eos) does not cut a pair: AWD-LSTM, which
-  never resets, has no such case. A weight of 0 builds nothing of its
-  term."""
+  (padding; None: none) are left out, and so are the pairs they are in;
+  so is a pair across a state reset (reset_BT[b, t] true: h_t starts a new
+  sentence under data.reset_at_eos, and owes h_{t-1} no smoothness).
+  AWD-LSTM never resets, so without resets this is its formula. A weight of
+  0 builds nothing of its term."""
   if mask_BT is None:
     mask_BT = jnp.ones(h_BTH.shape[:2], h_BTH.dtype)
   mask_BT = mask_BT.astype(h_BTH.dtype)
@@ -309,6 +312,8 @@ def activation_penalty(h_BTH, dropped_BTH, mask_BT, ar_alpha, tar_beta):
     penalty += ar_alpha * squares / jnp.maximum(mask_BT.sum() * units, 1.0)
   if tar_beta:
     pairs_BT = mask_BT[:, 1:] * mask_BT[:, :-1]
+    if reset_BT is not None:
+      pairs_BT = pairs_BT * (1 - reset_BT[:, 1:].astype(h_BTH.dtype))
     steps_BTH = h_BTH[:, 1:] - h_BTH[:, :-1]
     squares = jnp.sum(jnp.square(steps_BTH) * pairs_BT[..., None])
     penalty += tar_beta * squares / jnp.maximum(pairs_BT.sum() * units, 1.0)

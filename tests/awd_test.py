@@ -209,6 +209,14 @@ def test_activation_penalty_is_awd_formula():
   tar /= (3 * (T - 1) - 4) * 5
   np.testing.assert_allclose(got, alpha * ar + beta * tar, rtol=1e-6)
   assert float(models.activation_penalty(h, d, mask, 0.0, 0.0)) == 0.0
+  # A reset before position 3 of sequence 1 (a new sentence) cuts the pair
+  # (2, 3); AR is unchanged.
+  reset = np.zeros((B, T), bool)
+  reset[1, 3] = True
+  got = models.activation_penalty(h, d, mask, 0.0, beta, reset)
+  cut = tar * (3 * (T - 1) - 4) * 5 - ((h[1, 3] - h[1, 2]) ** 2).sum()
+  want = beta * cut / ((3 * (T - 1) - 5) * 5)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def test_penalties_enter_the_objective_not_the_metrics():
@@ -232,7 +240,10 @@ def test_penalties_enter_the_objective_not_the_metrics():
       dropped, np.where(dropped == 0, 0.0, h / 0.6), rtol=1e-5, atol=1e-7
   )
   m = np.asarray(mask)
-  pairs = m[:, 1:] * m[:, :-1]
+  # Pairs across padding or a reset (a new sentence) are left out.
+  reset = np.asarray(b["reset"])
+  assert reset[:, 1:].any()
+  pairs = m[:, 1:] * m[:, :-1] * (1 - reset[:, 1:])
   ar = (dropped**2 * m[..., None]).sum() / (m.sum() * h.shape[-1])
   tar = (np.diff(h, axis=1) ** 2 * pairs[..., None]).sum()
   tar /= pairs.sum() * h.shape[-1]

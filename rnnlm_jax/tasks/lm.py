@@ -56,7 +56,12 @@ def make_loss(cfg: ModelConfig, reduction: str = "mean"):
     objective = losses.training_loss(nll_BT, batch["mask"], reduction)
     if penalised:
       objective += models.activation_penalty(
-          h_BTH, dropped_BTH, batch["mask"], cfg.ar_alpha, cfg.tar_beta
+          h_BTH,
+          dropped_BTH,
+          batch["mask"],
+          cfg.ar_alpha,
+          cfg.tar_beta,
+          batch["reset"],
       )
     total, count = losses.masked_sums(nll_BT, batch["mask"])
     return objective, (carry, {"nll": total, "count": count})
