@@ -201,6 +201,10 @@ class DataConfig:
   encoding_errors: str = "strict"  # strict | replace
   vocab_max_size: int = 0
   vocab_min_count: int = 1
+  # Sentence tasks: a word outside the vocabulary reads as its unknown-word
+  # class (capitalised, digits, hyphen, suffix; rnnlm_jax.vocab), learned
+  # from the train words below vocab_min_count, instead of one <unk>.
+  unk_classes: bool = False
   cache_dir: str = "~/.cache/rnnlm_jax"  # Tokenized ids; "" disables the cache.
   mode: str = "stream"  # stream (truncated BPTT) | sentence
   reset_at_eos: bool = False  # stream mode: zero the state at each <eos>.
@@ -695,6 +699,8 @@ def _check_embed(cfg: Config) -> None:
 def _check_sentence_task(cfg: Config) -> None:
   m = cfg.model
   if cfg.task == "lm":
+    if cfg.data.unk_classes:
+      raise ConfigError("data.unk_classes is for task='classify' or 'tag'")
     if m.bidirectional or m.init_embeddings_from or m.feature_dim:
       raise ConfigError(
           "model.bidirectional, model.init_embeddings_from and "
@@ -716,6 +722,13 @@ def _check_sentence_task(cfg: Config) -> None:
     )
   if cfg.task == "translate":
     _check_translate(cfg)
+  if cfg.data.unk_classes and (
+      cfg.task not in ("classify", "tag") or cfg.data.vocab_min_count < 2
+  ):
+    raise ConfigError(
+        "data.unk_classes is for task='classify' or 'tag' with "
+        "data.vocab_min_count >= 2 (the rare train words teach the classes)"
+    )
   if cfg.task == "classify" and (m.head != "softmax" or m.feature_dim):
     raise ConfigError(
         "task='classify' takes model.head='softmax' and no model.feature_dim"

@@ -14,6 +14,16 @@ Char level
     boundary symbol to start from; :attr:`Vocab.boundary_id` is ``<eos>`` when
     the vocabulary has it and the newline character otherwise.
 
+Unknown-word classes
+    A vocabulary built with ``unk_classes`` (sentence tasks'
+    ``data.unk_classes``) holds, besides ``<unk>``, the classes
+    (:func:`unknown_word_class`: capitalised, with digits, with a hyphen,
+    and a common suffix, ``<unk-Cap-s>`` say) of the train words it leaves
+    out; encoding then maps a word outside the vocabulary to its class
+    where the vocabulary has it, and to ``<unk>`` otherwise. The rare train
+    words teach the classes what a test word outside the vocabulary looks
+    like (Petrov et al.'s unknown-word signatures, simplified).
+
 Vocabulary file format
 ----------------------
 :meth:`Vocab.save` writes UTF-8 text with one token per line, each line being
@@ -40,6 +50,33 @@ from rnnlm_jax.errors import DataError
 EOS = "<eos>"
 UNK = "<unk>"
 LEVELS = ("word", "char")
+UNK_CLASS_PREFIX = "<unk-"
+# Tried in order, on the lowercased word, each only where the word is
+# longer than the suffix by two characters or more.
+UNK_SUFFIXES = (
+    "ing", "ed", "ly", "ion", "ity", "ment", "ness", "able", "ible", "ive",
+    "ous", "ful", "less", "est", "er", "al", "ic", "ies", "es", "s", "y",
+)  # fmt: skip
+
+
+def unknown_word_class(word: str) -> str:
+  """The class of a word outside the vocabulary by its shape:
+  "<unk-" + the parts that apply, of Cap (first letter upper case), num
+  (a digit), dash (a hyphen) and -SUFFIX (UNK_SUFFIXES), + ">";
+  "<unk-plain>" for none."""
+  parts = []
+  if word[:1].isupper():
+    parts.append("Cap")
+  if any(c.isdigit() for c in word):
+    parts.append("num")
+  if "-" in word:
+    parts.append("dash")
+  lower = word.lower()
+  for suffix in UNK_SUFFIXES:
+    if lower.endswith(suffix) and len(lower) >= len(suffix) + 2:
+      parts.append(suffix)
+      break
+  return UNK_CLASS_PREFIX + ("-".join(parts) or "plain") + ">"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +98,8 @@ class Vocab:
       index[token] = i
     object.__setattr__(self, "tokens", tokens)
     object.__setattr__(self, "_index", index)
+    classed = any(t.startswith(UNK_CLASS_PREFIX) for t in tokens)
+    object.__setattr__(self, "_classed", classed)
 
   def __repr__(self) -> str:
     more = "..." if len(self.tokens) > 5 else ""
@@ -100,7 +139,9 @@ class Vocab:
     )
 
   def encode(self, tokens: Sequence[str]) -> np.ndarray:
-    """Token ids as int32 [N]. Unknown tokens map to ``<unk>``; without ``<unk>`` they raise DataError."""
+    """Token ids as int32 [N]. Unknown tokens map to their unknown-word
+    class where the vocabulary has classes, else to ``<unk>``; without
+    ``<unk>`` they raise DataError."""
     index = self._index
     unk = self.unk_id
     if unk is None:
@@ -110,6 +151,9 @@ class Vocab:
         raise DataError(
             f"token {e.args[0]!r} is not in the vocabulary, which has no {UNK}"
         ) from None
+    elif self._classed:
+      get = index.get
+      ids = [get(t, get(unknown_word_class(t), unk)) for t in tokens]
     else:
       get = index.get
       ids = [get(t, unk) for t in tokens]
@@ -182,6 +226,7 @@ def build_vocab(
     max_size: int = 0,
     min_count: int = 1,
     specials: Sequence[str] = (EOS,),
+    unk_classes: bool = False,
 ) -> Vocab:
   """Vocabulary of ``specials`` followed by tokens by descending count.
 
@@ -190,6 +235,8 @@ def build_vocab(
   ``max_size`` tokens in all. If anything was dropped, ``<unk>`` is made a
   special (right after the given ones) so every token can be encoded. A
   ``<unk>`` that occurs in the corpus (PTB) is otherwise an ordinary word.
+  With ``unk_classes``, the unknown-word classes of the dropped tokens
+  follow ``<unk>`` (sorted), so that encoding maps unknown words to them.
   """
   if max_size < 0 or min_count < 1:
     raise DataError(
@@ -211,6 +258,9 @@ def build_vocab(
   if dropped and UNK not in specials:
     specials.append(UNK)
     words = [w for w in words if w != UNK]
+  if unk_classes:
+    rare = [t for t, c in ranked if c < min_count]
+    specials += sorted({unknown_word_class(t) for t in rare} - set(specials))
   if max_size > 0:
     room = max_size - len(specials)
     if room < 0:

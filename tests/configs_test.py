@@ -179,3 +179,14 @@ def test_unknown_key_and_bad_values_are_rejected():
     config_lib.replace(config_lib.Config(), data={"batch_size": -1})
   with pytest.raises(config_lib.ConfigError, match="must be int"):
     config_lib.replace(config_lib.Config(), model={"hidden": "big"})
+
+
+def test_unknown_word_classes_are_for_sentence_tasks_with_rare_words():
+  pos = resolved(os.path.join(common.CONFIG_DIR, "conll2000.py"), "pos")
+  assert config_lib.replace(pos, data={"unk_classes": True}).data.unk_classes
+  for cfg, data in (
+      (config_lib.Config(), {"unk_classes": True}),
+      (pos, {"unk_classes": True, "vocab_min_count": 1}),
+  ):
+    with pytest.raises(config_lib.ConfigError, match="data.unk_classes"):
+      config_lib.replace(cfg, data=data)

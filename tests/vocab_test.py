@@ -10,6 +10,7 @@ import corpus_files
 
 from rnnlm_jax.errors import DataError
 from rnnlm_jax.vocab import EOS, UNK, Vocab, build_vocab, encode_splits
+from rnnlm_jax.vocab import unknown_word_class
 from rnnlm_jax.vocab import tokenize_char, tokenize_word
 
 
@@ -121,6 +122,41 @@ def test_build_vocab_corpus_unk_is_a_normal_word():
   )  # ranked by its count, not added as a special
   vocab = build_vocab([["x", "x", "y", UNK]])
   assert vocab.tokens == (EOS, "x", "y", UNK)
+
+
+def test_unknown_word_classes_by_shape():
+  assert [
+      unknown_word_class(w)
+      for w in ("Walking", "1990s", "well-known", "quickly", "IBM", "x", "is")
+  ] == [
+      "<unk-Cap-ing>",
+      "<unk-num-s>",
+      "<unk-dash>",
+      "<unk-ly>",
+      "<unk-Cap>",
+      "<unk-plain>",
+      "<unk-plain>",  # A suffix counts only before two more letters.
+  ]
+
+
+def test_unknown_words_read_as_the_classes_the_rare_train_words_teach(
+    tmp_path,
+):
+  train = [["the", "cat", "the", "cat", "Walking", "quickly", "dogs"]]
+  vocab = build_vocab(train, min_count=2, specials=(UNK,), unk_classes=True)
+  assert vocab.tokens == (
+      UNK, "<unk-Cap-ing>", "<unk-ly>", "<unk-s>", "the", "cat"
+  )  # fmt: skip
+  words = ["the", "Running", "slowly", "cats", "Paris", "dog"]
+  want = ["the", "<unk-Cap-ing>", "<unk-ly>", "<unk-s>", UNK, UNK]
+  assert vocab.decode(vocab.encode(words)) == want
+  # The classes travel with the saved vocabulary.
+  vocab.save(tmp_path / "vocab.json")
+  again = Vocab.load(tmp_path / "vocab.json")
+  assert again.decode(again.encode(words)) == want
+  # Without classes, every unknown word is <unk>.
+  plain = build_vocab(train, min_count=2, specials=(UNK,))
+  assert plain.decode(plain.encode(words)) == ["the"] + [UNK] * 5
 
 
 def test_encode_splits_word_and_char():

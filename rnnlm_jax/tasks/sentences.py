@@ -69,11 +69,17 @@ def load_data(cfg: Config, saved_vocab: Vocab | None = None) -> SentenceData:
   if cfg.task == "classify":
     splits = labelled.load_classification(data_source(cfg), d.holdout_fraction)
   else:
-    splits = labelled.load_tagging(data_source(cfg), d.target, d.holdout_fraction)
+    splits = labelled.load_tagging(
+        data_source(cfg), d.target, d.holdout_fraction
+    )
   final = final_split(cfg)
   splits[final] = splits.pop("test")
   vocab = saved_vocab or build_vocab(
-      splits["train"].tokens, d.vocab_max_size, d.vocab_min_count, (UNK,)
+      splits["train"].tokens,
+      d.vocab_max_size,
+      d.vocab_min_count,
+      (UNK,),
+      d.unk_classes,
   )
   return SentenceData(vocab, splits, final)
 
@@ -372,7 +378,12 @@ class SentenceTask:
   def decode(self, params, tokens, features=None) -> list[dict]:
     """predict_sentences with this task's model."""
     return predict_sentences(
-        self.cfg, self.vocab, params, tokens, features, self._predict,
+        self.cfg,
+        self.vocab,
+        params,
+        tokens,
+        features,
+        self._predict,
         self.eval_batch_size,
     )
 
