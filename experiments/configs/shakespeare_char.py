@@ -13,7 +13,13 @@ about 1.47 nats (2.12 bits per character). Measured result: see RESULTS.
 
 from experiments.configs import base
 
-RESULTS = "not yet run"
+RESULTS = (
+    "valid loss 1.3379 nats (1.930 bits per character), past the 1.50"
+    " target; test 1.4962 nats (2.159 bpc: the file's last 5%, harder);"
+    " best at the last of 10 epochs. Run 2026-12-07: 57 min of training"
+    " (58 min in all), 2,100-3,900 chars/s with other runs sharing the"
+    " 2-core CPU at times. Samples at steps 500, 1,500 and 3,130: README."
+)
 
 # Not the same split or model: nanoGPT's 6-layer Transformer, validation
 # loss 1.47 nats, that is 2.12 bits per character.
