@@ -121,6 +121,11 @@ class ModelConfig:
   order: int = 5
   direct: bool = False  # neural_ngram: direct embedding-to-output weights.
   hash_bits: int = 22  # maxent: 2**hash_bits hashed feature weights.
+  # maxent: 0, one softmax over the vocabulary; C > 0, Mikolov's class-
+  # factorised output p(w | h) = p(class(w) | h) p(w | class(w), h), with C
+  # classes of frequency-ranked words binned by sqrt of their Zipf mass
+  # (rnnlm_jax.window.class_starts), and the hashed features of both parts.
+  maxent_classes: int = 0
   smoothing: str = "modified_kneser_ney"  # count_ngram: see rnnlm_jax.ngram.
   delta: float = 1.0  # count_ngram, smoothing add_delta: the added count.
   # The sentence tasks (Config.task "classify" and "tag"; rnnlm_jax.encoder).
@@ -537,6 +542,11 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"model.hash_bits must be in [1, 31], got {m.hash_bits}")
   if m.kind in ("neural_ngram", "maxent") and m.order < 2:
     raise ConfigError(f"model.kind={m.kind!r} needs model.order >= 2")
+  if m.maxent_classes < 0 or (m.maxent_classes and m.kind != "maxent"):
+    raise ConfigError(
+        f"model.maxent_classes={m.maxent_classes} needs model.kind='maxent'"
+        " and a count >= 0"
+    )
   # Which fast paths run here is checked when a run starts
   # (rnnlm_jax.backends.resolve); here only what no machine could run.
   if m.backend == "reference" and (

@@ -424,6 +424,8 @@ def token_nll(
     (nll_BT, final carry).
   """
   _check_kind(cfg)
+  if cfg.kind == "maxent" and cfg.maxent_classes:
+    return window.maxent_class_nll(params, cfg, carry, x_BT, y_BT, reset_BT)
   if cfg.kind in _WINDOW_MODELS:
     logits, carry = apply_lm(
         params, cfg, carry, x_BT, reset_BT, dropout_key, dropout_rate

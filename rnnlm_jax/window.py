@@ -135,13 +135,39 @@ def apply_neural(
 
 
 def init_maxent(key, cfg: ModelConfig):
-  """{"bias": [V] (the unigram features), "table": [2**hash_bits + V - 1]}:
-  all zero, the uniform distribution, as is usual for a log-linear model."""
+  """{"bias": [V] (the unigram features), "table": [2**hash_bits + V - 1]},
+  and with model.maxent_classes = C > 0 the class part's {"class_bias": [C],
+  "class_table": [2**hash_bits + C - 1]}: all zero, the uniform
+  distribution, as is usual for a log-linear model."""
   del key
-  return {
-      "bias": jnp.zeros((cfg.vocab_size,), jnp.float32),
-      "table": jnp.zeros((2**cfg.hash_bits + cfg.vocab_size - 1,), jnp.float32),
+  C = cfg.maxent_classes
+  if C > cfg.vocab_size:
+    raise ValueError(
+        f"model.maxent_classes={C} exceeds the vocabulary ({cfg.vocab_size})"
+    )
+  zeros = lambda n: jnp.zeros((n,), jnp.float32)
+  params = {
+      "bias": zeros(cfg.vocab_size),
+      "table": zeros(2**cfg.hash_bits + cfg.vocab_size - 1),
   }
+  if C:
+    params["class_bias"] = zeros(C)
+    params["class_table"] = zeros(2**cfg.hash_bits + C - 1)
+  return params
+
+
+def class_starts(vocab_size: int, num_classes: int) -> np.ndarray:
+  """int [C + 1]: class i holds the word ids [starts[i], starts[i + 1]).
+
+  The vocabulary is ranked by frequency (rnnlm_jax.vocab.build_vocab), and
+  Mikolov's classes bin words so that each holds an equal share of the sum
+  of sqrt(unigram probability). Under Zipf's law (p ~ 1 / rank) that sum up
+  to rank r grows as sqrt(r), so the bins end at ranks V (i / C)^2: one word
+  for the most frequent class, about 2 V / C for the rarest. Each class
+  holds at least one word."""
+  V, C = vocab_size, num_classes
+  i = np.arange(C + 1)
+  return i + np.floor((V - C) * (i / C) ** 2).astype(np.int64)
 
 
 def context_offsets(ctx_BTK, hash_bits: int):
@@ -157,19 +183,104 @@ def context_offsets(ctx_BTK, hash_bits: int):
   return ((jnp.stack(out, axis=-1) * _WORD) >> shift).astype(jnp.int32)
 
 
+def _context_rows(table, starts_N, width: int):
+  """[N, width]: the run of ``width`` weights at each offset."""
+  return jax.vmap(lambda s: jax.lax.dynamic_slice(table, (s,), (width,)))(
+      starts_N
+  )
+
+
 def apply_maxent(
     params, cfg: ModelConfig, carry, x_BT, reset_BT, dropout_key, rate=None
 ):
   """The feature (context c, word w) has the weight table[offset(c) + w]:
   each context's V weights are one contiguous run at a hashed offset, so
   the lookup is a slice per context rather than V scattered reads (three
-  times faster on a CPU), and a collision pairs (c, w) with (c', w + d)."""
+  times faster on a CPU), and a collision pairs (c, w) with (c', w + d).
+
+  With classes, the (context, class) features are a second table read the
+  same way, and the returned logits are the log-probabilities
+  log p(class(w) | h) + log p(w | class(w), h) (normalised: their softmax is
+  the model's distribution). A token's loss then reaches the word weights
+  of its own class only, about 2 V / C words per context rather than V."""
   del dropout_key, rate  # No dropout in the log-linear model.
   ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
   B, T, K = ctx_BTK.shape
-  V = cfg.vocab_size
+  V, C = cfg.vocab_size, cfg.maxent_classes
   starts = context_offsets(ctx_BTK, cfg.hash_bits).reshape(-1)
-  table = params["table"]
-  rows = jax.vmap(lambda s: jax.lax.dynamic_slice(table, (s,), (V,)))(starts)
-  logits = params["bias"] + rows.reshape(B, T, K, V).sum(axis=2)
-  return logits, carry
+  rows = _context_rows(params["table"], starts, V)
+  scores = params["bias"] + rows.reshape(B, T, K, V).sum(axis=2)
+  if not C:
+    return scores, carry
+  class_rows = _context_rows(params["class_table"], starts, C)
+  class_scores = params["class_bias"] + class_rows.reshape(B, T, K, C).sum(2)
+  return class_factored_log_probs(scores, class_scores, V), carry
+
+
+def maxent_class_nll(params, cfg: ModelConfig, carry, x_BT, y_BT, reset_BT):
+  """-log p(y | h) of the class-factorised maxent model, reading only the
+  target's class: the same function as the NLL of apply_maxent's
+  log-probabilities (tested), at about K (C + 2 V / C) weights a token
+  instead of K (C + V).
+
+  Returns:
+    (nll_BT, final carry).
+  """
+  ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
+  B, T, K = ctx_BTK.shape
+  V, C = cfg.vocab_size, cfg.maxent_classes
+  starts = class_starts(V, C)
+  width = int(np.diff(starts).max())
+  word_class = jnp.asarray(np.repeat(np.arange(C), np.diff(starts)))
+  y = y_BT.reshape(-1)
+  cls = word_class[y]
+  lo, hi = jnp.asarray(starts)[cls], jnp.asarray(starts)[cls + 1]
+  # A window of `width` ids holding the class, kept inside the vocabulary.
+  first = jnp.minimum(lo, V - width)
+  offsets = context_offsets(ctx_BTK, cfg.hash_bits).reshape(-1, K)
+  window_rows = jax.vmap(
+      lambda o, f: jax.lax.dynamic_slice(params["table"], (o + f,), (width,))
+  )
+  rows = jax.vmap(window_rows, in_axes=(1, None), out_axes=1)(offsets, first)
+  bias = jax.vmap(
+      lambda f: jax.lax.dynamic_slice(params["bias"], (f,), (width,))
+  )
+  scores = bias(first) + rows.sum(axis=1)
+  ids = first[:, None] + jnp.arange(width)
+  inside = (ids >= lo[:, None]) & (ids < hi[:, None])
+  log_z = jax.nn.logsumexp(jnp.where(inside, scores, -jnp.inf), axis=-1)
+  score_y = jnp.take_along_axis(scores, (y - first)[:, None], axis=1)[:, 0]
+  class_rows = _context_rows(params["class_table"], offsets.reshape(-1), C)
+  class_scores = params["class_bias"] + class_rows.reshape(-1, K, C).sum(1)
+  class_lp = jax.nn.log_softmax(class_scores, axis=-1)
+  class_lp_y = jnp.take_along_axis(class_lp, cls[:, None], axis=1)[:, 0]
+  return -(class_lp_y + score_y - log_z).reshape(B, T), carry
+
+
+def class_factored_log_probs(scores_NV, class_scores_NC, vocab_size: int):
+  """log p(class(w)) + log p(w | class(w)): a softmax over the classes, and
+  one over each class's words (class_starts' contiguous id ranges).
+
+  The per-class sums and their broadcast back to the words are products
+  with the [V, C] class-membership matrix, dense matmuls (scatters and
+  segment sums are several times slower on a CPU); each class's maximum,
+  the exponentials' stabiliser, is read through a gather outside the
+  gradient."""
+  C = class_scores_NC.shape[-1]
+  starts = class_starts(vocab_size, C)
+  word_class = np.repeat(np.arange(C), np.diff(starts))
+  member_VC = jnp.asarray(word_class[:, None] == np.arange(C), jnp.float32)
+  width = int(np.diff(starts).max())
+  # Each class's ids, padded with the id V (a -inf column): [C, width].
+  slots = starts[:-1, None] + np.arange(width)
+  slots = np.where(slots < starts[1:, None], slots, vocab_size)
+  lead = scores_NV.shape[:-1]
+  s_NV = scores_NV.reshape(-1, vocab_size)
+  padded = jnp.pad(s_NV, ((0, 0), (0, 1)), constant_values=-jnp.inf)
+  top_NC = jax.lax.stop_gradient(padded[:, slots].max(axis=-1))
+  top_NV = jax.lax.stop_gradient(top_NC[:, word_class])
+  sums_NC = jnp.exp(s_NV - top_NV) @ member_VC
+  class_lp_NC = jax.nn.log_softmax(class_scores_NC.reshape(-1, C), axis=-1)
+  shift_NC = class_lp_NC - top_NC - jnp.log(sums_NC)
+  lp_NV = s_NV + shift_NC @ member_VC.T
+  return lp_NV.reshape(*lead, vocab_size)

@@ -71,9 +71,11 @@ def test_contexts_match_a_python_loop_with_resets(K):
   np.testing.assert_array_equal(no_reset, ref_no_reset)
 
 
-@pytest.mark.parametrize("kind", ["neural_ngram", "maxent"])
-def test_streaming_in_segments_equals_one_long_pass(kind):
-  cfg = tiny(kind, direct=True)
+@pytest.mark.parametrize(
+    "kind,classes", [("neural_ngram", 0), ("maxent", 0), ("maxent", 3)]
+)
+def test_streaming_in_segments_equals_one_long_pass(kind, classes):
+  cfg = tiny(kind, direct=True, maxent_classes=classes)
   params = models.init_lm(jax.random.key(0), cfg)
   if kind == "maxent":  # Zero weights would make every logit equal.
     params = jax.tree.map(
@@ -117,6 +119,7 @@ def test_neural_ngram_is_bengio_formula():
     [
         ("neural_ngram", {"direct": True, "num_layers": 2}),
         ("maxent", {}),
+        ("maxent", {"maxent_classes": 3}),
     ],
 )
 def test_gradients_match_finite_differences(kind, kw, check_gradient):
@@ -154,6 +157,90 @@ def test_maxent_starts_uniform_and_uses_every_order():
   assert float(g["bias"][3]) == 1.0
 
 
+def random_params(cfg, seed=4):
+  params = models.init_lm(jax.random.key(0), cfg)
+  return jax.tree.map(
+      lambda a: jax.random.normal(jax.random.key(seed), a.shape), params
+  )
+
+
+def test_class_starts_cover_the_vocabulary_in_growing_bins():
+  starts = window.class_starts(10_000, 100)
+  sizes = np.diff(starts)
+  assert starts[0] == 0 and starts[-1] == 10_000 and len(sizes) == 100
+  assert sizes.min() >= 1 and np.all(np.diff(sizes) >= 0)
+  np.testing.assert_array_equal(window.class_starts(5, 5), np.arange(6))
+
+
+def test_maxent_classes_are_the_factored_formula():
+  """log p(w | h) = log softmax(class scores)[c(w)] + log softmax over the
+  words of c(w) of their scores, the scores being the hashed features' sums
+  (the full-softmax model's logits)."""
+  C = 3
+  cfg = tiny("maxent", maxent_classes=C)
+  p = random_params(cfg)
+  x = tokens(3)
+  carry = models.init_carry(cfg, B)
+  lp, _ = models.apply_lm(p, cfg, carry, x)
+  np.testing.assert_allclose(jnp.exp(lp).sum(-1), 1.0, rtol=1e-5)
+  flat = {k: p[k] for k in ("bias", "table")}
+  scores, _ = models.apply_lm(flat, tiny("maxent"), carry, x)
+  ctx, _ = window.contexts(carry, x, None, V)
+  offs = np.asarray(window.context_offsets(ctx, cfg.hash_bits))
+  starts = window.class_starts(V, C)
+  for b, t in [(0, 0), (1, 4), (2, T - 1)]:
+    s = np.asarray(scores[b, t], np.float64)
+    g = np.asarray(p["class_bias"], np.float64) + sum(
+        np.asarray(p["class_table"])[o : o + C] for o in offs[b, t]
+    )
+    log_pc = g - np.log(np.exp(g).sum())
+    for c in range(C):
+      words = slice(starts[c], starts[c + 1])
+      want = log_pc[c] + s[words] - np.log(np.exp(s[words]).sum())
+      np.testing.assert_allclose(lp[b, t, words], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("C", [1, 3, V])
+def test_maxent_class_nll_equals_the_nll_of_the_full_distribution(C):
+  cfg = tiny("maxent", maxent_classes=C)
+  p = random_params(cfg)
+  x, y, reset = tokens(1), tokens(2), resets(3)
+  carry = jax.random.randint(jax.random.key(5), (B, cfg.order - 1), 0, V + 1)
+  lp, want_carry = models.apply_lm(p, cfg, carry, x, reset)
+  nll, got_carry = models.token_nll(p, cfg, carry, x, y, reset)
+  np.testing.assert_allclose(nll, losses.token_nll(lp, y), rtol=1e-5)
+  np.testing.assert_array_equal(got_carry, want_carry)
+  grads = [
+      jax.grad(lambda q: f(q).sum())(p)
+      for f in (
+          lambda q: models.token_nll(q, cfg, carry, x, y, reset)[0],
+          lambda q: losses.token_nll(
+              models.apply_lm(q, cfg, carry, x, reset)[0], y
+          ),
+      )
+  ]
+  for key in p:
+    np.testing.assert_allclose(grads[0][key], grads[1][key], atol=1e-5)
+
+
+def test_maxent_class_loss_reaches_only_its_own_class_words():
+  C = 3
+  cfg = tiny("maxent", maxent_classes=C, order=2, hash_bits=12)
+  p = random_params(cfg)
+  x = tokens(1)[:1, :1]
+  starts = window.class_starts(V, C)
+  y = int(starts[2])  # the first word of the last class
+  g = jax.grad(
+      lambda q: models.apply_lm(q, cfg, models.init_carry(cfg, 1), x)[0][
+          0, 0, y
+      ]
+  )(p)
+  touched = np.flatnonzero(np.asarray(g["bias"]))
+  np.testing.assert_array_equal(touched, np.arange(starts[2], V))
+  assert int((np.asarray(g["table"]) != 0).sum()) == V - starts[2]
+  assert int((np.asarray(g["class_table"]) != 0).sum()) == C
+
+
 def test_a_later_token_never_changes_an_earlier_prediction():
   cfg = tiny("neural_ngram")
   params = models.init_lm(jax.random.key(0), cfg)
@@ -181,6 +268,8 @@ def test_a_later_token_never_changes_an_earlier_prediction():
         ({"kind": "neural_ngram", "order": 1}, "needs model.order >= 2"),
         ({"kind": "count_ngram", "order": 0}, "model.order must be positive"),
         ({"kind": "maxent", "hash_bits": 40}, "model.hash_bits"),
+        ({"kind": "maxent", "maxent_classes": -1}, "model.maxent_classes"),
+        ({"kind": "neural_ngram", "maxent_classes": 4}, "needs model.kind"),
         ({"kind": "bigram"}, "model.kind"),
         (
             {"kind": "count_ngram", "smoothing": "witten_bell"},
