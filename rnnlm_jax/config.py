@@ -267,6 +267,10 @@ class OptimConfig:
   b1: float = 0.9
   b2: float = 0.999
   eps: float = 1e-8
+  # adagrad: the accumulator's start (optax's default 0.1). 0: a parameter's
+  # first step is lr * g / sqrt(g^2 + eps), about lr whatever the gradient's
+  # scale (Duchi et al.'s Adagrad, the usual one for sparse features).
+  adagrad_init: float = 0.1
   clip_norm: float = 5.0  # Global-norm clipping; 0 disables it.
   # constant | epoch_decay | plateau | warmup_cosine | linear (to
   # lr * min_lr_ratio at the last step)
@@ -510,6 +514,10 @@ def validate(cfg: Config) -> Config:
   if not 0.0 <= cfg.model.dropout < 1.0:
     raise ConfigError(
         f"model.dropout must be in [0, 1), got {cfg.model.dropout}"
+    )
+  if cfg.optim.adagrad_init < 0:
+    raise ConfigError(
+        f"optim.adagrad_init must be >= 0, got {cfg.optim.adagrad_init}"
     )
   if cfg.optim.weight_decay and cfg.optim.name in ("adagrad", "adam"):
     raise ConfigError(

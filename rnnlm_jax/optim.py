@@ -88,7 +88,9 @@ def _base(cfg: OptimConfig, lr):
   if cfg.name == "adagrad":
     # The classic choice for sparse features (maxent): a feature's rate
     # shrinks only with its own gradients.
-    return optax.adagrad(lr, eps=cfg.eps)
+    return optax.adagrad(
+        lr, initial_accumulator_value=cfg.adagrad_init, eps=cfg.eps
+    )
   if cfg.name == "adam":
     return optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   if cfg.name == "adamw":

@@ -123,7 +123,9 @@ def test_skip_if_not_finite_is_apply_if_finite():
     grads = {"a": jnp.full(3, x), "b": jnp.full((2, 2), 0.1 * i)}
     u_ours, s_ours = ours.update(grads, s_ours, params)
     u_ref, s_ref = ref.update(grads, s_ref, params)
-    jax.tree.map(np.testing.assert_array_equal, (u_ours, s_ours), (u_ref, s_ref))
+    jax.tree.map(
+        np.testing.assert_array_equal, (u_ours, s_ours), (u_ref, s_ref)
+    )
   assert int(s_ours.total_notfinite) == 4
 
 
@@ -169,6 +171,24 @@ def test_momentum_weight_decay_enters_the_velocity():
     v = 0.5 * v + 0.1 * p
     p -= v
   np.testing.assert_allclose(params["w"], [p], rtol=1e-6)
+
+
+@pytest.mark.parametrize("init", [0.0, 0.1])
+def test_adagrad_steps_by_its_accumulated_squares(init):
+  cfg = OptimConfig(
+      name="adagrad", learning_rate=0.5, adagrad_init=init, clip_norm=0.0
+  )
+  tx, _ = optim.make_optimizer(cfg, 100, 1)
+  params = {"w": jnp.zeros(2)}
+  state = tx.init(params)
+  acc, want = np.full(2, init), np.zeros(2)
+  for g in ([1e-3, 2.0], [3e-3, -1.0]):
+    g = np.asarray(g)
+    acc += g**2
+    want -= 0.5 * g / np.sqrt(acc + cfg.eps)
+    updates, state = tx.update({"w": jnp.asarray(g)}, state, params)
+    params = optax.apply_updates(params, updates)
+  np.testing.assert_allclose(params["w"], want, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["adagrad", "adam"])
