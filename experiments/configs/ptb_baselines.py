@@ -13,8 +13,11 @@ of a split, each <eos> included, predicted once after a leading <eos>):
   mle3         unsmoothed maximum-likelihood trigram (infinite perplexity:
                some test trigrams and words never occur in train)
   maxent5      log-linear model with hashed 1..5-gram features (2**24
-               buckets), Adam 1e-2 (Adagrad 0.1 and Adam 1e-3 learned far
-               slower in a 150-step trial), 3 epochs
+               buckets) and Mikolov's class-factorised output (100
+               frequency classes), Adagrad 0.1 from a zero accumulator,
+               2 epochs
+  maxent5_flat the same features under one softmax over the vocabulary,
+               Adam 1e-2, 3 epochs (the first recipe; see MAXENT_TRIALS)
   neural5      Bengio et al. (2003): 4 x 128-d embeddings -> 500 tanh ->
                softmax, dropout 0.3, Adam 1e-3 halved on a plateau
 Counted models sentence-reset their histories at <eos> (as SRILM and KenLM
@@ -38,6 +41,12 @@ RESULTS = {
     "add1_3": "test 3,307.9, valid 3,283.2; 7 s",
     "mle3": "test inf, valid inf (unseen test trigrams)",
     "maxent5": (
+        "test 209.11, valid 217.54 (epoch 2 of 2, still improving: 249.27"
+        " after epoch 1); 6 min of training on the CPU shared with one other run."
+        " The published 142.1 is not reached; see MAXENT_TRIALS. Run"
+        " 2026-12-07."
+    ),
+    "maxent5_flat": (
         "test 381.55, valid 391.55 (best checkpoint: epoch 1 of 3; valid"
         " 652 and 864 after epochs 2 and 3 as the hashed features overfit);"
         " 10 min. Trials of one epoch: Adagrad 0.1 with sum_time loss 798.6"
@@ -58,6 +67,7 @@ PUBLISHED = {
     "kn3": "148.3 (Mikolov et al. 2011)",
     "katz3": "165.2 (Good-Turing trigram, Mikolov et al. 2011)",
     "maxent5": "142.1 (Mikolov 2012)",
+    "maxent5_flat": "142.1 (Mikolov 2012)",
     "neural5": "140.2 (Mikolov 2012)",
 }
 
@@ -70,7 +80,27 @@ COUNTED = {
     "add1_3": (3, "add_delta"),
     "mle3": (3, "mle"),
 }
-VARIANTS = (*COUNTED, "maxent5", "neural5")
+# PTB, 2**24 buckets, batch 64 x 32, one seed each (2026-12-07): validation
+# perplexity after epochs 1 and 2, the training perplexity late in epoch 2,
+# and the test perplexity of the best epoch. Hashing puts about 1,000
+# (context, word) pairs in each bucket under one softmax (1.68M contexts of
+# 1-4 words x 10k words); the classes cut the words a token's gradient
+# reaches from 10,000 to the ~100 of its class, and were the lever that
+# mattered. Every optimiser then memorises the training text (training
+# perplexity 9-108 in epoch 2), so the hashed model stays near 210.
+MAXENT_TRIALS = {
+    "no classes, Adam 1e-2": "391.6, 652; train < 40; test 381.6",
+    "100 classes, Adam 1e-2": "220.7, 229.2; train 8.9; test 212.7",
+    "100 classes, AdamW 1e-2, decay 0.3": "274.4, 263.5; train 91; test 257.0",
+    "100 classes, Adagrad 0.1, accumulator from 0": (
+        "249.3, 217.5; train 108; test 209.1"
+    ),
+    "no classes, Adagrad 0.1, accumulator from 0.1": (
+        "one epoch: test 798.6 (a rare feature's step is ~3 lr g: too small)"
+    ),
+}
+
+VARIANTS = (*COUNTED, "maxent5", "maxent5_flat", "neural5")
 
 
 def ptb_data(c):
@@ -100,11 +130,17 @@ def adam_on_plateau(c, learning_rate: float):
   return c
 
 
-def maxent(c, order: int, hash_bits: int):
+def maxent(c, order: int, hash_bits: int, classes: int = 0):
   c.model.kind = "maxent"
   c.model.order = order
   c.model.hash_bits = hash_bits
-  return adam_on_plateau(c, 1e-2)
+  c.model.maxent_classes = classes
+  if not classes:
+    return adam_on_plateau(c, 1e-2)
+  c = adam_on_plateau(c, 0.1)
+  c.optim.name = "adagrad"
+  c.optim.adagrad_init = 0.0
+  return c
 
 
 def neural(c, order: int, embed: int, hidden: int, dropout: float):
@@ -131,7 +167,10 @@ def get_config(variant: str = "kn5"):
   if variant in COUNTED:
     return counted(c, *COUNTED[variant])
   if variant == "maxent5":
+    c.train.num_epochs = 2
+    return maxent(c, 5, 24, classes=100)
+  if variant == "maxent5_flat":
     c.train.num_epochs = 3
-    return maxent(c, 5, 24)
+    return maxent(c, 5, 24, classes=0)
   c.train.num_epochs = 12
   return neural(c, 5, 128, 500, 0.3)
