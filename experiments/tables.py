@@ -53,6 +53,15 @@ def define_flags():
       "Config keys (full or short names) that define the rows; default: the "
       "keys that vary.",
   )
+  flags.DEFINE_string(
+      "tune",
+      None,
+      "A grouping key (the learning rate, say) chosen per row: of the rows "
+      "that differ only in it, keep the one with the best mean --tune_metric.",
+  )
+  flags.DEFINE_string(
+      "tune_metric", "valid_ppl", "The metric --tune selects on."
+  )
   flags.DEFINE_bool(
       "results",
       False,
@@ -93,8 +102,9 @@ def main(argv):
     if FLAGS.results:
       print(write_results(FLAGS.runs, FLAGS.out), end="")
       return
+    tune = (FLAGS.tune, FLAGS.tune_metric) if FLAGS.tune else None
     summary, written = tables.build_tables(
-        FLAGS.runs, FLAGS.out, FLAGS.metric, FLAGS.group_by
+        FLAGS.runs, FLAGS.out, FLAGS.metric, FLAGS.group_by, tune
     )
   print(tables.to_markdown(summary), end="")
   print(f"wrote {', '.join(written)}", file=sys.stderr)

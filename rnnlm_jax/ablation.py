@@ -133,6 +133,9 @@ class Summary:
   metrics: tuple
   rows: tuple
   has_floor: bool
+  # (key, metric) where tune() kept, of the rows that differ only in key,
+  # the one with the best mean metric.
+  tuned: tuple = ()
 
 
 def _hashable(v):
@@ -383,6 +386,44 @@ def summarise(grouping: Grouping, metrics) -> Summary:
     repeats = len(g.runs) - len({_identity(r.config) for r in g.runs})
     rows.append(Row(g.values, len(g.runs), seeds, stats, floor, repeats))
   return Summary(grouping, tuple(metrics), tuple(rows), has_floor)
+
+
+def tune(summary: Summary, key: str, metric: str) -> Summary:
+  """The summary with one row per combination of the other grouping keys:
+  the row whose mean ``metric`` is best (lowest for perplexities and
+  losses, highest for accuracies), so that a hyperparameter such as the
+  learning rate is chosen per cell on validation while the table reports
+  every metric of the chosen row. The tuned key's column shows the value
+  chosen; ties keep the first row in the table's order.
+
+  Raises:
+    ConfigError: key is not a grouping key, or metric is not summarised.
+  """
+  g = summary.grouping
+  matches = [k for k in g.keys if k == key or k.endswith("." + key)]
+  if len(matches) != 1:
+    raise config_lib.ConfigError(
+        f"--tune {key!r} is not one of the table's keys ({', '.join(g.keys)})"
+    )
+  (full,) = matches
+  if metric not in summary.metrics:
+    raise config_lib.ConfigError(
+        f"--tune_metric {metric!r} is not one of the table's metrics "
+        f"({', '.join(summary.metrics)})"
+    )
+  i = g.keys.index(full)
+  sign = 1.0 if metric.endswith(LOWER_IS_BETTER) else -1.0
+  best = {}
+  for row in summary.rows:
+    others = row.values[:i] + row.values[i + 1 :]
+    score = sign * row.stats[metric][0]
+    if others not in best or score < best[others][0]:
+      best[others] = (score, row)
+  kept = {id(row) for _, row in best.values()}
+  rows = tuple(r for r in summary.rows if id(r) in kept)
+  return dataclasses.replace(
+      summary, rows=rows, tuned=summary.tuned + ((full, metric),)
+  )
 
 
 def format_value(v) -> str:

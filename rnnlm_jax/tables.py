@@ -103,6 +103,11 @@ def notes(summary: Summary) -> list[str]:
     )
   if summary.has_floor:
     first.append(f"{FLOOR}: test perplexity of the true generator.")
+  for key, metric in summary.tuned:
+    first.append(
+        f"`{key}` tuned: of the rows that differ only in it, the one with "
+        f"the best mean {metric} is shown."
+    )
   if g.pooled:
     first.append(
         "Pooled within a row (not in --group_by): "
@@ -303,8 +308,10 @@ def build_tables(
     out: str | None = None,
     metrics=None,
     group_by=None,
+    tune=None,
 ) -> tuple[Summary, list[str]]:
-  """find_runs, group_runs, summarise and write_outputs in one call.
+  """find_runs, group_runs, summarise and write_outputs in one call;
+  ``tune=(key, metric)`` keeps the best row over key (ablation.tune).
 
   Raises:
     FileNotFoundError: a root is not a folder.
@@ -331,5 +338,7 @@ def build_tables(
   summary = ablation.summarise(
       grouping, metrics or ablation.available_metrics(grouping)
   )
+  if tune:
+    summary = ablation.tune(summary, *tune)
   out = out or os.path.join(roots[0], "tables")
   return summary, write_outputs(out, summary)

@@ -79,6 +79,26 @@ def test_ptb_sweeps_reduced_and_full():
   assert "model.num_layers" not in full[0].overrides
 
 
+def test_controlled_sweeps_keep_tokens_and_updates_equal():
+  for spec, n, tokens, processes in (
+      ("", 135, 1120, 15),
+      (":ptb", 36, 700, 6),
+  ):
+    runs = sweeps.expand(
+        sweeps.load_sweep(
+            "experiments/sweeps/arch_x_tbptt_controlled.py" + spec
+        )
+    )
+    assert len(runs) == n
+    assert {
+        r.overrides["data.bptt"] * r.overrides["data.batch_size"] for r in runs
+    } == {tokens}
+    # One process per (cell, bptt): the rates and seeds are its trials.
+    groups = sweeps.group(runs)
+    assert len(groups) == processes
+    assert all("optim.learning_rate" in g.trials for g in groups)
+
+
 def test_zip_product_and_fixed():
   sweep = Sweep(
       name="t",

@@ -204,6 +204,25 @@ def test_group_by_pools_the_other_keys(sweep):
   assert ablation_figures.ppl_vs_bptt_figure(summary) is None
 
 
+def test_tune_keeps_the_best_validation_row_per_other_keys(sweep):
+  _, _, summary, _ = sweep
+  tuned = ablation.tune(summary, "bptt", "valid_ppl")
+  want = {}
+  for row in summary.rows:
+    cell, valid = row.values[0], row.stats["valid_ppl"][0]
+    if cell not in want or valid < want[cell].stats["valid_ppl"][0]:
+      want[cell] = row
+  assert tuned.rows == tuple(want.values())
+  assert tuned.tuned == (("data.bptt", "valid_ppl"),)
+  assert "`data.bptt` tuned" in tables.to_markdown(tuned)
+  with pytest.raises(config_lib.ConfigError, match="tune_metric"):
+    ablation.tune(summary, "bptt", "valid_acc")
+  with pytest.raises(
+      config_lib.ConfigError, match="--tune 'hidden' is not one of"
+  ):
+    ablation.tune(summary, "hidden", "valid_ppl")
+
+
 def test_a_copied_run_is_flagged_as_a_repeat(sweep, tmp_path):
   root, _, _, _ = sweep
   for name in ("a", "b"):
