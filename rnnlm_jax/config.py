@@ -555,6 +555,11 @@ def validate(cfg: Config) -> Config:
         f"model.maxent_classes={m.maxent_classes} needs model.kind='maxent'"
         " and a count >= 0"
     )
+  if m.vocab_size and m.maxent_classes > m.vocab_size:
+    raise ConfigError(
+        f"model.maxent_classes={m.maxent_classes} exceeds the vocabulary"
+        f" ({m.vocab_size} words)"
+    )
   # Which fast paths run here is checked when a run starts
   # (rnnlm_jax.backends.resolve); here only what no machine could run.
   if m.backend == "reference" and (

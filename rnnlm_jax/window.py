@@ -141,10 +141,6 @@ def init_maxent(key, cfg: ModelConfig):
   distribution, as is usual for a log-linear model."""
   del key
   C = cfg.maxent_classes
-  if C > cfg.vocab_size:
-    raise ValueError(
-        f"model.maxent_classes={C} exceeds the vocabulary ({cfg.vocab_size})"
-    )
   zeros = lambda n: jnp.zeros((n,), jnp.float32)
   params = {
       "bias": zeros(cfg.vocab_size),

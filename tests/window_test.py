@@ -270,6 +270,10 @@ def test_a_later_token_never_changes_an_earlier_prediction():
         ({"kind": "maxent", "hash_bits": 40}, "model.hash_bits"),
         ({"kind": "maxent", "maxent_classes": -1}, "model.maxent_classes"),
         ({"kind": "neural_ngram", "maxent_classes": 4}, "needs model.kind"),
+        (
+            {"kind": "maxent", "maxent_classes": 12, "vocab_size": 11},
+            "exceeds the vocabulary",
+        ),
         ({"kind": "bigram"}, "model.kind"),
         (
             {"kind": "count_ngram", "smoothing": "witten_bell"},
