@@ -166,6 +166,14 @@ def class_starts(vocab_size: int, num_classes: int) -> np.ndarray:
   return i + np.floor((V - C) * (i / C) ** 2).astype(np.int64)
 
 
+def class_layout(vocab_size: int, num_classes: int):
+  """(starts [C + 1], word_class [V], width): class_starts, each word's
+  class, and the largest class's size."""
+  starts = class_starts(vocab_size, num_classes)
+  sizes = np.diff(starts)
+  return starts, np.repeat(np.arange(num_classes), sizes), int(sizes.max())
+
+
 def context_offsets(ctx_BTK, hash_bits: int):
   """int32 [B, T, K]: entry k is the table offset of the k+1 most recent
   tokens, the top hash_bits bits of a hash. The hash of a longer context extends
@@ -225,9 +233,8 @@ def maxent_class_nll(params, cfg: ModelConfig, carry, x_BT, y_BT, reset_BT):
   ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
   B, T, K = ctx_BTK.shape
   V, C = cfg.vocab_size, cfg.maxent_classes
-  starts = class_starts(V, C)
-  width = int(np.diff(starts).max())
-  word_class = jnp.asarray(np.repeat(np.arange(C), np.diff(starts)))
+  starts, word_class, width = class_layout(V, C)
+  word_class = jnp.asarray(word_class)
   y = y_BT.reshape(-1)
   cls = word_class[y]
   lo, hi = jnp.asarray(starts)[cls], jnp.asarray(starts)[cls + 1]
@@ -263,10 +270,8 @@ def class_factored_log_probs(scores_NV, class_scores_NC, vocab_size: int):
   the exponentials' stabiliser, is read through a gather outside the
   gradient."""
   C = class_scores_NC.shape[-1]
-  starts = class_starts(vocab_size, C)
-  word_class = np.repeat(np.arange(C), np.diff(starts))
+  starts, word_class, width = class_layout(vocab_size, C)
   member_VC = jnp.asarray(word_class[:, None] == np.arange(C), jnp.float32)
-  width = int(np.diff(starts).max())
   # Each class's ids, padded with the id V (a -inf column): [C, width].
   slots = starts[:-1, None] + np.arange(width)
   slots = np.where(slots < starts[1:, None], slots, vocab_size)
