@@ -407,22 +407,28 @@ def _check(fingerprint, impls, gemm, dtype, x64):
 
 def _problem(cell, dtype, first_only: bool):
   """A small random layer, carry, inputs and resets (at the first position
-  only, where ``first_only``: cuDNN resets nowhere else)."""
+  only, where ``first_only``: cuDNN resets nowhere else). Drawn with numpy:
+  jax.random here would compile dozens of small programs at the start of
+  every process."""
   steps, batch, inputs, hidden = 6, 3, 5, 8
-  k = jax.random.split(jax.random.key(20240611), 4)
-  params = cells_lib.init_params(cell, k[0], inputs, hidden, 0.5)
-  carry = tuple(
-      jax.random.normal(kk, (batch, hidden))
-      for kk in jax.random.split(k[1], cell.carry_arity)
+  rng = np.random.default_rng(20240611)
+  shapes = jax.eval_shape(
+      lambda k: cells_lib.init_params(cell, k, inputs, hidden, 0.5),
+      jax.random.key(0),
   )
-  x = jax.random.normal(k[2], (steps, batch, inputs))
-  reset = jax.random.bernoulli(k[3], 0.3, (steps, batch))
+  params = jax.tree.map(lambda s: rng.uniform(-0.5, 0.5, s.shape), shapes)
+  carry = tuple(
+      rng.normal(size=(batch, hidden)) for _ in range(cell.carry_arity)
+  )
+  x = rng.normal(size=(steps, batch, inputs))
+  reset = rng.random((steps, batch)) < 0.3
   if first_only:
-    reset = reset.at[1:].set(False).at[0, 0].set(True).at[0, 1].set(False)
+    reset[1:] = False
+    reset[0, 0], reset[0, 1] = True, False
   else:
-    reset = reset.at[0].set(False)
-  cast = lambda t: jax.tree.map(lambda a: a.astype(dtype), t)
-  return cast(params), cast(carry), cast(x), reset
+    reset[0] = False
+  cast = lambda t: jax.tree.map(lambda a: jnp.asarray(a, dtype), t)
+  return cast(params), cast(carry), cast(x), jnp.asarray(reset)
 
 
 def _differences(fingerprint, impls, gemm, directions, params, carry, x, reset):
