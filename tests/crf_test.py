@@ -73,7 +73,7 @@ def test_nll_gradients_match_finite_differences():
     )
     emissions = jnp.where(mask[..., None], emissions, 0.3)
     tags = jnp.array([[0, 2, 1, 1], [2, 2, 0, 0], [1, 0, 0, 0]])
-    loss = lambda p, e: crf.nll(p, e, tags, mask).sum()
+    loss = jax.jit(lambda p, e: crf.nll(p, e, tags, mask).sum())
     jax.test_util.check_grads(
         loss, (params, emissions), order=1, modes=["rev"], eps=1e-5
     )
@@ -85,20 +85,23 @@ def test_padded_batch_equals_each_sequence_alone():
   log_z = jax.jit(crf.log_partition)(params, emissions, mask)
   nlls = jax.jit(crf.nll)(params, emissions, tags, mask)
   paths = jax.jit(crf.viterbi)(params, emissions, mask)
+
+  @jax.jit
+  def alone(emissions, tags):  # One compile per length, not one per op.
+    ones = jnp.ones(tags.shape, bool)
+    return (
+        crf.log_partition(params, emissions, ones),
+        crf.nll(params, emissions, tags, ones),
+        crf.viterbi(params, emissions, ones),
+    )
+
   for b, length in enumerate(LENGTHS):
-    alone = emissions[b : b + 1, :length]
-    ones = jnp.ones((1, length), bool)
-    np.testing.assert_allclose(
-        log_z[b], crf.log_partition(params, alone, ones)[0], rtol=1e-6
+    log_z_b, nll_b, path_b = alone(
+        emissions[b : b + 1, :length], tags[b : b + 1, :length]
     )
-    np.testing.assert_allclose(
-        nlls[b],
-        crf.nll(params, alone, tags[b : b + 1, :length], ones)[0],
-        rtol=1e-5,
-    )
-    np.testing.assert_array_equal(
-        paths[b, :length], crf.viterbi(params, alone, ones)[0]
-    )
+    np.testing.assert_allclose(log_z[b], log_z_b[0], rtol=1e-6)
+    np.testing.assert_allclose(nlls[b], nll_b[0], rtol=1e-5)
+    np.testing.assert_array_equal(paths[b, :length], path_b[0])
 
 
 def test_vmap_over_batches_equals_each_batch():
@@ -110,7 +113,9 @@ def test_vmap_over_batches_equals_each_batch():
         params, stacked, masks
     )
     for i in range(2):
-      np.testing.assert_allclose(batched[i], fn(params, stacked[i], masks[i]))
+      np.testing.assert_allclose(
+          batched[i], jax.jit(fn)(params, stacked[i], masks[i])
+      )
 
 
 def test_sequence_score_by_hand():
@@ -122,7 +127,7 @@ def test_sequence_score_by_hand():
   emissions = jnp.array([[[0.5, 1.5], [2.5, 3.5]]] * 2)
   tags = jnp.array([[1, 0], [0, 1]])
   mask = jnp.array([[True, True], [True, False]])
-  got = crf.sequence_score(params, emissions, tags, mask)
+  got = jax.jit(crf.sequence_score)(params, emissions, tags, mask)
   # Row 0: start[1] + e[0, 1] + transitions[1, 0] + e[1, 0] + end[0].
   # Row 1 stops after one step: start[0] + e[0, 0] + end[0].
   np.testing.assert_allclose(

@@ -28,7 +28,9 @@ def model_cfg(**model):
       "init_scale": 0.5,
       **model,
   }
-  task = "tag" if values.get("feature_dim") or values.get("head") else "classify"
+  task = (
+      "tag" if values.get("feature_dim") or values.get("head") else "classify"
+  )
   return config_lib.from_dict({"task": task, "model": values}).model
 
 
@@ -57,13 +59,9 @@ def test_backward_direction_is_the_forward_layer_over_reversed_sentences(cell):
   x_rev = np.take_along_axis(x, flip_BT, axis=1)
   cell_ = cells_lib.get_cell(cell)
   carry = cells_lib.init_carry(cell_, len(lengths), cfg.hidden)
-  _, h_TBH = scan.run_layer(
-      cell_,
-      params["layers"][0]["bwd"],
-      carry,
-      params["embed"][x_rev.T],
-      impl="autodiff",
-  )
+  _, h_TBH = jax.jit(
+      lambda p, x_TBE: scan.run_layer(cell_, p, carry, x_TBE, impl="autodiff")
+  )(params["layers"][0]["bwd"], params["embed"][x_rev.T])
   h_BTH = np.take_along_axis(
       np.swapaxes(h_TBH, 0, 1), flip_BT[..., None], axis=1
   )
@@ -112,8 +110,13 @@ def test_the_ends_are_the_last_forward_and_first_backward_states():
   cfg = model_cfg(num_layers=1)
   params = encoder.init_params(jax.random.key(4), cfg, CLASSES, False)
   x, _, mask = padded([3, 5])
-  outs = encoder.encode(params, cfg, x, mask)
-  pooled = encoder.pool(cfg, outs, mask)
+
+  @jax.jit
+  def encode_and_pool(p):
+    outs = encoder.encode(p, cfg, x, mask)
+    return outs, encoder.pool(cfg, outs, mask)
+
+  outs, pooled = encode_and_pool(params)
   np.testing.assert_array_equal(pooled[0, :5], outs["fwd"][0, 2])
   np.testing.assert_array_equal(pooled[1, :5], outs["fwd"][1, 4])
   np.testing.assert_array_equal(pooled[:, 5:], outs["bwd"][:, 0])
@@ -130,8 +133,9 @@ def test_fast_layers_compute_the_reference_function_with_its_gradient():
   def loss(p, cfg):
     return jnp.sum(jnp.sin(encoder.classify_logits(p, cfg, x, mask)))
 
+  value_and_grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
   for a, b in zip(
-      jax.tree.leaves(jax.value_and_grad(loss)(params, fast)),
-      jax.tree.leaves(jax.value_and_grad(loss)(params, ref)),
+      jax.tree.leaves(value_and_grad(params, fast)),
+      jax.tree.leaves(value_and_grad(params, ref)),
   ):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5)
