@@ -41,7 +41,13 @@ trained on segments of 5 tokens learn agreement across more than 5?):
       --workdirs=runs/sweeps/arch_x_tbptt_controlled/cell=lstm+bptt=5+...,... \
       --labels=bptt5,bptt10,bptt20,bptt35,bptt70 --out=results/agreement_bptt
 
-Result: not yet run.
+Result (synthetic, 2026-12-07, 2-core CPU, 76 min; docs/sweeps.md): test
+perplexity moves little with truncation once tokens and updates are equal
+(tanh RNN 13.14-13.16, GRU 12.84-12.90, LSTM 13.06 at bptt 5 to 12.90 at
+70, within its seed spread); every LSTM keeps subject-verb agreement
+(>= 0.97 at every distance, bptt 5 included), and pronoun-gender agreement
+rises from 0.66 +- 0.09 (bptt 5) to 0.89 +- 0.15 (bptt 70), not
+monotonically between. PTB grid: not yet run.
 """
 
 from launch.sweeps import Sweep, product, zip_
