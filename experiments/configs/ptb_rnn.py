@@ -23,8 +23,12 @@ RESULTS = {
         "not run to the end. Stopped after 3 of 13 epochs (7,600 steps,"
         " 2026-12-07, the CPU shared with one other run): valid 234.76,"
         " 208.91, 203.55, the training loss's windows at ppl 151-177 in"
-        " epoch 3, so dropout 0.2 lets it overfit; more dropout (0.5) is the"
-        " next trial. Far from the 130 target at that pace."
+        " epoch 3, so dropout 0.2 lets it overfit. With"
+        " --config.model.dropout=0.5 (2026-12-07, stopped after 3 epochs,"
+        " 7,400 steps, at 4,600-5,100 tok/s): valid 255.70,"
+        " 227.78, 215.87, training perplexity near validation's, so no"
+        " overfitting but slow progress. Neither reaches the 130 target at"
+        " that pace."
     ),
     "medium": "not yet run",
     "large": "not yet run",
