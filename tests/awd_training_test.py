@@ -67,11 +67,12 @@ def test_the_average_is_the_mean_of_the_iterates_since_the_trigger():
   params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
   state = tx.init(params)
   iterates = []
+  update = jax.jit(tx.update)
   for t in range(7):
     if t == 3:
       state = optim.start_averaging(state, True)
     grads = jax.tree.map(lambda p: jnp.sin(p + t), params)
-    updates, state = tx.update(grads, state, params)
+    updates, state = update(grads, state, params)
     params = optax.apply_updates(params, updates)
     if t >= 3:
       iterates.append(params)
@@ -102,8 +103,9 @@ def test_always_averages_from_the_first_step_and_stacked_trials_choose_apart():
   params = {"w": jnp.zeros(2)}
   state = tx.init(params)
   seen = []
+  update = jax.jit(tx.update)
   for t in range(4):
-    updates, state = tx.update({"w": jnp.full(2, t + 1.0)}, state, params)
+    updates, state = update({"w": jnp.full(2, t + 1.0)}, state, params)
     params = optax.apply_updates(params, updates)
     seen.append(params["w"])
   np.testing.assert_allclose(
