@@ -38,7 +38,7 @@ def test_linear_batches_under_vmap():
   with jax.enable_x64(True):
     x, w, b, d = _args(2)
     ws = jnp.stack([w, 2 * w, -w])
-    grad = jax.grad(lambda w, x: jnp.sum(matmul.linear(x, w, b) * d))
-    got = jax.vmap(grad, in_axes=(0, None))(ws, x)
+    grad = jax.jit(jax.grad(lambda w, x: jnp.sum(matmul.linear(x, w, b) * d)))
+    got = jax.jit(jax.vmap(grad, in_axes=(0, None)))(ws, x)
     for k in range(3):
       np.testing.assert_allclose(got[k], grad(ws[k], x), rtol=1e-12)
