@@ -94,12 +94,10 @@ def test_locked_dropout_uses_one_mask_across_time():
   params = models.init_lm(jax.random.key(1), cfg)
   carry = models.init_carry(cfg, B)
   x_BT = batch()["x"]
-  states = jax.jit(
-      lambda key: models.hidden_states(
-          params, cfg, carry, x_BT, dropout_key=key
-      )[0]
+  h, _ = models.hidden_states(params, cfg, carry, x_BT)
+  dropped, _ = models.hidden_states(
+      params, cfg, carry, x_BT, dropout_key=jax.random.key(2)
   )
-  h, dropped = states(None), states(jax.random.key(2))
   zero_BTH = np.asarray(dropped) == 0
   assert (zero_BTH == zero_BTH[:, :1]).all()
   np.testing.assert_allclose(
@@ -136,19 +134,12 @@ def test_embedding_dropout_drops_words_everywhere():
   carry = models.init_carry(cfg, B)
   x_BT = batch()["x"]
   key = jax.random.key(4)
-  h = jax.jit(
-      lambda k: models.hidden_states(params, cfg, carry, x_BT, dropout_key=k)
-  )(key)[0]
-
-  @jax.jit
-  def by_hand(key):
-    word_key = jax.random.split(jax.random.fold_in(key, 1), 2)[0]
-    e_TBE = models.embedding_dropout(word_key, rate, params["embed"], x_BT.T)
-    return scan.run_stack(
-        cells.get_cell("lstm"), params["layers"], carry, e_TBE
-    )[1]
-
-  want_TBH = by_hand(key)
+  h, _ = models.hidden_states(params, cfg, carry, x_BT, dropout_key=key)
+  word_key = jax.random.split(jax.random.fold_in(key, 1), 2)[0]
+  e_TBE = models.embedding_dropout(word_key, rate, params["embed"], x_BT.T)
+  _, want_TBH = scan.run_stack(
+      cells.get_cell("lstm"), params["layers"], carry, e_TBE
+  )
   np.testing.assert_allclose(h, jnp.swapaxes(want_TBH, 0, 1), atol=1e-6)
 
 
@@ -164,12 +155,10 @@ def test_weight_drop_masks_the_recurrent_weight_once_per_pass():
   x_BT = batch()["x"]
   key = jax.random.key(1)
 
-  @jax.jit
   def states(p, k):
     return models.hidden_states(p, cfg, carry, x_BT, dropout_key=k)[0]
 
-  sin_grad = jax.jit(jax.grad(lambda p, k: jnp.sum(jnp.sin(states(p, k)))))
-  grads = sin_grad(params, key)
+  grads = jax.grad(lambda p: jnp.sum(jnp.sin(states(p, key))))(params)
   by_hand = []
   for p, g in zip(params["layers"], grads["layers"]):
     dropped = np.asarray(g["w_hh"]) == 0
@@ -177,11 +166,9 @@ def test_weight_drop_masks_the_recurrent_weight_once_per_pass():
     w_hh = np.where(dropped, 0.0, np.asarray(p["w_hh"]) / (1 - rate))
     by_hand.append({**p, "w_hh": jnp.asarray(w_hh, jnp.float32)})
   x_TBE = jnp.take(params["embed"], x_BT.T, axis=0)
-  _, want_TBH = jax.jit(
-      lambda w: scan.run_stack(
-          cells.get_cell("lstm"), w, carry, x_TBE, impl="autodiff"
-      )
-  )(by_hand)
+  _, want_TBH = scan.run_stack(
+      cells.get_cell("lstm"), by_hand, carry, x_TBE, impl="autodiff"
+  )
   np.testing.assert_allclose(
       states(params, key), jnp.swapaxes(want_TBH, 0, 1), atol=1e-6
   )
@@ -189,10 +176,10 @@ def test_weight_drop_masks_the_recurrent_weight_once_per_pass():
   plain = dataclasses.replace(cfg, weight_drop=0.0)
   np.testing.assert_array_equal(
       states(params, None),
-      jax.jit(lambda p: models.hidden_states(p, plain, carry, x_BT)[0])(params),
+      models.hidden_states(params, plain, carry, x_BT)[0],
   )
   # A new key (the next step) draws a new mask.
-  other = sin_grad(params, jax.random.key(2))
+  other = jax.grad(lambda p: jnp.sum(states(p, jax.random.key(2))))(params)
   assert (
       (np.asarray(other["layers"][0]["w_hh"]) == 0)
       != (np.asarray(grads["layers"][0]["w_hh"]) == 0)
@@ -243,11 +230,9 @@ def test_penalties_enter_the_objective_not_the_metrics():
   plain_objective, plain_sums, _ = loss_and_grads(plain, params, b, key)
   for name in ("nll", "count"):
     np.testing.assert_array_equal(sums[name], plain_sums[name])
-  nll, _, h, dropped = jax.jit(
-      lambda p, b, k: models.token_nll_with_states(
-          p, cfg, models.init_carry(cfg, B), b["x"], b["y"], b["reset"], k
-      )
-  )(params, b, key)
+  nll, _, h, dropped = models.token_nll_with_states(
+      params, cfg, models.init_carry(cfg, B), b["x"], b["y"], b["reset"], key
+  )
   np.testing.assert_allclose(float((nll * mask).sum()), sums["nll"], rtol=1e-6)
   # The dropped outputs are the undropped ones, zeroed or scaled by 1/(1-p).
   h, dropped = np.asarray(h), np.asarray(dropped)
@@ -301,23 +286,18 @@ def test_default_dropout_is_zarembas():
   b = batch(1)
   key = jax.random.key(2)
   keys = jax.random.split(key, cfg.num_layers + 1)
-
-  @jax.jit
-  def zaremba():
-    x_TBE = jnp.take(params["embed"], b["x"].T, 0)
-    _, h_TBH = scan.run_stack(
-        cells.get_cell("lstm"),
-        params["layers"],
-        carry,
-        models.dropout(keys[0], 0.5, x_TBE),
-        b["reset"].T,
-        between=lambda l, h, steps: models.dropout(keys[l], 0.5, h),
-        impl="autodiff",
-    )
-    h_BTH = jnp.swapaxes(models.dropout(keys[2], 0.5, h_TBH), 0, 1)
-    return models.output_nll(params, h_BTH, b["y"]).mean()
-
-  want = zaremba()
+  x_TBE = models.dropout(keys[0], 0.5, jnp.take(params["embed"], b["x"].T, 0))
+  _, h_TBH = scan.run_stack(
+      cells.get_cell("lstm"),
+      params["layers"],
+      carry,
+      x_TBE,
+      b["reset"].T,
+      between=lambda l, h, steps: models.dropout(keys[l], 0.5, h),
+      impl="autodiff",
+  )
+  h_BTH = jnp.swapaxes(models.dropout(keys[2], 0.5, h_TBH), 0, 1)
+  want = models.output_nll(params, h_BTH, b["y"]).mean()
   objective, _, _ = loss_and_grads(cfg, params, b, key)
   np.testing.assert_allclose(objective, want, rtol=1e-6)
   same = dataclasses.replace(cfg, dropout_input=0.5, dropout_hidden=0.5)
