@@ -263,7 +263,8 @@ class OptimConfig:
   name: str = "sgd"  # sgd | momentum | adagrad | adam | adamw
   learning_rate: float = 1.0
   momentum: float = 0.9
-  weight_decay: float = 0.0  # adamw: decoupled; sgd, momentum: L2 (grad).
+  # adamw: decoupled; sgd, momentum, adagrad: L2 (added to the gradient).
+  weight_decay: float = 0.0
   b1: float = 0.9
   b2: float = 0.999
   eps: float = 1e-8
@@ -519,7 +520,7 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(
         f"optim.adagrad_init must be >= 0, got {cfg.optim.adagrad_init}"
     )
-  if cfg.optim.weight_decay and cfg.optim.name in ("adagrad", "adam"):
+  if cfg.optim.weight_decay and cfg.optim.name == "adam":
     raise ConfigError(
         f"optim.weight_decay is not applied under optim.name="
         f"{cfg.optim.name!r}: use 'adamw' for decoupled weight decay"

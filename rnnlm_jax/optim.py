@@ -13,10 +13,11 @@ accumulation) and the training loop stops with the step range at its next
 metrics fetch.
 
 optim.weight_decay is decoupled weight decay under adamw (Loshchilov and
-Hutter) and L2 regularisation under sgd and momentum: weight_decay * param
-is added to the (clipped) gradient before the optimizer sees it, as
-PyTorch's SGD(weight_decay=...) does. adagrad and adam refuse it
-(config.validate): their L2 and decoupled decay differ, and adamw is the
+Hutter) and L2 regularisation under sgd, momentum and adagrad: weight_decay
+* param is added to the (clipped) gradient before the optimizer sees it, as
+PyTorch's SGD(weight_decay=...) and Adagrad(weight_decay=...) do (for the
+maxent model, the L2 prior of the published log-linear models). adam refuses
+it (config.validate): its L2 and decoupled decay differ, and adamw is the
 decoupled one.
 """
 
@@ -34,7 +35,7 @@ from rnnlm_jax.config import OptimConfig
 _MAX_BAD_UPDATES = 1_000_000
 # Optimizers whose optim.weight_decay is L2 on the gradient (adamw's is
 # decoupled and its own; the others refuse it).
-L2_OPTIMIZERS = ("sgd", "momentum")
+L2_OPTIMIZERS = ("sgd", "momentum", "adagrad")
 
 
 def updates_per_epoch(cfg: OptimConfig, steps_per_epoch: int) -> int:

@@ -176,27 +176,30 @@ def test_momentum_weight_decay_enters_the_velocity():
   np.testing.assert_allclose(params["w"], [p], rtol=1e-6)
 
 
-@pytest.mark.parametrize("init", [0.0, 0.1])
-def test_adagrad_steps_by_its_accumulated_squares(init):
+@pytest.mark.parametrize("init, decay", [(0.0, 0.0), (0.1, 0.0), (0.0, 0.3)])
+def test_adagrad_steps_by_its_accumulated_squares(init, decay):
+  """With weight decay, the L2 term decay * param joins the gradient before
+  it is squared into the accumulator (PyTorch's Adagrad(weight_decay))."""
   cfg = OptimConfig(
-      name="adagrad", learning_rate=0.5, adagrad_init=init, clip_norm=0.0
-  )
+      name="adagrad", learning_rate=0.5, adagrad_init=init, clip_norm=0.0,
+      weight_decay=decay,
+  )  # fmt: skip
   tx, _ = optim.make_optimizer(cfg, 100, 1)
-  params = {"w": jnp.zeros(2)}
+  params = {"w": jnp.array([1.0, -2.0])}
   state = tx.init(params)
-  acc, want = np.full(2, init), np.zeros(2)
+  acc, want = np.full(2, init), np.array([1.0, -2.0])
   update = jax.jit(tx.update)
-  for g in ([1e-3, 2.0], [3e-3, -1.0]):
+  for g in ([1e-3, 2.0], [3e-3, -1.0], [0.0, 0.5]):
     g = np.asarray(g)
-    acc += g**2
-    want -= 0.5 * g / np.sqrt(acc + cfg.eps)
+    total = g + decay * want
+    acc += total**2
+    want = want - 0.5 * total / np.sqrt(acc + cfg.eps)
     updates, state = update({"w": jnp.asarray(g)}, state, params)
     params = optax.apply_updates(params, updates)
   np.testing.assert_allclose(params["w"], want, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["adagrad", "adam"])
-def test_weight_decay_an_optimizer_ignores_is_refused(name):
+def test_weight_decay_under_adam_is_refused():
   with pytest.raises(config_lib.ConfigError, match="use 'adamw'"):
-    config_lib.from_dict({"optim": {"name": name, "weight_decay": 0.01}})
-  config_lib.from_dict({"optim": {"name": name}})  # No decay: fine.
+    config_lib.from_dict({"optim": {"name": "adam", "weight_decay": 0.01}})
+  config_lib.from_dict({"optim": {"name": "adam"}})  # No decay: fine.
