@@ -126,6 +126,11 @@ class ModelConfig:
   # classes of frequency-ranked words binned by sqrt of their Zipf mass
   # (rnnlm_jax.window.class_starts), and the hashed features of both parts.
   maxent_classes: int = 0
+  # maxent: "hashed" (2**hash_bits shared weights) or "exact", one weight per
+  # (context, word) and (context, class) pair seen in training at least
+  # maxent_min_count times (rnnlm_jax.maxent_features; needs the classes).
+  maxent_features: str = "hashed"
+  maxent_min_count: int = 1
   smoothing: str = "modified_kneser_ney"  # count_ngram: see rnnlm_jax.ngram.
   delta: float = 1.0  # count_ngram, smoothing add_delta: the added count.
   # The sentence tasks (Config.task "classify" and "tag"; rnnlm_jax.encoder).
@@ -374,6 +379,7 @@ _CHOICES = {
     "model.scan_impl": SCAN_IMPLS,
     "model.gemm": GEMMS,
     "model.smoothing": SMOOTHING_METHODS,
+    "model.maxent_features": ("hashed", "exact"),
     "data.source": ("synthetic", "files", "hub"),
     "data.level": ("word", "char"),
     "data.encoding_errors": ("strict", "replace"),
@@ -555,6 +561,17 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(
         f"model.maxent_classes={m.maxent_classes} needs model.kind='maxent'"
         " and a count >= 0"
+    )
+  if m.maxent_features == "exact" and not (
+      m.kind == "maxent" and m.maxent_classes
+  ):
+    raise ConfigError(
+        "model.maxent_features='exact' needs model.kind='maxent' and "
+        "model.maxent_classes > 0 (the class-factorised output)"
+    )
+  if m.maxent_min_count < 1:
+    raise ConfigError(
+        f"model.maxent_min_count must be >= 1, got {m.maxent_min_count}"
     )
   if m.vocab_size and m.maxent_classes > m.vocab_size:
     raise ConfigError(

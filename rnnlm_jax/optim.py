@@ -30,12 +30,31 @@ import optax
 
 from rnnlm_jax.config import OptimConfig
 
+# The key of a parameter dict's arrays that training never updates: built
+# from the data with the model (the exact maxent features' index,
+# rnnlm_jax.maxent_features), checkpointed and read with the parameters.
+FROZEN = "frozen"
+
 # Consecutive non-finite updates tolerated before apply_if_finite gives up;
 # the host-side check stops training long before that.
 _MAX_BAD_UPDATES = 1_000_000
 # Optimizers whose optim.weight_decay is L2 on the gradient (adamw's is
 # decoupled and its own; the others refuse it).
 L2_OPTIMIZERS = ("sgd", "momentum", "adagrad")
+
+
+def trainable(params):
+  """The parameters the optimizer updates: params without params[FROZEN]."""
+  if isinstance(params, dict) and FROZEN in params:
+    return {k: v for k, v in params.items() if k != FROZEN}
+  return params
+
+
+def with_frozen(trained, params):
+  """``trained`` (a trainable(params) tree) with params' frozen arrays."""
+  if isinstance(params, dict) and FROZEN in params:
+    return {**trained, FROZEN: params[FROZEN]}
+  return trained
 
 
 def updates_per_epoch(cfg: OptimConfig, steps_per_epoch: int) -> int:
@@ -235,7 +254,9 @@ def eval_params(params, opt_state):
   def pick(a, p):
     return jnp.where(use.reshape(use.shape + (1,) * (p.ndim - use.ndim)), a, p)
 
-  return jax.tree.map(pick, state.average, params)
+  return with_frozen(
+      jax.tree.map(pick, state.average, trainable(params)), params
+  )
 
 
 def make_optimizer(

@@ -228,7 +228,9 @@ def _init_from(state, task, tx):
         f"train.init_from: the parameters of {source} do not fit this "
         "model's (another model config)"
     )
-  return state.replace(params=params, opt_state=tx.init(params))
+  return state.replace(
+      params=params, opt_state=tx.init(optim.trainable(params))
+  )
 
 
 def _mesh(cfg: Config):
@@ -398,7 +400,9 @@ class Runs:
           f"resumed from step {record['step']} (epoch {record['epoch']}, "
           f"segment {record['segment']})"
       )
-    n_params = sum(x.size for x in jax.tree.leaves(states[0].params))
+    n_params = sum(
+        x.size for x in jax.tree.leaves(optim.trainable(states[0].params))
+    )
     self.log(
         f"{self.cfg.name}: {n_params:,} parameters, {self.task.describe()}, "
         f"{plan.steps_per_epoch} steps/epoch, {plan.total_steps} steps"

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from rnnlm_jax import buckets
+from rnnlm_jax import optim
 from rnnlm_jax.config import ModelConfig
 from rnnlm_jax.tasks import lm
 
@@ -60,10 +61,10 @@ def init_train_state(
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
-      opt_state=tx.init(params),
+      opt_state=tx.init(optim.trainable(params)),
       carry=task.init_carry(),
       key=jax.random.key_data(state_key),
-      plateau=plateau_tx.init(params),
+      plateau=plateau_tx.init(optim.trainable(params)),
       hparams=task.init_hparams(),
   )
 
@@ -161,17 +162,22 @@ def make_train_step(task, tx, loss_reduction: str = "mean"):
     batch = select_segment(batches, state.step)
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     carry = jax.lax.stop_gradient(state.carry)
+    trained = optim.trainable(state.params)
     grads, (new_carry, sums) = jax.grad(
-        lambda p: loss(p, carry, batch, key, state.hparams), has_aux=True
-    )(state.params)
+        lambda p: loss(
+            optim.with_frozen(p, state.params), carry, batch, key, state.hparams
+        ),
+        has_aux=True,
+    )(trained)
     # A segment's own learning-rate factor (variable-length BPTT), applied
     # after clipping as the rate itself (rnnlm_jax.optim).
     extra = {"lr_scale": task.lr_scale(batch)} if lr_scaled else {}
-    updates, opt_state = tx.update(
-        grads, state.opt_state, state.params, **extra
-    )
+    updates, opt_state = tx.update(grads, state.opt_state, trained, **extra)
     scale = state.plateau.scale
-    params = jax.tree.map(lambda p, u: p + scale * u, state.params, updates)
+    params = optim.with_frozen(
+        jax.tree.map(lambda p, u: p + scale * u, trained, updates),
+        state.params,
+    )
     new_state = state.replace(
         step=state.step + 1, params=params, opt_state=opt_state, carry=new_carry
     )

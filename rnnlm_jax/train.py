@@ -316,7 +316,9 @@ def init_run_from_params(
   state = steps.init_train_state(
       jax.random.key(cfg.train.seed), cfg.model, tx, cfg.data.batch_size
   )
-  state = state.replace(params=params, opt_state=tx.init(params))
+  state = state.replace(
+      params=params, opt_state=tx.init(optim.trainable(params))
+  )
   record = {
       "step": 0,
       "epoch": 0,

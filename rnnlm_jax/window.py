@@ -9,7 +9,9 @@ the same train step, evaluation, checkpoints and configs as the RNNs:
 - the maximum-entropy (log-linear) model: logit_w = b_w + sum over the
   context orders k = 1..n-1 of theta[hash(last k tokens, w)], one weight per
   (n-gram context, word) indicator feature, hashed into 2**hash_bits
-  buckets, as in Mikolov's maxent / RNNME models.
+  buckets, as in Mikolov's maxent / RNNME models; or, with
+  model.maxent_features="exact", one weight per pair seen in training
+  (rnnlm_jax.maxent_features).
 
 Their "carry" is the window itself: the last n-1 token ids [B, n-1], oldest
 first, with PAD (= vocab_size, one id past the vocabulary) where no token is
@@ -22,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnlm_jax import maxent_features
+from rnnlm_jax import optim
 from rnnlm_jax.config import ModelConfig
 
 # A multiplicative (FNV-like) hash in uint32 arithmetic, with a final
@@ -134,14 +138,36 @@ def apply_neural(
 # ----------------------------------------------------------------------- maxent
 
 
-def init_maxent(key, cfg: ModelConfig):
+def init_maxent(key, cfg: ModelConfig, train_ids=None):
   """{"bias": [V] (the unigram features), "table": [2**hash_bits + V - 1]},
   and with model.maxent_classes = C > 0 the class part's {"class_bias": [C],
   "class_table": [2**hash_bits + C - 1]}: all zero, the uniform
-  distribution, as is usual for a log-linear model."""
+  distribution, as is usual for a log-linear model.
+
+  With model.maxent_features="exact", the tables are "word_weights" [F]
+  and "class_weights" [G], one per feature of the index that
+  maxent_features.build_index makes of ``train_ids`` (the training
+  tokens), kept under params[optim.FROZEN]."""
   del key
   C = cfg.maxent_classes
   zeros = lambda n: jnp.zeros((n,), jnp.float32)
+  if cfg.maxent_features == "exact":
+    if train_ids is None:
+      raise ValueError(
+          "model.maxent_features='exact' builds its features from the "
+          "training tokens: pass train_ids"
+      )
+    _, word_class, _ = class_layout(cfg.vocab_size, C)
+    index = maxent_features.build_index(
+        train_ids, cfg.vocab_size, cfg.order, word_class, cfg.maxent_min_count
+    )
+    return {
+        "bias": zeros(cfg.vocab_size),
+        "class_bias": zeros(C),
+        "word_weights": zeros(len(index["word_ids"])),
+        "class_weights": zeros(len(index["class_ids"])),
+        optim.FROZEN: {k: jnp.asarray(v) for k, v in index.items()},
+    }
   params = {
       "bias": zeros(cfg.vocab_size),
       "table": zeros(2**cfg.hash_bits + cfg.vocab_size - 1),
@@ -211,6 +237,18 @@ def apply_maxent(
   ctx_BTK, carry = contexts(carry, x_BT, reset_BT, pad_id(cfg))
   B, T, K = ctx_BTK.shape
   V, C = cfg.vocab_size, cfg.maxent_classes
+  if optim.FROZEN in params:
+    index = params[optim.FROZEN]
+    nodes = maxent_features.context_nodes(index, ctx_BTK.reshape(-1, K), V)
+    whole = jnp.zeros(B * T, jnp.int32)
+    scores = params["bias"] + maxent_features.word_scores(
+        params, index, nodes, whole, whole + V, whole, V, V
+    )
+    class_scores = params["class_bias"] + maxent_features.class_scores(
+        params, index, nodes, C
+    )
+    lp = class_factored_log_probs(scores, class_scores, V)
+    return lp.reshape(B, T, V), carry
   starts = context_offsets(ctx_BTK, cfg.hash_bits).reshape(-1)
   rows = _context_rows(params["table"], starts, V)
   scores = params["bias"] + rows.reshape(B, T, K, V).sum(axis=2)
@@ -240,24 +278,38 @@ def maxent_class_nll(params, cfg: ModelConfig, carry, x_BT, y_BT, reset_BT):
   lo, hi = jnp.asarray(starts)[cls], jnp.asarray(starts)[cls + 1]
   # A window of `width` ids holding the class, kept inside the vocabulary.
   first = jnp.minimum(lo, V - width)
-  offsets = context_offsets(ctx_BTK, cfg.hash_bits).reshape(-1, K)
-  window_rows = jax.vmap(
-      lambda o, f: jax.lax.dynamic_slice(params["table"], (o + f,), (width,))
-  )
-  rows = jax.vmap(window_rows, in_axes=(1, None), out_axes=1)(offsets, first)
-  bias = jax.vmap(
-      lambda f: jax.lax.dynamic_slice(params["bias"], (f,), (width,))
-  )
-  scores = bias(first) + rows.sum(axis=1)
+  if optim.FROZEN in params:
+    index = params[optim.FROZEN]
+    nodes = maxent_features.context_nodes(index, ctx_BTK.reshape(-1, K), V)
+    scores = bias_window(params, first, width) + maxent_features.word_scores(
+        params, index, nodes, lo, hi, first, width, V
+    )
+    class_scores = params["class_bias"] + maxent_features.class_scores(
+        params, index, nodes, C
+    )
+  else:
+    offsets = context_offsets(ctx_BTK, cfg.hash_bits).reshape(-1, K)
+    window_rows = jax.vmap(
+        lambda o, f: jax.lax.dynamic_slice(params["table"], (o + f,), (width,))
+    )
+    rows = jax.vmap(window_rows, in_axes=(1, None), out_axes=1)(offsets, first)
+    scores = bias_window(params, first, width) + rows.sum(axis=1)
+    class_rows = _context_rows(params["class_table"], offsets.reshape(-1), C)
+    class_scores = params["class_bias"] + class_rows.reshape(-1, K, C).sum(1)
   ids = first[:, None] + jnp.arange(width)
   inside = (ids >= lo[:, None]) & (ids < hi[:, None])
   log_z = jax.nn.logsumexp(jnp.where(inside, scores, -jnp.inf), axis=-1)
   score_y = jnp.take_along_axis(scores, (y - first)[:, None], axis=1)[:, 0]
-  class_rows = _context_rows(params["class_table"], offsets.reshape(-1), C)
-  class_scores = params["class_bias"] + class_rows.reshape(-1, K, C).sum(1)
   class_lp = jax.nn.log_softmax(class_scores, axis=-1)
   class_lp_y = jnp.take_along_axis(class_lp, cls[:, None], axis=1)[:, 0]
   return -(class_lp_y + score_y - log_z).reshape(B, T), carry
+
+
+def bias_window(params, first_N, width: int):
+  """[N, width]: the unigram weights of the words first .. first + width - 1."""
+  return jax.vmap(
+      lambda f: jax.lax.dynamic_slice(params["bias"], (f,), (width,))
+  )(first_N)
 
 
 def class_factored_log_probs(scores_NV, class_scores_NC, vocab_size: int):

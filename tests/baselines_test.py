@@ -33,21 +33,27 @@ def tiny(kind, **model):
           {
               "count_ngram": "kn3",
               "maxent": "maxent5",
+              "maxent_exact": "maxent5",
               "neural_ngram": "neural5",
           }[kind]
       ).to_dict()
   )
+  if kind == "maxent_exact":  # The exact features (and their classes).
+    model = {"maxent_features": "exact", "maxent_classes": 4, **model}
   return config_lib.replace(
       cfg,
       data={"synthetic_sentences": (300, 40, 40), "batch_size": 4, "bptt": 8},
       model={"hidden": 16, "embed_dim": 8, "hash_bits": 18, **model},
       train={"num_epochs": 2, "log_every": 10, "checkpoint_every": 20},
-      optim={"learning_rate": 1e-2 if kind == "maxent" else 3e-3},
+      optim={
+          "learning_rate": {"maxent": 1e-2, "maxent_exact": 0.1}.get(kind, 3e-3)
+      },
   )
 
 
 @pytest.fixture(
-    scope="module", params=["count_ngram", "maxent", "neural_ngram"]
+    scope="module",
+    params=["count_ngram", "maxent", "maxent_exact", "neural_ngram"],
 )
 def trained(request, tmp_path_factory):
   cfg = tiny(request.param)

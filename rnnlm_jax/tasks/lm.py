@@ -181,11 +181,19 @@ class LanguageModel(Model):
       self.loss = make_variable_loss(
           cfg.model, cfg.optim.loss_reduction, len(self.bptt_lengths)
       )
+    self._train_ids = (
+        corpus.ids["train"] if cfg.model.maxent_features == "exact" else None
+    )
     # Over K trials' stacked parameters, sharing the batches.
     self._evaluate_stacked = jax.jit(
         jax.vmap(self._evaluate, in_axes=(0, None, None))
     )
     self._eval_batches = {}
+
+  def init_params(self, key):
+    """Model.init_params; the exact maxent features are built from the
+    training split."""
+    return models.init_lm(key, self.model_cfg, self._train_ids)
 
   def train_batches(self, epoch: int) -> dict:
     return corpus_lib.train_batches(
