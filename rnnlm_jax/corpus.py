@@ -83,7 +83,9 @@ def load_corpus(cfg: DataConfig, vocab: Vocab | None = None) -> Corpus:
   return Corpus(vocab, ids, {})
 
 
-def _reset_mask(x_SBT, cfg: DataConfig, start_id: int):
+def reset_mask(x_SBT, cfg: DataConfig, start_id: int):
+  """Where the state (or window) restarts: at each <eos> under
+  data.reset_at_eos, else nowhere."""
   if cfg.reset_at_eos:
     return x_SBT == start_id
   return np.zeros(x_SBT.shape, bool)
@@ -139,7 +141,7 @@ def _variable_batches(ids_BN, cfg: DataConfig, start_id, epoch, seed):
               "x": x,
               "y": y,
               "mask": np.ones(x.shape, np.float32),
-              "reset": _reset_mask(x, cfg, start_id),
+              "reset": reset_mask(x, cfg, start_id),
           }
           for x, y in per_length
       ),
@@ -172,7 +174,7 @@ def train_batches(corpus: Corpus, cfg: DataConfig, epoch: int, seed: int):
       "x": x,
       "y": y,
       "mask": np.ones(x.shape, np.float32),
-      "reset": _reset_mask(x, cfg, corpus.start_id),
+      "reset": reset_mask(x, cfg, corpus.start_id),
   }
 
 
@@ -191,5 +193,5 @@ def eval_batches(
       "x": x,
       "y": y,
       "mask": mask.astype(np.float32),
-      "reset": _reset_mask(x, cfg, corpus.start_id),
+      "reset": reset_mask(x, cfg, corpus.start_id),
   }

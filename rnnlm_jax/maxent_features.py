@@ -51,13 +51,21 @@ KEYS = (
 )
 
 
-def _stream_contexts(ids: np.ndarray, num_orders: int, pad: int):
+def _stream_contexts(ids: np.ndarray, num_orders: int, pad: int, reset):
   """ctx [N - 1, K]: ctx[t, j] is the token j steps before ids[t] (j = 0:
-  ids[t] itself), PAD before the stream's start; the target of row t is
-  ids[t + 1]."""
+  ids[t] itself), PAD before the stream's start or before a reset at or
+  before t (window.contexts' rule); the target of row t is ids[t + 1]."""
   n = len(ids) - 1
+  t = np.arange(n)
+  last = np.zeros(n, np.int64)
+  if reset is not None:
+    last = np.maximum.accumulate(np.where(reset[:n], t, 0))
   cols = [
-      np.concatenate([np.full(j, pad, np.int64), ids[: n - j]])
+      np.where(
+          t - j >= last,
+          np.concatenate([np.full(j, pad, np.int64), ids[: n - j]]),
+          pad,
+      )
       for j in range(num_orders)
   ]
   return np.stack(cols, axis=1)
@@ -79,18 +87,26 @@ def _features(nodes_NK, labels_N, num_labels: int, min_count: int):
 
 
 def build_index(
-    train_ids, vocab_size: int, order: int, word_class, min_count: int = 1
+    train_ids,
+    vocab_size: int,
+    order: int,
+    word_class,
+    min_count: int = 1,
+    reset=None,
 ) -> dict:
   """The exact feature index (see the module docstring) of the training
   tokens ``train_ids`` read as one stream: numpy int32 arrays under KEYS.
-  ``word_class`` [V] gives each word's class."""
+  ``word_class`` [V] gives each word's class; ``reset`` [N] (bool, or None)
+  marks where the stream's window restarts (data.reset_at_eos)."""
   if min_count < 1:
     raise ValueError(f"min_count must be >= 1, got {min_count}")
   ids = np.asarray(train_ids, np.int64)
   if len(ids) < 2:
     raise ValueError("the training text needs at least two tokens")
   V, K = vocab_size, order - 1
-  ctx_NK = _stream_contexts(ids, K, pad=V)
+  ctx_NK = _stream_contexts(
+      ids, K, V, None if reset is None else np.asarray(reset, bool)
+  )
   node_N = np.zeros(len(ctx_NK), np.int64)
   nodes, parents, tokens = [], [], []
   count = 1

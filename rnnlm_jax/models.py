@@ -68,15 +68,16 @@ def layer_widths(cfg: ModelConfig) -> tuple:
   return (cfg.hidden,) * (cfg.num_layers - 1) + (top,)
 
 
-def init_lm(key, cfg: ModelConfig, train_ids=None):
+def init_lm(key, cfg: ModelConfig, train_ids=None, train_reset=None):
   """Initial parameters of the language model described by cfg;
-  ``train_ids``, the training tokens, for a model that builds its features
-  from them (model.maxent_features="exact")."""
+  ``train_ids``, the training tokens, and ``train_reset``, where their
+  window restarts, for a model that builds its features from them
+  (model.maxent_features="exact")."""
   if cfg.vocab_size <= 0:
     raise ValueError("model.vocab_size must be set before init_lm")
   _check_kind(cfg)
   if cfg.kind == "maxent":
-    return window.init_maxent(key, cfg, train_ids)
+    return window.init_maxent(key, cfg, train_ids, train_reset)
   if cfg.kind in _WINDOW_MODELS:
     return _WINDOW_MODELS[cfg.kind][0](key, cfg)
   cell = cells_lib.get_cell(cfg.cell)

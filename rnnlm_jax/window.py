@@ -138,7 +138,7 @@ def apply_neural(
 # ----------------------------------------------------------------------- maxent
 
 
-def init_maxent(key, cfg: ModelConfig, train_ids=None):
+def init_maxent(key, cfg: ModelConfig, train_ids=None, train_reset=None):
   """{"bias": [V] (the unigram features), "table": [2**hash_bits + V - 1]},
   and with model.maxent_classes = C > 0 the class part's {"class_bias": [C],
   "class_table": [2**hash_bits + C - 1]}: all zero, the uniform
@@ -147,7 +147,8 @@ def init_maxent(key, cfg: ModelConfig, train_ids=None):
   With model.maxent_features="exact", the tables are "word_weights" [F]
   and "class_weights" [G], one per feature of the index that
   maxent_features.build_index makes of ``train_ids`` (the training
-  tokens), kept under params[optim.FROZEN]."""
+  tokens, with ``train_reset`` marking where the window restarts), kept
+  under params[optim.FROZEN]."""
   del key
   C = cfg.maxent_classes
   zeros = lambda n: jnp.zeros((n,), jnp.float32)
@@ -159,7 +160,12 @@ def init_maxent(key, cfg: ModelConfig, train_ids=None):
       )
     _, word_class, _ = class_layout(cfg.vocab_size, C)
     index = maxent_features.build_index(
-        train_ids, cfg.vocab_size, cfg.order, word_class, cfg.maxent_min_count
+        train_ids,
+        cfg.vocab_size,
+        cfg.order,
+        word_class,
+        cfg.maxent_min_count,
+        train_reset,
     )
     return {
         "bias": zeros(cfg.vocab_size),

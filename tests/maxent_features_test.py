@@ -42,18 +42,21 @@ def train_ids(n=200, seed=0):
   return rng.choice(V, n, p=p / p.sum()).astype(np.int32)
 
 
-def seen(ids, min_count=1):
+def seen(ids, min_count=1, reset=None):
   """{context tuple (most recent first): {word: count}} over the stream
-  with PAD (= V) before its start, and the same for the classes."""
+  with PAD (= V) before its start and before the latest reset, and the
+  same for the classes."""
   _, word_class, _ = window.class_layout(V, C)
-  padded = [V] * K + list(ids)
   words, classes = collections.defaultdict(collections.Counter), (
       collections.defaultdict(collections.Counter)
   )
+  last = 0
   for t in range(len(ids) - 1):
+    if reset is not None and reset[t]:
+      last = t
     y = int(ids[t + 1])
     for k in range(1, K + 1):
-      ctx = tuple(padded[K + t - j] for j in range(k))
+      ctx = tuple(int(ids[t - j]) if t - j >= last else V for j in range(k))
       words[ctx][y] += 1
       classes[ctx][int(word_class[y])] += 1
   keep = lambda d: {
@@ -64,6 +67,7 @@ def seen(ids, min_count=1):
 
 def random_params(model_cfg, ids, seed=1):
   params = models.init_lm(jax.random.key(0), model_cfg, ids)
+
   keys = jax.random.split(jax.random.key(seed), 4)
   for key, name in zip(
       keys, ("bias", "class_bias", "word_weights", "class_weights")
@@ -93,12 +97,16 @@ def feature_weight(params, ctx, label, table):
   return 0.0
 
 
-@pytest.mark.parametrize("min_count", [1, 2])
-def test_index_holds_exactly_the_seen_pairs(min_count):
+@pytest.mark.parametrize(
+    "min_count, resets", [(1, False), (2, False), (1, True)]
+)
+def test_index_holds_exactly_the_seen_pairs(min_count, resets):
   ids = train_ids()
+  reset = ids == 0 if resets else None  # Word 0 plays <eos>.
   model_cfg = cfg(maxent_min_count=min_count)
-  params = random_params(model_cfg, ids)
-  words, classes = seen(ids, min_count)
+  params = models.init_lm(jax.random.key(0), model_cfg, ids, reset)
+  params = {**params, "word_weights": params["word_weights"] + 1.0}
+  words, classes = seen(ids, min_count, reset)
   assert len(params["word_weights"]) == sum(map(len, words.values()))
   assert len(params["class_weights"]) == sum(map(len, classes.values()))
   index = params[optim.FROZEN]
@@ -116,7 +124,7 @@ def test_index_holds_exactly_the_seen_pairs(min_count):
   for c, ws in list(words.items())[:40]:
     for w in range(V):
       weight = feature_weight(params, c, w, "word")
-      assert (weight != 0.0) == (w in ws), (c, w)
+      assert (weight not in (None, 0.0)) == (w in ws), (c, w)
 
 
 def test_distribution_is_the_hand_computed_formula():

@@ -181,9 +181,12 @@ class LanguageModel(Model):
       self.loss = make_variable_loss(
           cfg.model, cfg.optim.loss_reduction, len(self.bptt_lengths)
       )
-    self._train_ids = (
-        corpus.ids["train"] if cfg.model.maxent_features == "exact" else None
-    )
+    self._train_ids = self._train_reset = None
+    if cfg.model.maxent_features == "exact":
+      self._train_ids = corpus.ids["train"]
+      self._train_reset = corpus_lib.reset_mask(
+          self._train_ids, cfg.data, corpus.start_id
+      )
     # Over K trials' stacked parameters, sharing the batches.
     self._evaluate_stacked = jax.jit(
         jax.vmap(self._evaluate, in_axes=(0, None, None))
@@ -193,7 +196,9 @@ class LanguageModel(Model):
   def init_params(self, key):
     """Model.init_params; the exact maxent features are built from the
     training split."""
-    return models.init_lm(key, self.model_cfg, self._train_ids)
+    return models.init_lm(
+        key, self.model_cfg, self._train_ids, self._train_reset
+    )
 
   def train_batches(self, epoch: int) -> dict:
     return corpus_lib.train_batches(
