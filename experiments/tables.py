@@ -67,6 +67,11 @@ def define_flags():
       False,
       "Write the results table of the finished runs (results.md) instead.",
   )
+  flags.DEFINE_list(
+      "exclude",
+      [],
+      "With --results: folders under --runs left out (sweeps, say).",
+  )
 
 
 def published(entry: results_table.Entry) -> str:
@@ -82,8 +87,17 @@ def published(entry: results_table.Entry) -> str:
   return claimed
 
 
-def write_results(roots: list[str], out: str | None) -> str:
-  found = [e for root in roots for e in results_table.entries(root)]
+def write_results(roots: list[str], out: str | None, exclude=()) -> str:
+  """The results table of the finished runs under roots, but those inside
+  a folder named in ``exclude`` (relative to its root)."""
+
+  def kept(root, e):
+    parts = os.path.relpath(e.path, root).split(os.sep)
+    return not any(parts[: len(x.split("/"))] == x.split("/") for x in exclude)
+
+  found = [
+      e for root in roots for e in results_table.entries(root) if kept(root, e)
+  ]
   if not found:
     raise config_lib.ConfigError(
         f"no finished run under {', '.join(roots)} has a test figure"
@@ -100,7 +114,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with common.one_line_errors():
     if FLAGS.results:
-      print(write_results(FLAGS.runs, FLAGS.out), end="")
+      print(write_results(FLAGS.runs, FLAGS.out, FLAGS.exclude), end="")
       return
     tune = (FLAGS.tune, FLAGS.tune_metric) if FLAGS.tune else None
     summary, written = tables.build_tables(

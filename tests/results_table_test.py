@@ -74,3 +74,11 @@ def test_table_rows_read_the_run_directories(tmp_path):
   assert f"`{cmd}`" in rows[1]
   with open(tmp_path / "t" / "results.md") as f:
     assert f.read() == table
+  # --exclude leaves a folder's runs out (a sweep's, say).
+  os.makedirs(tmp_path / "sweeps")
+  fake_run(tmp_path / "sweeps" / "s1", cmd, {"test_ppl": 99.0})
+  with_sweep = tables_script.write_results([str(tmp_path)], None)
+  assert "99.00 ppl" in with_sweep
+  assert tables_script.write_results([str(tmp_path)], None, ["sweeps"]) == (
+      table
+  )
