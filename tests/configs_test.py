@@ -5,12 +5,14 @@ import importlib.util
 import os
 
 import jax
+import numpy as np
 import pytest
 
 from experiments import common
 from rnnlm_jax import config as config_lib
 from rnnlm_jax import encoder
 from rnnlm_jax import models
+from rnnlm_jax import optim
 from rnnlm_jax import seq2seq
 
 CONFIG_FILES = sorted(
@@ -116,6 +118,14 @@ def test_config_loads_and_builds(path, variant):
     return
   if model.kind == "count_ngram":
     return  # Counts, no parameters: tests/baselines_test.py trains one.
+  if model.maxent_features == "exact":
+    # Built from training tokens (tests/maxent_features_test.py): in a
+    # cycle, each context has one next word, so one feature per context.
+    ids = np.arange(1000) % 100
+    params = models.init_lm(jax.random.key(0), model, ids)
+    contexts = params[optim.FROZEN]["child_tok"].shape[0]
+    assert params["word_weights"].shape == (contexts,)
+    return
   shapes = jax.eval_shape(lambda k: models.init_lm(k, model), jax.random.key(0))
   layers = {"rnn": "layers", "neural_ngram": "hidden"}.get(model.kind)
   if layers:
