@@ -569,6 +569,11 @@ def validate(cfg: Config) -> Config:
         "model.maxent_features='exact' needs model.kind='maxent' and "
         "model.maxent_classes > 0 (the class-factorised output)"
     )
+  if m.maxent_features == "exact" and cfg.data.mode != "stream":
+    raise ConfigError(
+        "model.maxent_features='exact' builds its features from the training"
+        " text read as one stream: it needs data.mode='stream'"
+    )
   if m.maxent_min_count < 1:
     raise ConfigError(
         f"model.maxent_min_count must be >= 1, got {m.maxent_min_count}"

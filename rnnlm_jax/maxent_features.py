@@ -13,9 +13,11 @@ inside the compiled step:
 
 where c_k is the context of the k most recent tokens and a sum runs over
 the pairs that are features (seen at least ``model.maxent_min_count`` times
-in training, order by order). The contexts are read exactly as the hashed
-model reads them (window.contexts: the stream across sentence boundaries,
-PAD before its start).
+in training, order by order). The contexts are read by window.contexts'
+rule, over the training stream as training reads it (a leading <eos>, and
+the run's resets under data.reset_at_eos); each of the B rows a batch
+splits the stream into starts from an empty window, so the few contexts of
+those starts have no features.
 
 The index, built once on the host (``build_index``), is a trie of the
 contexts seen in training and two sorted feature lists, all int32:
@@ -40,6 +42,8 @@ most that many features per context.
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from rnnlm_jax.errors import DataError
 
 KEYS = (
     "child_ptr",
@@ -128,6 +132,11 @@ def build_index(
   class_node, class_ids = _features(
       nodes_NK, classes[y], num_classes, min_count
   )
+  if not len(word_ids) or not len(class_ids):
+    raise DataError(
+        f"model.maxent_min_count={min_count} leaves no features: no pair"
+        " occurs that often in the training text"
+    )
   return {
       "child_ptr": _ptr(np.concatenate(parents), count),
       "child_tok": np.concatenate(tokens).astype(np.int32),

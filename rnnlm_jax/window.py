@@ -156,7 +156,8 @@ def init_maxent(key, cfg: ModelConfig, train_ids=None, train_reset=None):
     if train_ids is None:
       raise ValueError(
           "model.maxent_features='exact' builds its features from the "
-          "training tokens: pass train_ids"
+          "training tokens: pass train_ids (experiments.train and the "
+          "language-model task do; a bare ModelConfig cannot)"
       )
     _, word_class, _ = class_layout(cfg.vocab_size, C)
     index = maxent_features.build_index(

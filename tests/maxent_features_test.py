@@ -19,6 +19,7 @@ from rnnlm_jax import optim
 from rnnlm_jax import steps
 from rnnlm_jax import window
 from rnnlm_jax.config import ModelConfig
+from rnnlm_jax.errors import DataError
 
 V, C, ORDER = 9, 3, 4
 K = ORDER - 1
@@ -239,5 +240,17 @@ def test_exact_features_need_the_classes_and_the_training_tokens():
             "maxent_min_count": 0,
         },
     )
+  with pytest.raises(config_lib.ConfigError, match="data.mode='stream'"):
+    config_lib.replace(
+        config_lib.Config(),
+        model={
+            "kind": "maxent",
+            "maxent_classes": 2,
+            "maxent_features": "exact",
+        },
+        data={"mode": "sentence"},
+    )
   with pytest.raises(ValueError, match="training tokens"):
     models.init_lm(jax.random.key(0), cfg())
+  with pytest.raises(DataError, match="maxent_min_count=1000 leaves no"):
+    models.init_lm(jax.random.key(0), cfg(maxent_min_count=1000), train_ids())

@@ -11,6 +11,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rnnlm_jax import batching
 from rnnlm_jax import config as config_lib
@@ -183,7 +184,10 @@ class LanguageModel(Model):
       )
     self._train_ids = self._train_reset = None
     if cfg.model.maxent_features == "exact":
-      self._train_ids = corpus.ids["train"]
+      # The stream as training reads it (batching.train_stream).
+      self._train_ids = np.concatenate(
+          [[corpus.start_id], corpus.ids["train"]]
+      ).astype(np.int32)
       self._train_reset = corpus_lib.reset_mask(
           self._train_ids, cfg.data, corpus.start_id
       )
