@@ -71,6 +71,27 @@ def test_every_family_trains_below_uniform_and_evaluates_the_same(trained):
   np.testing.assert_allclose(again["test_ppl"], results["test_ppl"], rtol=1e-5)
 
 
+def test_exact_maxent_resumes_exactly(trained, tmp_path):
+  """A run stopped at a checkpoint and continued logs the losses and gets
+  the results of the uninterrupted one: the restored index included."""
+  cfg, workdir, results = trained
+  if cfg.model.maxent_features != "exact":
+    pytest.skip("the exact maxent features' run only")
+  stopped = config_lib.replace(cfg, train={"max_steps": 20})
+  train.train_and_evaluate(stopped, str(tmp_path), log=lambda s: None)
+  logs = []
+  again = train.train_and_evaluate(cfg, str(tmp_path), log=logs.append)
+  assert any("resumed from step 20" in line for line in logs)
+
+  def losses(run):
+    with open(os.path.join(run, rundir.METRICS_FILE)) as f:
+      rows = [json.loads(line) for line in f]
+    return [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
+
+  assert losses(str(tmp_path)) == losses(workdir)
+  np.testing.assert_allclose(again["test_ppl"], results["test_ppl"], rtol=1e-6)
+
+
 def test_counted_run_matches_the_library_model(trained):
   cfg, workdir, results = trained
   if cfg.model.kind != "count_ngram":
